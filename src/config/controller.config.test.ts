@@ -1,0 +1,38 @@
+import { describe, expect, it } from '@jest/globals';
+import { ConfigError, parseControllerConfig } from './controller.config.ts';
+
+describe('controller configuration', () => {
+  it('fills defaults from the Deployment environment', () => {
+    const config = parseControllerConfig([], { POD_NAMESPACE: 'ops', POD_NAME: 'ctl-0', SECRET_BINDER_HMAC_KEY_FILE: '/keys/hmac' });
+    expect(config.operatorNamespace).toBe('ops');
+    expect(config.identity).toBe('ctl-0');
+    expect(config.kube).toEqual({ kind: 'in-cluster' });
+    expect(config.leaderElection).toMatchObject({ enabled: true, leaseDurationSeconds: 15 });
+    expect(config.http).toEqual({ host: '0.0.0.0', port: 8080 });
+    expect(config.watchNamespaces).toEqual([]);
+  });
+
+  it('reads flags over the environment', () => {
+    const config = parseControllerConfig(
+      ['--kubeconfig', '/tmp/kc', '--namespace', 'sb', '--hmac-key-file', '/k', '--leader-elect', 'false', '--http-address', '127.0.0.1:0', '--watch-namespaces', 'a, b'],
+      { KUBECONFIG: '/other' },
+    );
+    expect(config.kube).toEqual({ kind: 'file', path: '/tmp/kc' });
+    expect(config.leaderElection).toEqual({ enabled: false });
+    expect(config.http).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(config.watchNamespaces).toEqual(['a', 'b']);
+  });
+
+  it('names every bad flag in one error', () => {
+    const parse = (): unknown =>
+      parseControllerConfig(['--namespace', 'Bad_NS', '--lease-duration', '5', '--renew-deadline', '9', '--log-level', 'loud'], {});
+    expect(parse).toThrow(ConfigError);
+    expect(parse).toThrow(/--namespace: must be a DNS-1123 label/);
+    expect(parse).toThrow(/--log-level/);
+    expect(parse).toThrow(/--hmac-key-file: is required/);
+  });
+
+  it('refuses unknown flags', () => {
+    expect(() => parseControllerConfig(['--nope'], {})).toThrow(ConfigError);
+  });
+});

@@ -1,0 +1,148 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import type { KubeConfigSource } from '../kube/kube-clients.ts';
+
+/** The controller's configuration: parsed once in `main.ts`, then passed down as plain data. */
+export interface ControllerConfig {
+  readonly kube: KubeConfigSource;
+  /** The namespace the operator runs in: its Lease, its credentials Secrets, cluster-scoped Events. */
+  readonly operatorNamespace: string;
+  /** Unique per process: leader-election holder identity and Event reportingInstance. */
+  readonly identity: string;
+  /** Namespaces to serve; empty means the whole cluster (namespaced install mode otherwise). */
+  readonly watchNamespaces: readonly string[];
+  readonly leaderElection:
+    | { readonly enabled: false }
+    | {
+        readonly enabled: true;
+        readonly leaseName: string;
+        readonly leaseDurationSeconds: number;
+        readonly renewDeadlineSeconds: number;
+        readonly retryPeriodSeconds: number;
+      };
+  readonly http: { readonly host: string; readonly port: number };
+  readonly logLevel: 'error' | 'warn' | 'info' | 'debug';
+  /** File holding the key of content HMACs; stable across restarts so status never churns. */
+  readonly hmacKeyFile: string;
+  /** `stdout` or a file path: where the audit channel writes JSON lines. */
+  readonly auditLog: string;
+  readonly workers: { readonly bindings: number; readonly backends: number };
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+const durationSeconds = z.coerce.number().int().positive();
+
+const schema = z
+  .object({
+    kubeconfig: z.string().min(1).optional(),
+    context: z.string().min(1).optional(),
+    namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS-1123 label'),
+    identity: z.string().min(1),
+    'watch-namespaces': z.string().default(''),
+    'leader-elect': z.enum(['true', 'false']).default('true'),
+    'lease-name': z.string().min(1).default('secret-binder-controller'),
+    'lease-duration': durationSeconds.default(15),
+    'renew-deadline': durationSeconds.default(10),
+    'retry-period': durationSeconds.default(2),
+    'http-address': z
+      .string()
+      .regex(/^[^:]+:\d{1,5}$/, 'must be host:port, e.g. 0.0.0.0:8080')
+      .default('0.0.0.0:8080'),
+    'log-level': z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+    'hmac-key-file': z.string().min(1, 'is required: a file holding the content-HMAC key'),
+    'audit-log': z.string().min(1).default('stdout'),
+    'binding-workers': z.coerce.number().int().min(1).max(64).default(4),
+    'backend-workers': z.coerce.number().int().min(1).max(16).default(2),
+  })
+  .refine((c) => c['renew-deadline'] < c['lease-duration'], {
+    message: 'renew-deadline must be shorter than lease-duration',
+    path: ['renew-deadline'],
+  });
+
+const options = {
+  kubeconfig: { type: 'string' },
+  context: { type: 'string' },
+  namespace: { type: 'string' },
+  identity: { type: 'string' },
+  'watch-namespaces': { type: 'string' },
+  'leader-elect': { type: 'string' },
+  'lease-name': { type: 'string' },
+  'lease-duration': { type: 'string' },
+  'renew-deadline': { type: 'string' },
+  'retry-period': { type: 'string' },
+  'http-address': { type: 'string' },
+  'log-level': { type: 'string' },
+  'hmac-key-file': { type: 'string' },
+  'audit-log': { type: 'string' },
+  'binding-workers': { type: 'string' },
+  'backend-workers': { type: 'string' },
+} as const;
+
+/**
+ * Parses command-line flags, falling back to the environment the Deployment sets (`POD_NAMESPACE`,
+ * `POD_NAME`, `KUBECONFIG`, `SECRET_BINDER_HMAC_KEY_FILE`). Throws {@link ConfigError} naming every
+ * bad flag at once.
+ */
+export function parseControllerConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): ControllerConfig {
+  let flags: Record<string, string | boolean | undefined>;
+  try {
+    flags = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    throw new ConfigError(error instanceof Error ? error.message : String(error));
+  }
+  const input = {
+    ...flags,
+    kubeconfig: flags.kubeconfig ?? nonEmpty(env.KUBECONFIG),
+    namespace: flags.namespace ?? nonEmpty(env.POD_NAMESPACE) ?? 'secret-binder-system',
+    identity: flags.identity ?? nonEmpty(env.POD_NAME) ?? `${hostname()}-${randomBytes(4).toString('hex')}`,
+    'hmac-key-file': flags['hmac-key-file'] ?? nonEmpty(env.SECRET_BINDER_HMAC_KEY_FILE) ?? '',
+  };
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `--${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  }
+  const c = parsed.data;
+  const [host = '', port = ''] = splitHostPort(c['http-address']);
+  return {
+    kube:
+      c.kubeconfig === undefined
+        ? { kind: 'in-cluster' }
+        : { kind: 'file', path: c.kubeconfig, ...(c.context === undefined ? {} : { context: c.context }) },
+    operatorNamespace: c.namespace,
+    identity: c.identity,
+    watchNamespaces: c['watch-namespaces']
+      .split(',')
+      .map((n) => n.trim())
+      .filter((n) => n !== ''),
+    leaderElection:
+      c['leader-elect'] === 'false'
+        ? { enabled: false }
+        : {
+            enabled: true,
+            leaseName: c['lease-name'],
+            leaseDurationSeconds: c['lease-duration'],
+            renewDeadlineSeconds: c['renew-deadline'],
+            retryPeriodSeconds: c['retry-period'],
+          },
+    http: { host, port: Number(port) },
+    logLevel: c['log-level'],
+    hmacKeyFile: c['hmac-key-file'],
+    auditLog: c['audit-log'],
+    workers: { bindings: c['binding-workers'], backends: c['backend-workers'] },
+  };
+}
+
+function splitHostPort(address: string): [string, string] {
+  const at = address.lastIndexOf(':');
+  return [address.slice(0, at), address.slice(at + 1)];
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}
