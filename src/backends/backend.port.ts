@@ -75,6 +75,12 @@ export type ProviderName = (typeof providerNames)[number];
 
 /** What a provider may ask of the cluster, supplied by the composition root (never a kube client). */
 export interface BackendContext {
+  /**
+   * The namespace the backend's credentials live in: its own namespace for a `SecretBackend`, the
+   * operator's namespace for a `ClusterSecretBackend`. The CRDs name service accounts and Secrets
+   * without a namespace; providers pass this one to {@link BackendContext.requestServiceAccountToken}.
+   */
+  readonly namespace: string;
   /** Mints a token for a service account (TokenRequest) with the given audience. */
   requestServiceAccountToken(request: {
     readonly namespace: string;
