@@ -26,6 +26,15 @@ export interface SecretRef {
   readonly version: VersionSelector;
 }
 
+/**
+ * The version reported for documents of a store that has none (Vault KV v1), by `fetch()` and,
+ * without any call, by `versions()`. It says nothing about the content, so it never changes: the
+ * resolver detects a change of such a document by re-reading it every interval and comparing a
+ * keyed HMAC of the content (never the content itself). Providers never derive a version from a
+ * value (ADR 0060).
+ */
+export const unversioned = 'unversioned';
+
 /** A fetched document. Structured stores (Vault KV) return their data map as a JSON object. */
 export interface FetchedSecret {
   readonly ref: SecretRef;
