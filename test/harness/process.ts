@@ -1,5 +1,8 @@
 import { spawn } from 'node:child_process';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -17,7 +20,23 @@ export interface ProcessSpec {
    * outlives neither a crashed test run nor a forgotten `up`. Default: 3 hours.
    */
   readonly maxLifetimeSeconds?: number;
+  /** How to tell the server is ready; recorded so a restart can wait for it the same way. */
+  readonly readiness?: Readiness;
 }
+
+/**
+ * A readiness probe as plain data (it is stored in world.json): an HTTP(S) GET answered with one
+ * of `okStatuses` (default 200), or a TCP port accepting connections.
+ */
+export type Readiness =
+  | {
+      readonly kind: 'http';
+      readonly url: string;
+      readonly okStatuses?: readonly number[];
+      /** For https: CA file verifying the server, and an optional client certificate. */
+      readonly tls?: { readonly caPath: string; readonly certPath?: string; readonly keyPath?: string };
+    }
+  | { readonly kind: 'tcp'; readonly host: string; readonly port: number };
 
 /** What is recorded of a started server, so another process (`harness down`) can stop it. */
 export interface ProcessRecord {
@@ -25,6 +44,8 @@ export interface ProcessRecord {
   /** PID of the process group leader (the `timeout` wrapper); the server is in its group. */
   readonly pid: number;
   readonly logPath: string;
+  /** How it was started, so it can be started again identically (same args, ports, data). */
+  readonly spec?: ProcessSpec;
 }
 
 /**
@@ -33,22 +54,24 @@ export interface ProcessRecord {
  */
 export function startProcess(spec: ProcessSpec): ProcessRecord {
   const logPath = join(spec.logDir, `${spec.name}.log`);
-  const out = createWriteStream(logPath, { flags: 'a' });
+  // The server writes to its log file itself: a pipe through this process would break (SIGPIPE)
+  // as soon as this process exits, which a CLI `up` does.
+  const log = openSync(logPath, 'a');
   const lifetime = String(spec.maxLifetimeSeconds ?? 3 * 3600);
-  const child = spawn('timeout', ['--kill-after=10', lifetime, spec.command, ...spec.args], {
-    cwd: spec.cwd,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...spec.env },
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout.pipe(out);
-  child.stderr.pipe(out);
+  let child;
+  try {
+    child = spawn('timeout', ['--kill-after=10', lifetime, spec.command, ...spec.args], {
+      cwd: spec.cwd,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...spec.env },
+      detached: true,
+      stdio: ['ignore', log, log],
+    });
+  } finally {
+    closeSync(log);
+  }
   child.unref();
-  // The pipes would keep the parent's event loop alive; a CLI `up` must be able to exit.
-  (child.stdout as unknown as { unref?: () => void }).unref?.();
-  (child.stderr as unknown as { unref?: () => void }).unref?.();
   if (child.pid === undefined) throw new Error(`could not start ${spec.name} (${spec.command})`);
-  return { name: spec.name, pid: child.pid, logPath };
+  return { name: spec.name, pid: child.pid, logPath, spec };
 }
 
 export function isAlive(pid: number): boolean {
@@ -107,4 +130,68 @@ export async function waitFor(
   }
   const tail = options.record === undefined ? '' : `\n${tailLog(options.record)}`;
   throw new Error(`${what}: not ready after ${options.timeoutMs} ms (${String(lastError)})${tail}`);
+}
+
+/** One readiness check: true when the server answers as `readiness` expects. */
+export async function probeReadiness(readiness: Readiness, timeoutMs = 2_000): Promise<boolean> {
+  if (readiness.kind === 'tcp') {
+    return new Promise((resolve) => {
+      const socket = connect({ host: readiness.host, port: readiness.port, timeout: timeoutMs });
+      const done = (ok: boolean): void => {
+        socket.destroy();
+        resolve(ok);
+      };
+      socket.once('connect', () => {
+        done(true);
+      });
+      socket.once('error', () => {
+        done(false);
+      });
+      socket.once('timeout', () => {
+        done(false);
+      });
+    });
+  }
+  const url = new URL(readiness.url);
+  const tls = readiness.tls;
+  const options = {
+    method: 'GET',
+    timeout: timeoutMs,
+    ...(tls === undefined
+      ? {}
+      : {
+          ca: readFileSync(tls.caPath),
+          ...(tls.certPath === undefined ? {} : { cert: readFileSync(tls.certPath) }),
+          ...(tls.keyPath === undefined ? {} : { key: readFileSync(tls.keyPath) }),
+        }),
+  };
+  const ok = readiness.okStatuses ?? [200];
+  return new Promise((resolve, reject) => {
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const req = send(url, options, (res) => {
+      res.resume();
+      resolve(ok.includes(res.statusCode ?? 0));
+    });
+    req.once('timeout', () => {
+      req.destroy(new Error(`timeout after ${timeoutMs} ms`));
+    });
+    req.once('error', reject);
+    req.end();
+  });
+}
+
+/**
+ * Waits until a started server passes its recorded readiness probe. If it exits or is not ready in
+ * time, it is stopped (a server that never became ready is of no use, and nobody else may know its
+ * pid yet) and the error, with its log tail, propagates.
+ */
+export async function waitReady(record: ProcessRecord, timeoutMs: number): Promise<void> {
+  const readiness = record.spec?.readiness;
+  if (readiness === undefined) throw new Error(`${record.name}: no readiness probe recorded`);
+  try {
+    await waitFor(`${record.name} ready`, () => probeReadiness(readiness), { timeoutMs, record });
+  } catch (error) {
+    await stopProcess(record);
+    throw error;
+  }
 }

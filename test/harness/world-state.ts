@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ProcessRecord } from './process.ts';
 
 /**
@@ -61,5 +62,24 @@ export function currentWorld(): WorldState {
   if (path === undefined || path === '') {
     throw new Error(`${worldEnvVar} is not set: run the tests through jest (global setup) or \`npm run harness -- up\``);
   }
+  return readWorldState(path);
+}
+
+/** `<dir>/world.json`: where a world's state is kept. */
+export function worldStatePath(dir: string): string {
+  return join(dir, 'world.json');
+}
+
+/** Reads a world.json written by `writeWorldState`. */
+export function readWorldState(path: string): WorldState {
   return JSON.parse(readFileSync(path, 'utf8')) as WorldState;
+}
+
+/** Writes `<state.dir>/world.json` atomically (readers never see half a file); returns its path. */
+export function writeWorldState(state: WorldState): string {
+  const path = worldStatePath(state.dir);
+  const temporary = `${path}.${process.pid}.tmp`;
+  writeFileSync(temporary, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
+  renameSync(temporary, path);
+  return path;
 }
