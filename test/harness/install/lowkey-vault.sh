@@ -29,11 +29,11 @@ fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 log "fetching $artifact"
-if ! (cd "$work" && mvn -B -q -U org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
+if ! (cd "$work" && mvn -B -q -U -Dstyle.color=never org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
   "-Dartifact=$artifact" "-DoutputDirectory=$work/out" -Dmdep.stripVersion=true >"$work/mvn.log" 2>&1); then
   log "WARNING: could not fetch $artifact from Maven Central; Lowkey Vault (Azure Key Vault) tests will fail."
   mkdir -p "$(dirname "$unavailable")"
-  grep -m3 -E 'ERROR|Could not' "$work/mvn.log" | tee "$unavailable" >&2 || true
+  sed 's/\x1b\[[0-9;]*m//g' "$work/mvn.log" | grep -m1 -E 'ERROR|Could not' | tee "$unavailable" >&2 || true
   exit 0
 fi
 jar="$work/out/lowkey-vault-app.jar"
