@@ -1,0 +1,40 @@
+import { describe, expect, it } from '@jest/globals';
+import { KubeConfig } from '@kubernetes/client-node';
+import { KubeListWatch, resourcePath } from './kube-list-watch.ts';
+
+function kubeConfig(): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'c', server: 'https://127.0.0.1:1' }],
+    users: [{ name: 'u' }],
+    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+    currentContext: 'x',
+  });
+  return kc;
+}
+
+describe('KubeListWatch', () => {
+  it('builds collection paths for core and grouped resources', () => {
+    expect(resourcePath({ group: '', version: 'v1', plural: 'pods' }, 'ns')).toBe('/api/v1/namespaces/ns/pods');
+    expect(resourcePath({ group: 'secretbinder.dev', version: 'v1alpha1', plural: 'secretbindings' })).toBe('/apis/secretbinder.dev/v1alpha1/secretbindings');
+  });
+
+  it('refuses to watch all Secrets or ConfigMaps of the cluster', () => {
+    const kc = kubeConfig();
+    expect(() => new KubeListWatch(kc, { group: '', version: 'v1', plural: 'secrets' })).toThrow(/refusing to watch all secrets/);
+    expect(() => new KubeListWatch(kc, { group: '', version: 'v1', plural: 'configmaps' })).toThrow(/refusing/);
+    expect(new KubeListWatch(kc, { group: '', version: 'v1', plural: 'configmaps' }, { namespace: 'ns' }).description).toBe('configmaps, namespace ns');
+    expect(new KubeListWatch(kc, { group: '', version: 'v1', plural: 'secrets' }, { labelSelector: 'a=b' }).description).toBe('secrets, all namespaces, labels a=b');
+  });
+
+  it('reports an unreachable server as a transport error (code 0) on list and watch', async () => {
+    const lw = new KubeListWatch(kubeConfig(), { group: '', version: 'v1', plural: 'pods' });
+    await expect(lw.list(new AbortController().signal)).rejects.toMatchObject({ name: 'KubeApiError', code: 0 });
+    let established = false;
+    await expect(lw.watch('1', { onEstablished: () => (established = true), onEvent: () => undefined }, new AbortController().signal)).rejects.toMatchObject({
+      name: 'KubeApiError',
+      code: 0,
+    });
+    expect(established).toBe(false);
+  });
+});

@@ -1,0 +1,216 @@
+import { Agent, request as httpRequest, type RequestOptions } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import type { Random } from './clock.ts';
+import { KubeApiError, type ApiStatus, type ListWatchSource, type WatchEvent, type WatchHandlers } from './informer.ts';
+
+/** A resource type of the API server: group ('' for core), version, plural. */
+export interface ResourceType {
+  readonly group: string;
+  readonly version: string;
+  readonly plural: string;
+}
+
+/** Which objects of the resource an informer holds. */
+export interface ListWatchScope {
+  /** Only this namespace (namespaced resources); all namespaces when absent. */
+  readonly namespace?: string;
+  readonly labelSelector?: string;
+  readonly fieldSelector?: string;
+}
+
+export interface KubeListWatchOptions {
+  /** Objects per list page. Default 500. */
+  readonly pageSize?: number;
+  /** Server-side watch timeout, drawn per watch from [min, 2·min) s like client-go. Default min 300. */
+  readonly minWatchTimeoutSeconds?: number;
+  readonly random?: Random;
+}
+
+/** The collection path of `resource` (in `namespace`, if given). */
+export function resourcePath(resource: ResourceType, namespace?: string): string {
+  const base = resource.group === '' ? `/api/${resource.version}` : `/apis/${resource.group}/${resource.version}`;
+  const ns = namespace === undefined ? '' : `/namespaces/${encodeURIComponent(namespace)}`;
+  return `${base}${ns}/${resource.plural}`;
+}
+
+/** Resource types whose cluster-wide, unfiltered list would pull every secret-bearing object. */
+const neverWatchedWhole = new Set(['secrets', 'configmaps']);
+
+/**
+ * Lists and watches one resource type on the API server, for {@link Informer}. Lists are paged
+ * GETs with the kubeconfig's TLS and credentials; watches use the client library's `Watch` with
+ * bookmarks. Refuses to watch all Secrets or ConfigMaps of the cluster: scope it by namespace or
+ * selector.
+ */
+export class KubeListWatch<T extends KubernetesObject> implements ListWatchSource<T> {
+  readonly description: string;
+  readonly #kubeConfig: KubeConfig;
+  readonly #path: string;
+  readonly #scope: ListWatchScope;
+  readonly #pageSize: number;
+  readonly #minWatchTimeoutSeconds: number;
+  readonly #random: Random;
+  readonly #watch: Watch;
+
+  constructor(kubeConfig: KubeConfig, resource: ResourceType, scope: ListWatchScope = {}, options: KubeListWatchOptions = {}) {
+    const unscoped = scope.namespace === undefined && scope.labelSelector === undefined && scope.fieldSelector === undefined;
+    if (resource.group === '' && neverWatchedWhole.has(resource.plural) && unscoped) {
+      throw new Error(`refusing to watch all ${resource.plural} of the cluster: give a namespace or a selector`);
+    }
+    this.#kubeConfig = kubeConfig;
+    this.#path = resourcePath(resource, scope.namespace);
+    this.#scope = scope;
+    this.#pageSize = options.pageSize ?? 500;
+    this.#minWatchTimeoutSeconds = options.minWatchTimeoutSeconds ?? 300;
+    this.#random = options.random ?? Math.random;
+    this.#watch = new Watch(kubeConfig);
+    const parts = [
+      `${resource.plural}${resource.group === '' ? '' : `.${resource.group}`}`,
+      scope.namespace === undefined ? 'all namespaces' : `namespace ${scope.namespace}`,
+      ...(scope.labelSelector === undefined ? [] : [`labels ${scope.labelSelector}`]),
+      ...(scope.fieldSelector === undefined ? [] : [`fields ${scope.fieldSelector}`]),
+    ];
+    this.description = parts.join(', ');
+  }
+
+  async list(signal: AbortSignal): Promise<{ readonly items: T[]; readonly resourceVersion: string }> {
+    const items: T[] = [];
+    let resourceVersion = '';
+    let continueToken: string | undefined;
+    do {
+      const query: Record<string, string> = { limit: String(this.#pageSize) };
+      if (continueToken !== undefined) query.continue = continueToken;
+      if (this.#scope.labelSelector !== undefined) query.labelSelector = this.#scope.labelSelector;
+      if (this.#scope.fieldSelector !== undefined) query.fieldSelector = this.#scope.fieldSelector;
+      const page = (await getJson(this.#kubeConfig, this.#path, query, signal)) as KubernetesListObject<T>;
+      items.push(...page.items);
+      resourceVersion = page.metadata?.resourceVersion ?? '';
+      const next = page.metadata?._continue ?? (page.metadata as { continue?: string } | undefined)?.continue;
+      continueToken = next === undefined || next === '' ? undefined : next;
+    } while (continueToken !== undefined);
+    return { items, resourceVersion };
+  }
+
+  watch(resourceVersion: string, handlers: WatchHandlers<T>, signal: AbortSignal): Promise<void> {
+    const timeoutSeconds = Math.floor(this.#minWatchTimeoutSeconds * (1 + this.#random()));
+    const query: Record<string, string | number | boolean> = { allowWatchBookmarks: true, timeoutSeconds };
+    if (resourceVersion !== '') query.resourceVersion = resourceVersion;
+    if (this.#scope.labelSelector !== undefined) query.labelSelector = this.#scope.labelSelector;
+    if (this.#scope.fieldSelector !== undefined) query.fieldSelector = this.#scope.fieldSelector;
+
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      let controller: AbortController | undefined;
+      const finish = (error: unknown): void => {
+        if (settled) return;
+        settled = true;
+        signal.removeEventListener('abort', onAbort);
+        controller?.abort();
+        // The library reports its 30 s idle timeout as a TimeoutError: a normal end of a quiet watch.
+        if (signal.aborted || error === null || error === undefined || isIdleTimeout(error)) resolve();
+        else reject(toKubeApiError(error));
+      };
+      const onAbort = (): void => { finish(null); };
+      if (signal.aborted) {
+        finish(null);
+        return;
+      }
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#watch
+        .watch(
+          this.#path,
+          query,
+          (phase: string, object: unknown) => {
+            if (settled) return;
+            const event = toWatchEvent<T>(phase, object);
+            if (event !== undefined) handlers.onEvent(event);
+          },
+          finish,
+        )
+        .then((c) => {
+          controller = c;
+          if (settled) c.abort();
+          else handlers.onEstablished();
+        })
+        .catch(finish);
+    });
+  }
+}
+
+function toWatchEvent<T>(phase: string, object: unknown): WatchEvent<T> | undefined {
+  switch (phase) {
+    case 'ADDED':
+    case 'MODIFIED':
+    case 'DELETED':
+      return { type: phase, object: object as T };
+    case 'BOOKMARK': {
+      const rv = (object as KubernetesObject | undefined)?.metadata?.resourceVersion;
+      return rv === undefined ? undefined : { type: 'BOOKMARK', resourceVersion: rv };
+    }
+    case 'ERROR':
+      return { type: 'ERROR', status: object ?? {} };
+    default:
+      return undefined;
+  }
+}
+
+function isIdleTimeout(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { name?: unknown }).name === 'TimeoutError';
+}
+
+function toKubeApiError(error: unknown): KubeApiError {
+  if (error instanceof KubeApiError) return error;
+  const statusCode = (error as { statusCode?: unknown } | null)?.statusCode;
+  const code = typeof statusCode === 'number' ? statusCode : 0;
+  const message = error instanceof Error ? error.message : String(error);
+  const cause = error instanceof Error && error.cause instanceof Error ? `: ${error.cause.message}` : '';
+  return new KubeApiError(code, undefined, `${message}${cause}`, { cause: error });
+}
+
+/**
+ * GET `path` as JSON with the kubeconfig's TLS settings and credentials. Non-2xx answers become a
+ * {@link KubeApiError} carrying the Status code and reason (never the request's headers).
+ */
+export async function getJson(kubeConfig: KubeConfig, path: string, query: Readonly<Record<string, string>>, signal: AbortSignal): Promise<unknown> {
+  const server = kubeConfig.getCurrentCluster()?.server;
+  if (server === undefined) throw new Error('kubeconfig has no current cluster');
+  const url = new URL(server.replace(/\/$/, '') + path);
+  for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
+  const options: RequestOptions = { method: 'GET', headers: { Accept: 'application/json' } };
+  await kubeConfig.applyToHTTPSOptions(options);
+  const agent = options.agent;
+  try {
+    return await new Promise<unknown>((resolve, reject) => {
+      const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
+      const req = send(url, { ...options, signal }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', reject);
+        res.on('end', () => {
+          const body = Buffer.concat(chunks).toString('utf8');
+          const status = res.statusCode ?? 0;
+          if (status >= 200 && status < 300) {
+            try {
+              resolve(JSON.parse(body));
+            } catch (error) {
+              reject(new KubeApiError(status, undefined, 'invalid JSON from the API server', { cause: error }));
+            }
+            return;
+          }
+          let apiStatus: ApiStatus = {};
+          try {
+            apiStatus = JSON.parse(body) as ApiStatus;
+          } catch {
+            // Not a Status body; the HTTP code says enough.
+          }
+          reject(new KubeApiError(status, apiStatus.reason, `GET ${url.pathname}: ${status} ${apiStatus.message ?? res.statusMessage ?? ''}`.trim()));
+        });
+      });
+      req.on('error', (error) => { reject(toKubeApiError(error)); });
+      req.end();
+    });
+  } finally {
+    if (agent instanceof Agent) agent.destroy();
+  }
+}
