@@ -16,7 +16,6 @@ import { isLoopback, listenersOfProcessGroup } from './backend-tools.ts';
 import { startLowkeyVault } from './lowkey-vault.ts';
 import { startMoto } from './moto.ts';
 import { readKvSecret, startOpenBao, writeKvSecret } from './openbao.ts';
-import type { OpenBaoWorldEndpoint } from './openbao.ts';
 import { stopProcess } from './process.ts';
 import type { ProcessRecord } from './process.ts';
 import { currentWorld, worldEnvVar } from './world-state.ts';
@@ -92,8 +91,7 @@ describe('OpenBao (dev server)', () => {
   });
 
   it('records each read in the file audit log, with values HMACed', async () => {
-    const auditLogPath = (endpoint() as Partial<OpenBaoWorldEndpoint>).auditLogPath;
-    if (auditLogPath === undefined) throw new Error('the OpenBao endpoint has no auditLogPath');
+    const { auditLogPath } = endpoint();
     const path = `selftest/audit-${randomUUID()}`;
     const plain = `audit-probe-${randomUUID()}`;
     await writeKvSecret(endpoint(), path, { token: plain });

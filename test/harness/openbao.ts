@@ -14,15 +14,10 @@ import type { OpenBaoEndpoint } from './world-state.ts';
 /** The dev server's root token: a fixed test value, so a world can be driven by hand too. */
 export const openBaoRootToken = 'secret-binder-test-root';
 
-export interface OpenBaoWorldEndpoint extends OpenBaoEndpoint {
-  /** JSON-lines audit log of the `file/` audit device (values in it are HMACed by OpenBao). */
-  readonly auditLogPath: string;
-}
-
 export async function startOpenBao(opts: {
   readonly dir: string;
   readonly logDir: string;
-}): Promise<{ record: ProcessRecord; endpoint: OpenBaoWorldEndpoint }> {
+}): Promise<{ record: ProcessRecord; endpoint: OpenBaoEndpoint }> {
   const dir = join(opts.dir, 'openbao');
   mkdirSync(dir, { recursive: true });
   // Dev mode also opens its cluster listener on port+1 (127.0.0.1 too), so both must be free.
@@ -50,7 +45,7 @@ export async function startOpenBao(opts: {
     logDir: opts.logDir,
     readiness: { kind: 'http', url: `${address}/v1/sys/health`, okStatuses: [200] },
   });
-  const endpoint: OpenBaoWorldEndpoint = {
+  const endpoint: OpenBaoEndpoint = {
     address,
     rootToken: openBaoRootToken,
     kvMount: 'secret',

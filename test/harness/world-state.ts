@@ -35,6 +35,8 @@ export interface OpenBaoEndpoint {
   readonly kvMount: string;
   /** Mount path of the kubernetes auth method, `kubernetes`. */
   readonly kubernetesAuthMount: string;
+  /** JSON-lines log of the `file/` audit device (values HMACed by OpenBao); tests count reads in it. */
+  readonly auditLogPath: string;
 }
 
 export interface MotoEndpoint {
