@@ -1,0 +1,231 @@
+// Generated from crds/secretbinder.dev_secretbindings.yaml by src/api/codegen/gen-types.ts. Do not edit:
+// change the CRD and run `npm run gen:types`.
+
+import type { Condition } from './conditions.ts';
+import type { V1LabelSelector, V1ListMeta, V1ObjectMeta } from '@kubernetes/client-node';
+
+/**
+ * SecretBinding maps secrets of one backend to files in the pods it selects. Its files are served only to pods matching podSelector (and serviceAccountNames, if set), and only to the containers it lists, as in-memory files; values never reach etcd.
+ */
+export interface SecretBinding {
+  apiVersion: 'secretbinder.dev/v1alpha1';
+  kind: 'SecretBinding';
+  metadata: V1ObjectMeta;
+  spec: SecretBindingSpec;
+  status?: SecretBindingStatus;
+}
+/**
+ * Which secrets go to which files, for which pods and containers, and how changes reach them.
+ */
+export interface SecretBindingSpec {
+  backendRef: SecretBindingBackendRef;
+  /**
+   * The pods that receive the files, by label, in this namespace. An empty selector ({}) selects every pod of the namespace.
+   */
+  podSelector: V1LabelSelector;
+  /**
+   * If set, only pods running as one of these service accounts (in this namespace) receive the files, in addition to matching podSelector.
+   *
+   * @maxItems 64
+   *
+   * Items: A service account name.
+   */
+  serviceAccountNames?: string[];
+  /**
+   * Names of the containers (including init and sidecar containers) that may mount the files. A pod in which any other container mounts the volume is refused.
+   *
+   * @maxItems 64
+   *
+   * Items: A container name.
+   */
+  containers: string[];
+  /**
+   * The files of the volume. Each is either a single secret (key, with optional property and version) or a formatted file (format and items) built from several.
+   *
+   * @maxItems 128
+   */
+  files: SecretBindingFile[];
+  /**
+   * How often the versions of this binding's secrets are checked, as a duration (at least 10s, at most 24h). Empty uses the backend's refreshInterval. Checks are shared with every other binding reading the same secrets.
+   */
+  refreshInterval?: string;
+  rotation?: SecretBindingRotation;
+  onBackendUnavailable?: SecretBindingOnBackendUnavailable;
+}
+/**
+ * The backend to read from.
+ */
+export interface SecretBindingBackendRef {
+  /**
+   * SecretBackend (in this binding's namespace) or ClusterSecretBackend (whose access rules must admit this namespace and keys). Defaults to SecretBackend.
+   */
+  kind?: 'SecretBackend' | 'ClusterSecretBackend';
+  /**
+   * Name of the backend.
+   */
+  name: string;
+}
+/**
+ * One file of the volume.
+ */
+export interface SecretBindingFile {
+  /**
+   * Path of the file relative to the volume root, e.g. db/password or app.env. Subdirectories are created as needed.
+   */
+  path: string;
+  /**
+   * The secret in the backend (Vault: path under the mount, e.g. app/db; AWS: secret name or ARN; Azure: secret name). Makes this a single-secret file.
+   */
+  key?: string;
+  /**
+   * Writes only this field of the secret's JSON document (Vault KV data is always a JSON object). Nested fields are separated by '.', e.g. credentials.password. Empty writes the whole document.
+   */
+  property?: string;
+  /**
+   * Pins a version instead of following the latest (Vault KV v2: version number; AWS: VersionId; Azure: version id). A pinned file never rotates.
+   */
+  version?: string;
+  /**
+   * AWS Secrets Manager staging label to read, e.g. AWSPREVIOUS. Empty means AWSCURRENT. Other providers refuse it.
+   */
+  versionStage?: string;
+  /**
+   * File permission bits, between 0 and 0777 (octal). Write it in octal in YAML (0440) or in decimal in JSON (288). Defaults to 0440 (288).
+   */
+  mode?: number;
+  /**
+   * Makes this a formatted file holding one entry per item: a JSON object, KEY=value lines (dotenv), Java properties, or a YAML mapping.
+   */
+  format?: 'json' | 'dotenv' | 'properties' | 'yaml';
+  /**
+   * The entries of a formatted file, in order.
+   *
+   * @maxItems 64
+   */
+  items?: SecretBindingFileItem[];
+}
+/**
+ * One entry of a formatted file.
+ */
+export interface SecretBindingFileItem {
+  /**
+   * Name of the entry in the file (JSON/YAML field, dotenv variable, property key).
+   */
+  name: string;
+  /**
+   * The secret in the backend (Vault path under the mount, AWS secret name or ARN, Azure secret name).
+   */
+  key: string;
+  /**
+   * Takes only this field of the secret's JSON document; nested fields are separated by '.'.
+   */
+  property?: string;
+  /**
+   * Pins a version instead of following the latest.
+   */
+  version?: string;
+  /**
+   * AWS Secrets Manager staging label to read, e.g. AWSPREVIOUS. Other providers refuse it.
+   */
+  versionStage?: string;
+}
+/**
+ * What happens in consuming pods when the content of the files changes.
+ */
+export interface SecretBindingRotation {
+  /**
+   * Refresh swaps the files in place, atomically (the application re-reads them); RollingRestart also restarts the owning workloads (Deployment, StatefulSet, DaemonSet) with their own rollout; None leaves running pods on the content they started with. Defaults to Refresh.
+   */
+  strategy?: 'Refresh' | 'RollingRestart' | 'None';
+  /**
+   * Waits this long after a change before acting, so several changes in a row cause one refresh or restart (0s to 1h). Defaults to 30s.
+   */
+  debounce?: string;
+}
+/**
+ * What new mounts get while the backend cannot be read. Files already in running pods are never removed or changed because of an outage.
+ */
+export interface SecretBindingOnBackendUnavailable {
+  /**
+   * ServeLastKnownGood gives new mounts the last content read successfully (held in the controller's memory only) up to maxStaleness old; Fail makes new mounts wait and fail until the backend answers. Defaults to ServeLastKnownGood.
+   */
+  policy?: 'ServeLastKnownGood' | 'Fail';
+  /**
+   * The oldest last-known-good content that may still be served, as a duration (e.g. 24h). Empty means no limit.
+   */
+  maxStaleness?: string;
+}
+/**
+ * The observed state of the binding, written by the controller. It holds keys, versions and keyed HMACs only, never a secret value.
+ */
+export interface SecretBindingStatus {
+  /**
+   * The metadata.generation of the spec this status describes.
+   */
+  observedGeneration?: number;
+  /**
+   * Ready (the files are resolved and served to entitled pods) and Degraded (serving, but from last-known-good content or with stale consumers). Reasons come from one closed list.
+   *
+   * @maxItems 8
+   *
+   * Items: One aspect of the object's state (the standard metav1.Condition shape).
+   */
+  conditions?: Condition[];
+  /**
+   * A keyed HMAC (hmac-sha256:<hex>) of the current file set. It changes exactly when the content changes; the key lives only in the controller, so it reveals nothing about the values.
+   */
+  contentHmac?: string;
+  /**
+   * The backend version of each secret the current content was built from.
+   *
+   * @maxItems 1024
+   */
+  backendVersions?: SecretBindingBackendVersion[];
+  /**
+   * When the controller last read this binding's secrets from the backend because something changed (first sync, new versions, a new spec). Version checks that find nothing new do not update it.
+   */
+  lastSyncTime?: string;
+  /**
+   * When the content last changed after the first sync and was delivered to the consumers.
+   */
+  lastRotationTime?: string;
+  consumers?: SecretBindingConsumers;
+}
+/**
+ * One secret and its version.
+ */
+export interface SecretBindingBackendVersion {
+  /**
+   * The secret in the backend.
+   */
+  key: string;
+  /**
+   * The backend's version id of what was read.
+   */
+  version: string;
+}
+/**
+ * Who uses the files now.
+ */
+export interface SecretBindingConsumers {
+  /**
+   * Pods that mount the files.
+   */
+  pods?: number;
+  /**
+   * Distinct owning workloads (Deployments, StatefulSets, DaemonSets, Jobs, bare pods) of those pods.
+   */
+  workloads?: number;
+  /**
+   * Consuming pods that do not hold the current content (yet).
+   */
+  stale?: number;
+}
+
+/** A list of SecretBinding objects, as the API server returns it. */
+export interface SecretBindingList {
+  apiVersion: 'secretbinder.dev/v1alpha1';
+  kind: 'SecretBindingList';
+  metadata: V1ListMeta;
+  items: SecretBinding[];
+}
