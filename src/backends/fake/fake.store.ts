@@ -7,6 +7,7 @@ import {
   NotFoundError,
   ThrottledError,
   UnavailableError,
+  unversioned,
   type BackendError,
   type FetchOutcome,
   type SecretRef,
@@ -79,6 +80,11 @@ interface Resolved {
 export interface FakeStoreOptions {
   readonly clock: Clock;
   readonly generated?: GeneratedKeys;
+  /**
+   * Behave like a store without versions (Vault KV v1): every document reports the version
+   * `unversioned`, and pinned versions are refused.
+   */
+  readonly unversioned?: boolean;
 }
 
 export class FakeSecretStore {
@@ -87,6 +93,7 @@ export class FakeSecretStore {
   readonly #generated: Map<string, GeneratedKey>;
   readonly #seed: string;
   readonly #rotationPeriodMs: number | undefined;
+  readonly #unversioned: boolean;
   readonly #readsByKey = new Map<string, number>();
   #failure: (FakeFailure & { remaining: number }) | undefined;
   #hold: { promise: Promise<void>; release: () => void } | undefined;
@@ -115,6 +122,7 @@ export class FakeSecretStore {
     this.#generated = new Map((options.generated?.keys ?? []).map((k) => [k.key, k]));
     this.#seed = options.generated?.seed ?? '';
     this.#rotationPeriodMs = options.generated?.rotationPeriodMs;
+    this.#unversioned = options.unversioned ?? false;
   }
 
   // --- data -------------------------------------------------------------------------------
@@ -246,6 +254,12 @@ export class FakeSecretStore {
     const versions = this.#versionsOf(ref.key);
     if (versions === undefined) return { ok: false, error: new NotFoundError(`fake: no secret ${ref.key}`) };
     const latest = versions.count;
+    if (this.#unversioned) {
+      if (ref.version.kind !== 'latest') {
+        return { ok: false, error: new InvalidConfigError('fake: an unversioned store has no version pins or stages') };
+      }
+      return { ok: true, entry: { version: unversioned, value: () => versions.value(latest) } };
+    }
     let n: number;
     switch (ref.version.kind) {
       case 'latest':

@@ -141,6 +141,20 @@ describe('FakeSecretStore / FakeBackend', () => {
     expect(done).toBe(true);
   });
 
+  it('can behave like a store without versions (Vault KV v1)', async () => {
+    const clock = new FakeClock();
+    const store = new FakeSecretStore({ clock, unversioned: true });
+    const backend = new FakeBackend(store);
+    store.set('a', 'one');
+    store.set('a', 'two');
+    const [v] = await backend.versions([latest('a')], opts());
+    const [f, p] = await backend.fetch([latest('a'), pinned('a', '1')], opts());
+    expect(v?.ok === true && v.version).toBe('unversioned');
+    expect(f?.ok === true && f.secret.version).toBe('unversioned');
+    expect(text(f)).toBe('two');
+    expect(p?.ok === false && p.error.kind).toBe('InvalidConfig');
+  });
+
   it('refuses calls after close', async () => {
     const { backend } = setup();
     await backend.close();
