@@ -221,6 +221,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       '--controllers=*,-cloud-node-lifecycle-controller,-service-lb-controller,-node-route-controller',
       // One instance: no election, so a restart takes over at once instead of after a lease expiry.
       '--leader-elect=false',
+      // The default client limit (20 qps) makes starting ~40 controllers, each minting its own
+      // service-account credentials, take seconds; a test world has no other clients to protect.
+      '--kube-api-qps=200',
+      '--kube-api-burst=400',
       '--profiling=false',
     ],
     readiness: { kind: 'http', url: `https://127.0.0.1:${kcmPort}/healthz`, tls: { caPath: pki.ca.certPath } },

@@ -74,10 +74,21 @@ export function startProcess(spec: ProcessSpec): ProcessRecord {
   return { name: spec.name, pid: child.pid, logPath, spec };
 }
 
+/**
+ * True while the process exists and has not exited. A zombie (exited, not yet reaped: the parent
+ * of a server started by an earlier CLI run is init, which may reap only now and then) counts as
+ * gone.
+ */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    // /proc/<pid>/stat: "pid (comm) S ..."; comm may contain spaces and parentheses.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }
