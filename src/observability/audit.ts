@@ -5,7 +5,7 @@ import winston from 'winston';
  * The audit channel: who received which secret files (by path, version and keyed content HMAC),
  * who was refused and why, and whose access ended. It is a separate winston logger with its own
  * transport and no level filter, writing one JSON object per line marked `"audit": true` with a
- * schema id, so a collector can route it apart from the operational log (ADR 0053).
+ * schema id, so a collector can route it apart from the operational log (ADR 0052).
  *
  * Events never carry a value. The types admit strings, numbers and arrays/maps of strings only
  * (a SecretValue does not type-check), and {@link AuditLog} re-checks every event at run time and

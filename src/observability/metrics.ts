@@ -6,7 +6,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
  * carry a secret path, a namespace or any other unbounded name: the type checker refuses an
  * unknown value and the helper throws on one that slipped past it. Names follow Prometheus
  * conventions, checked at creation: `secretbinder_` prefix, counters end in `_total`, histograms
- * in a base unit (`_seconds`, `_bytes`). ADR 0052.
+ * in a base unit (`_seconds`, `_bytes`). ADR 0051.
  */
 
 /** Each label name with every value it may take. */

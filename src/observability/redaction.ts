@@ -4,7 +4,7 @@ import { REDACTED, sanitizeError, scrubText, stackFrames } from './sanitize.ts';
 /**
  * Structural redaction of anything about to be logged: SecretValues, fields whose names say
  * "credential", strings that look like tokens, raw bytes and errors. Used by the logger's format
- * and by the audit channel; ADR 0050.
+ * (ADR 0050); the audit channel keeps its identifiers verbatim and checks types instead.
  */
 
 // Field names are compared after lower-casing and removing `-`, `_` and `.`.
