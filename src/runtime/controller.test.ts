@@ -3,6 +3,7 @@ import { Controller, type ControllerObserver, type ReconcileOutcome } from './co
 import { FakeClock } from './fake-clock.ts';
 import { ExponentialBackoffLimiter, TokenBucketLimiter } from './rate-limiter.ts';
 import { TerminalError, type ReconcileContext, type ReconcileResult, type Reconciler } from './reconciler.ts';
+import { LeadershipLostError } from './runnable.ts';
 
 interface Deferred {
   readonly promise: Promise<void>;
@@ -260,5 +261,34 @@ describe('Controller', () => {
     await done;
     expect(abortedAt).toBe(5000);
     expect(reconciler.calls.map((c) => c.key)).toEqual(['a']);
+  });
+});
+
+describe('Controller on lost leadership', () => {
+  it('stops at once: aborts running reconciles and drops queued keys', async () => {
+    const clock = new FakeClock(0);
+    let abortReason: unknown;
+    const reconciler = new ScriptedReconciler(
+      clock,
+      (_key, _call, ctx) =>
+        new Promise((resolve) => {
+          ctx.signal.addEventListener('abort', () => {
+            abortReason = ctx.signal.reason;
+            resolve({});
+          });
+        }),
+    );
+    const controller = new Controller({ name: 'test', reconciler, clock, drainTimeoutMs: 5000 });
+    const stop = new AbortController();
+    const done = controller.start(stop.signal);
+    controller.enqueue('a');
+    controller.enqueue('b');
+    await clock.flush();
+    stop.abort(new LeadershipLostError());
+    await clock.flush();
+    await done;
+    expect(abortReason).toBeInstanceOf(LeadershipLostError);
+    expect(reconciler.calls.map((c) => c.key)).toEqual(['a']);
+    expect(clock.now()).toBe(0);
   });
 });

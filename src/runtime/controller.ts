@@ -2,7 +2,7 @@ import { realClock, sleep, type Clock } from './clock.ts';
 import { describeError, silentLogger, type RuntimeLogger } from './logger.ts';
 import type { RateLimiter } from './rate-limiter.ts';
 import { TerminalError, type Reconciler } from './reconciler.ts';
-import type { Runnable, SyncStatus } from './runnable.ts';
+import { leadershipLost, type Runnable, type SyncStatus } from './runnable.ts';
 import { WorkQueue } from './workqueue.ts';
 
 /** How one reconcile ended; a closed set, used as a metric label. */
@@ -86,23 +86,32 @@ export class Controller implements Runnable {
     const workers = Array.from({ length: this.#workers }, () => this.#work(reconcileAbort.signal));
 
     // The queue stops accepting keys in the abort event itself, not a tick later.
-    const stopping = await new Promise<{ drained: Promise<void> }>((resolve) => {
+    const stopping = await new Promise<{ readonly drained: Promise<void>; readonly atOnce: boolean }>((resolve) => {
       const begin = (): void => {
+        if (leadershipLost(signal)) {
+          // Another replica may already be writing: drop the queue and abort running reconciles.
+          this.#logger.warn('controller stopping at once: leadership lost', { controller: this.name });
+          reconcileAbort.abort(signal.reason);
+          resolve({ drained: this.queue.shutdown('stop'), atOnce: true });
+          return;
+        }
         this.#logger.info('controller draining', { controller: this.name, queued: this.queue.depth, inFlight: this.queue.inFlight });
-        resolve({ drained: this.queue.shutdown('drain') });
+        resolve({ drained: this.queue.shutdown('drain'), atOnce: false });
       };
       if (signal.aborted) begin();
       else signal.addEventListener('abort', begin, { once: true });
     });
-    const deadlineAbort = new AbortController();
-    const drained = stopping.drained.then(() => true);
-    const deadline = sleep(this.#clock, this.#drainTimeoutMs, deadlineAbort.signal).then(() => false);
-    const inTime = await Promise.race([drained, deadline]);
-    deadlineAbort.abort();
-    if (!inTime) {
-      this.#logger.warn('controller drain deadline passed; aborting reconciles', { controller: this.name, queued: this.queue.depth });
-      reconcileAbort.abort(new Error('controller stopping'));
-      await this.queue.shutdown('stop');
+    if (!stopping.atOnce) {
+      const deadlineAbort = new AbortController();
+      const drained = stopping.drained.then(() => true);
+      const deadline = sleep(this.#clock, this.#drainTimeoutMs, deadlineAbort.signal).then(() => false);
+      const inTime = await Promise.race([drained, deadline]);
+      deadlineAbort.abort();
+      if (!inTime) {
+        this.#logger.warn('controller drain deadline passed; aborting reconciles', { controller: this.name, queued: this.queue.depth });
+        reconcileAbort.abort(new Error('controller stopping'));
+        await this.queue.shutdown('stop');
+      }
     }
     await Promise.all(workers);
     this.#logger.info('controller stopped', { controller: this.name });

@@ -1,5 +1,6 @@
 import { V1ObjectMeta, type KubernetesObject } from '@kubernetes/client-node';
-import { KubeApiError, type ListWatchSource, type WatchEvent, type WatchHandlers } from './informer.ts';
+import type { ListWatchSource, WatchEvent, WatchHandlers } from './informer.ts';
+import { KubeApiError } from './kube-api-error.ts';
 
 export interface FakeObject extends KubernetesObject {
   data?: Record<string, string>;

@@ -3,36 +3,12 @@ import { realClock, sleep, type Clock, type Random, type TimerHandle } from './c
 import { describeError, silentLogger, type RuntimeLogger } from './logger.ts';
 import { ObjectStore, objectKey, sameVersion, stripForCache, type CacheReader, type Indexer } from './object-store.ts';
 import { backoffDelay, type ExponentialBackoffOptions } from './rate-limiter.ts';
+import { isGone, KubeApiError, type ApiStatus } from './kube-api-error.ts';
 import type { Runnable, SyncStatus } from './runnable.ts';
-
-/** The `Status` the API server sends with an error (HTTP body or watch ERROR event). */
-export interface ApiStatus {
-  readonly code?: number;
-  readonly reason?: string;
-  readonly message?: string;
-}
-
-/** An error answer of the API server, or a transport failure (code 0). */
-export class KubeApiError extends Error {
-  readonly code: number;
-  readonly reason: string | undefined;
-
-  constructor(code: number, reason: string | undefined, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'KubeApiError';
-    this.code = code;
-    this.reason = reason;
-  }
-}
 
 /** Reads `signal.aborted` afresh (a call, so the type checker does not reuse an earlier narrowing). */
 function isAborted(signal: AbortSignal): boolean {
   return signal.aborted;
-}
-
-/** 410 Gone: the resourceVersion we watch from is no longer available; only a fresh list helps. */
-export function isGone(error: unknown): boolean {
-  return error instanceof KubeApiError && error.code === 410;
 }
 
 export type WatchEvent<T> =

@@ -1,8 +1,7 @@
-import { Agent, request as httpRequest, type RequestOptions } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Random } from './clock.ts';
-import { KubeApiError, type ApiStatus, type ListWatchSource, type WatchEvent, type WatchHandlers } from './informer.ts';
+import type { ListWatchSource, WatchEvent, WatchHandlers } from './informer.ts';
+import { requestJson, toKubeApiError } from './kube-request.ts';
 
 /** A resource type of the API server: group ('' for core), version, plural. */
 export interface ResourceType {
@@ -83,7 +82,7 @@ export class KubeListWatch<T extends KubernetesObject> implements ListWatchSourc
       if (continueToken !== undefined) query.continue = continueToken;
       if (this.#scope.labelSelector !== undefined) query.labelSelector = this.#scope.labelSelector;
       if (this.#scope.fieldSelector !== undefined) query.fieldSelector = this.#scope.fieldSelector;
-      const page = (await getJson(this.#kubeConfig, this.#path, query, signal)) as KubernetesListObject<T>;
+      const page = (await requestJson(this.#kubeConfig, { method: 'GET', path: this.#path, query, signal })) as KubernetesListObject<T>;
       items.push(...page.items);
       resourceVersion = page.metadata?.resourceVersion ?? '';
       const next = page.metadata?._continue ?? (page.metadata as { continue?: string } | undefined)?.continue;
@@ -159,58 +158,3 @@ function isIdleTimeout(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { name?: unknown }).name === 'TimeoutError';
 }
 
-function toKubeApiError(error: unknown): KubeApiError {
-  if (error instanceof KubeApiError) return error;
-  const statusCode = (error as { statusCode?: unknown } | null)?.statusCode;
-  const code = typeof statusCode === 'number' ? statusCode : 0;
-  const message = error instanceof Error ? error.message : String(error);
-  const cause = error instanceof Error && error.cause instanceof Error ? `: ${error.cause.message}` : '';
-  return new KubeApiError(code, undefined, `${message}${cause}`, { cause: error });
-}
-
-/**
- * GET `path` as JSON with the kubeconfig's TLS settings and credentials. Non-2xx answers become a
- * {@link KubeApiError} carrying the Status code and reason (never the request's headers).
- */
-export async function getJson(kubeConfig: KubeConfig, path: string, query: Readonly<Record<string, string>>, signal: AbortSignal): Promise<unknown> {
-  const server = kubeConfig.getCurrentCluster()?.server;
-  if (server === undefined) throw new Error('kubeconfig has no current cluster');
-  const url = new URL(server.replace(/\/$/, '') + path);
-  for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
-  const options: RequestOptions = { method: 'GET', headers: { Accept: 'application/json' } };
-  await kubeConfig.applyToHTTPSOptions(options);
-  const agent = options.agent;
-  try {
-    return await new Promise<unknown>((resolve, reject) => {
-      const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
-      const req = send(url, { ...options, signal }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('error', reject);
-        res.on('end', () => {
-          const body = Buffer.concat(chunks).toString('utf8');
-          const status = res.statusCode ?? 0;
-          if (status >= 200 && status < 300) {
-            try {
-              resolve(JSON.parse(body));
-            } catch (error) {
-              reject(new KubeApiError(status, undefined, 'invalid JSON from the API server', { cause: error }));
-            }
-            return;
-          }
-          let apiStatus: ApiStatus = {};
-          try {
-            apiStatus = JSON.parse(body) as ApiStatus;
-          } catch {
-            // Not a Status body; the HTTP code says enough.
-          }
-          reject(new KubeApiError(status, apiStatus.reason, `GET ${url.pathname}: ${status} ${apiStatus.message ?? res.statusMessage ?? ''}`.trim()));
-        });
-      });
-      req.on('error', (error) => { reject(toKubeApiError(error)); });
-      req.end();
-    });
-  } finally {
-    if (agent instanceof Agent) agent.destroy();
-  }
-}

@@ -20,3 +20,19 @@ export interface SyncStatus {
   /** Milliseconds since the last successful list, watch start, event or bookmark (Infinity before the first). */
   staleness(): number;
 }
+
+/**
+ * The abort reason given to leader-only runnables when the lease was lost: another replica may
+ * already be writing, so stop at once, without draining queued work.
+ */
+export class LeadershipLostError extends Error {
+  constructor() {
+    super('leadership lost');
+    this.name = 'LeadershipLostError';
+  }
+}
+
+/** True if `signal` was aborted because leadership was lost (see {@link LeadershipLostError}). */
+export function leadershipLost(signal: AbortSignal): boolean {
+  return signal.aborted && signal.reason instanceof LeadershipLostError;
+}
