@@ -108,7 +108,7 @@ export function parseControllerConfig(argv: readonly string[], env: Readonly<Rec
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   }
   const c = parsed.data;
-  const [host = '', port = ''] = splitHostPort(c['http-address']);
+  const [host, port] = splitHostPort(c['http-address']);
   return {
     kube:
       c.kubeconfig === undefined

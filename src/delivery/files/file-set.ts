@@ -85,7 +85,9 @@ function dotenvQuote(value: string): string {
 /** java.util.Properties escaping (keys also escape spaces, `=` and `:`), non-ASCII as \uXXXX. */
 function propertiesEscape(text: string, isKey: boolean): string {
   let out = '';
-  for (const [index, char] of [...text].entries()) {
+  let index = -1;
+  for (const char of text) {
+    index++;
     const code = char.codePointAt(0) ?? 0;
     if (char === '\\') out += '\\\\';
     else if (char === '\n') out += '\\n';

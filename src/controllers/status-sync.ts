@@ -1,0 +1,63 @@
+import type { CustomObjectsApi } from '@kubernetes/client-node';
+import { findCondition, type Condition } from '../api/v1alpha1/index.ts';
+import type { EventRecorder, EventSubject } from '../kube/event-recorder.ts';
+import { patchStatus, type CustomResourceRef } from '../kube/status-writer.ts';
+
+/** What a reconciler needs to publish its conclusions. */
+export interface StatusPublisher {
+  readonly custom: CustomObjectsApi;
+  readonly events: EventRecorder;
+}
+
+export interface StatusUpdate {
+  readonly ref: CustomResourceRef;
+  readonly subject: EventSubject;
+  readonly current: object | undefined;
+  readonly desired: object & { readonly conditions?: readonly Condition[] };
+}
+
+/**
+ * Writes the status only when it differs from what the cache holds (invariant 5), as a JSON merge
+ * patch that also removes fields the desired status no longer has; records an Event only when
+ * the Ready condition changes status or reason. Returns whether anything was written.
+ */
+export async function publishStatus(publisher: StatusPublisher, update: StatusUpdate): Promise<boolean> {
+  const patch = mergePatch(update.current ?? {}, update.desired);
+  if (patch === undefined) return false;
+  await patchStatus(publisher.custom, update.ref, patch as object);
+  const before = findCondition((update.current as { conditions?: Condition[] } | undefined)?.conditions, 'Ready');
+  const after = findCondition(update.desired.conditions, 'Ready');
+  if (after !== undefined && (before?.status !== after.status || before.reason !== after.reason)) {
+    await publisher.events.record(update.subject, {
+      type: after.status === 'False' ? 'Warning' : 'Normal',
+      reason: after.reason,
+      message: after.message,
+    });
+  }
+  return true;
+}
+
+/**
+ * The RFC 7386 merge patch turning `from` into `to`, or undefined when they are equal. Arrays and
+ * scalars are replaced whole; keys missing from `to` become null. (A dozen lines rather than a
+ * dependency: the JSON merge-patch packages on npm are unmaintained.)
+ */
+export function mergePatch(from: unknown, to: unknown): unknown {
+  if (!isPlainObject(from) || !isPlainObject(to)) {
+    return JSON.stringify(from) === JSON.stringify(to) ? undefined : to;
+  }
+  const patch: Record<string, unknown> = {};
+  for (const key of Object.keys(from)) {
+    if (!(key in to) || to[key] === undefined) patch[key] = null;
+  }
+  for (const [key, value] of Object.entries(to)) {
+    if (value === undefined) continue;
+    const sub = key in from ? mergePatch(from[key], value) : value;
+    if (sub !== undefined) patch[key] = sub;
+  }
+  return Object.keys(patch).length === 0 ? undefined : patch;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
