@@ -77,8 +77,10 @@ export function mapAwsError(err: unknown, context: AwsErrorContext): BackendErro
   const what = `AWS ${context.operation}${context.key === undefined ? '' : ` of "${context.key.slice(0, 512)}"`}`;
   const name = errorName(err);
   const status = httpStatus(err);
-  const detail = firstParagraph(err, context.credentials ?? []);
-  const said = `${name}${detail === '' ? '' : `: ${detail}`}`;
+  // The SDK could not parse the error body (a proxy's or an emulator's HTML/XML page).
+  const unparsed = name === 'SyntaxError' || /Deserialization error/i.test(err instanceof Error ? err.message : '');
+  const detail = unparsed ? 'error response not readable' : firstParagraph(err, context.credentials ?? []);
+  const said = unparsed ? `HTTP ${status ?? '?'}, ${detail}` : `${name}${detail === '' ? '' : `: ${detail}`}`;
 
   if (name === 'AbortError') return new UnavailableError(`${what} was aborted`);
   if (notFound.has(name)) return new NotFoundError(`${what}: not found (${said})`);

@@ -160,7 +160,7 @@ export class VaultSession {
     try {
       answer = await this.#client.read('auth/token/lookup-self', { token: text, signal });
     } catch (error) {
-      throw mapVaultError(error, { operation: 'login', signal, credentials: [text] });
+      throw mapVaultError(error, { operation: 'token lookup', signal, credentials: [text] });
     }
     const data = (answer.data ?? {}) as { ttl?: unknown; renewable?: unknown; creation_ttl?: unknown };
     const ttl = typeof data.ttl === 'number' ? data.ttl : 0;
