@@ -33,7 +33,10 @@ import {
 
 const root = process.cwd();
 const crdDir = join(root, 'crds');
+// deploy/examples: what the demo applies and makes Ready locally; docs/examples: one example per
+// provider and auth method, for stores that exist only outside this machine.
 const examplesDir = join(root, 'deploy/examples');
+const docsExamplesDir = join(root, 'docs/examples');
 const invalidDir = join(examplesDir, 'invalid');
 
 type Schema = { [key: string]: unknown };
@@ -239,7 +242,7 @@ describe('CRDs', () => {
 });
 
 describe('examples', () => {
-  const good = loadExamples(examplesDir);
+  const good = [...loadExamples(examplesDir), ...loadExamples(docsExamplesDir)];
   const invalid = loadExamples(invalidDir);
 
   it('are our resources, one object per file, invalid ones saying what the API server will answer', () => {

@@ -6,6 +6,12 @@ describe('status merge patch', () => {
     expect(mergePatch({ a: 1, b: { c: [1, 2] } }, { b: { c: [1, 2] }, a: 1 })).toBeUndefined();
   });
 
+  it('compares arrays of objects regardless of the order of their keys', () => {
+    const fromServer = { conditions: [{ message: 'm', reason: 'R', status: 'True', type: 'Ready' }] };
+    const computed = { conditions: [{ type: 'Ready', status: 'True', reason: 'R', message: 'm' }] };
+    expect(mergePatch(fromServer, computed)).toBeUndefined();
+  });
+
   it('carries only what changed, replacing arrays whole', () => {
     expect(mergePatch({ a: 1, b: { c: [1, 2], d: 'x' } }, { a: 1, b: { c: [1, 3], d: 'x' } })).toEqual({ b: { c: [1, 3] } });
   });

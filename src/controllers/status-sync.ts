@@ -44,7 +44,7 @@ export async function publishStatus(publisher: StatusPublisher, update: StatusUp
  */
 export function mergePatch(from: unknown, to: unknown): unknown {
   if (!isPlainObject(from) || !isPlainObject(to)) {
-    return JSON.stringify(from) === JSON.stringify(to) ? undefined : to;
+    return canonicalJson(from) === canonicalJson(to) ? undefined : to;
   }
   const patch: Record<string, unknown> = {};
   for (const key of Object.keys(from)) {
@@ -56,6 +56,13 @@ export function mergePatch(from: unknown, to: unknown): unknown {
     if (sub !== undefined) patch[key] = sub;
   }
   return Object.keys(patch).length === 0 ? undefined : patch;
+}
+
+/** JSON with object keys sorted: the API server returns fields in its own order. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    isPlainObject(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+  );
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

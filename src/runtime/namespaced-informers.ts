@@ -116,6 +116,11 @@ export class NamespacedInformers<T extends KubernetesObject> implements CacheRea
     return this.#running !== undefined && [...this.#members.values()].every((m) => m.informer.hasSynced());
   }
 
+  /** Whether `namespace` is cached and has listed once: a reader must not trust an unsynced namespace. */
+  hasSyncedNamespace(namespace: string): boolean {
+    return this.#members.get(namespace)?.informer.hasSynced() ?? false;
+  }
+
   /** The stalest member's staleness (0 for an empty set). */
   staleness(): number {
     return Math.max(0, ...[...this.#members.values()].map((m) => m.informer.staleness()));

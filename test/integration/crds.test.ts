@@ -186,7 +186,7 @@ describe('CRDs on a real API server', () => {
     }
   });
 
-  const good = loadExamples(join(root, 'deploy/examples'));
+  const good = [...loadExamples(join(root, 'deploy/examples')), ...loadExamples(join(root, 'docs/examples'))];
   const invalid = loadExamples(join(root, 'deploy/examples/invalid'));
 
   it.each(good.map((e) => [e.file, e] as const))('accepts %s', async (_file, example) => {

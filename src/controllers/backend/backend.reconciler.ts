@@ -79,7 +79,7 @@ export class BackendReconciler implements Reconciler {
       if (!(error instanceof BackendError)) throw error;
       const reason = reasonForBackendError(error.kind);
       await this.#publish(backend, [
-        { type: 'Ready', status: 'False', reason, message: `${pooled.provider}: ${error.message}`, observedGeneration: generation },
+        { type: 'Ready', status: 'False', reason, message: error.message, observedGeneration: generation },
       ]);
       // Outages and throttling are retried with the queue's backoff; refused credentials and bad
       // configuration are re-checked each refresh interval (a Secret we do not watch may change).
@@ -104,7 +104,7 @@ export class BackendReconciler implements Reconciler {
     const current = backend.status;
     const desired = {
       observedGeneration: backend.metadata.generation,
-      conditions: setConditions(current?.conditions, updates, new Date(this.#deps.clock.now())),
+      conditions: setConditions(current?.conditions, updates, this.#deps.clock.wallNow()),
     };
     const wrote = await publishStatus(this.#deps.publisher, {
       ref: { group, version, plural: resource.plural, namespace: resource.namespaced ? namespace : undefined, name: backend.metadata.name ?? '' },

@@ -36,6 +36,8 @@ export interface BindingReconcilerDeps {
   readonly namespacedBackends: CacheReader<AnyBackend>;
   readonly namespaces: CacheReader<V1Namespace>;
   readonly pods: CacheReader<V1Pod>;
+  /** Whether the pod cache of a namespace has listed: consumer counts from a cold cache would be wrong writes. */
+  readonly podsSynced: (namespace: string) => boolean;
   readonly pool: BackendPool;
   readonly resolver: SecretResolver;
   /** Key of the content HMACs in status (stable across restarts, so status does not churn). */
@@ -80,6 +82,9 @@ export class BindingReconciler implements Reconciler {
     const binding = this.#deps.bindings.get(key);
     // Gone or going: nothing to publish; consumers lose access through the broker's own checks.
     if (binding === undefined || binding.metadata.deletionTimestamp !== undefined) return {};
+    // The namespace's pod cache starts when its first binding appears; publishing before it has
+    // listed would count zero consumers and write a status that is wrong a moment later.
+    if (!this.#deps.podsSynced(binding.metadata.namespace ?? '')) return { requeueAfterMs: 250 };
     const refreshMs = parseDurationMs(binding.spec.refreshInterval ?? defaults.refreshInterval);
     const conclusion = await this.#conclude(binding, context.signal, refreshMs);
     await this.#publish(binding, conclusion);
@@ -182,7 +187,7 @@ export class BindingReconciler implements Reconciler {
   }
 
   async #publish(binding: SecretBinding, conclusion: Conclusion): Promise<void> {
-    const now = new Date(this.#deps.clock.now());
+    const now = this.#deps.clock.wallNow();
     const current = binding.status;
     const generation = binding.metadata.generation;
     const consumers = countConsumers(binding, this.#deps.pods.listNamespace(binding.metadata.namespace ?? ''));

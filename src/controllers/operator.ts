@@ -1,0 +1,289 @@
+import type { KubeConfig, KubernetesObject, V1Namespace, V1Pod } from '@kubernetes/client-node';
+import type { Registry } from 'prom-client';
+import { group, reasons, resources, version, type AnyBackend, type SecretBinding } from '../api/v1alpha1/index.ts';
+import type { BackendContext } from '../backends/backend.port.ts';
+import { createBackendMetrics, loginCounter } from '../backends/backends.metrics.ts';
+import { createBackend, parseBackendSpec } from '../backends/registry.ts';
+import { SecretResolver } from '../backends/resolver/resolver.ts';
+import type { ControllerConfig } from '../config/controller.config.ts';
+import { createEventRecorder } from '../kube/event-recorder.ts';
+import type { KubeClients } from '../kube/kube-clients.ts';
+import { readOperatorSecret } from '../kube/operator-secrets.ts';
+import { requestServiceAccountToken } from '../kube/service-account-tokens.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { SecretValue } from '../observability/secret-value.ts';
+import { realClock, type Clock } from '../runtime/clock.ts';
+import { Controller } from '../runtime/controller.ts';
+import { HealthServer } from '../runtime/health-server.ts';
+import { Informer } from '../runtime/informer.ts';
+import { KubeLeaseStore } from '../runtime/kube-lease-store.ts';
+import { KubeListWatch, type ResourceType } from '../runtime/kube-list-watch.ts';
+import { Manager } from '../runtime/manager.ts';
+import { NamespacedInformers } from '../runtime/namespaced-informers.ts';
+import { objectKey } from '../runtime/object-store.ts';
+import type { Runnable } from '../runtime/runnable.ts';
+import { RuntimeMetrics } from '../runtime/runtime.metrics.ts';
+import { BackendPool } from './backend/backend-pool.ts';
+import { BackendReconciler, backendQueueKey } from './backend/backend.reconciler.ts';
+import { BindingReconciler, backendRefKey } from './binding/binding.reconciler.ts';
+
+export interface OperatorDeps {
+  readonly config: ControllerConfig;
+  readonly kubeConfig: KubeConfig;
+  readonly clients: KubeClients;
+  readonly logger: Logger;
+  readonly registry: Registry;
+  /** Key of content HMACs (status) and of versions of unversioned stores. */
+  readonly contentKey: SecretValue;
+  readonly clock?: Clock;
+}
+
+export interface Operator {
+  readonly manager: Manager;
+  readonly health: HealthServer;
+  /** Releases backend clients after the manager stopped. */
+  close(): Promise<void>;
+}
+
+const backendIndex = 'backendRef';
+
+/**
+ * The composition of the controller: informers (never Secrets or ConfigMaps; pods only in
+ * namespaces that have bindings), the backend and binding controllers (leader only), the resolver
+ * with its backend pool, and the health server. Wiring only; behaviour lives in the reconcilers.
+ */
+export function buildOperator(deps: OperatorDeps): Operator {
+  const { config, kubeConfig, clients, logger, registry } = deps;
+  const clock = deps.clock ?? realClock;
+  const runtimeMetrics = new RuntimeMetrics(registry, { errorReasons: reasons });
+  const backendMetrics = createBackendMetrics(registry);
+  const informerOptions = { logger: logger.child({ component: 'informer' }), observer: runtimeMetrics };
+
+  const crd = (plural: string): ResourceType => ({ group, version, plural });
+  const scoped = <T extends KubernetesObject>(resource: string, type: ResourceType, transform?: (obj: T) => T): Informer<T> | NamespacedInformers<T> => {
+    const make = (namespace?: string): Informer<T> =>
+      new Informer<T>({
+        resource,
+        source: new KubeListWatch<T>(kubeConfig, type, namespace === undefined ? {} : { namespace }),
+        ...(transform === undefined ? {} : { transform }),
+        ...informerOptions,
+      });
+    if (config.watchNamespaces.length === 0) return make();
+    const set = new NamespacedInformers<T>({ resource, newInformer: make, logger: informerOptions.logger });
+    set.setNamespaces(config.watchNamespaces);
+    return set;
+  };
+
+  const clusterBackends = new Informer<AnyBackend>({
+    resource: resources.ClusterSecretBackend.plural,
+    source: new KubeListWatch<AnyBackend>(kubeConfig, crd(resources.ClusterSecretBackend.plural)),
+    ...informerOptions,
+  });
+  const namespacedBackends = scoped<AnyBackend>(resources.SecretBackend.plural, crd(resources.SecretBackend.plural));
+  const bindings = scoped<SecretBinding>(resources.SecretBinding.plural, crd(resources.SecretBinding.plural));
+  const namespaces = new Informer<V1Namespace>({
+    resource: 'namespaces',
+    source: new KubeListWatch<V1Namespace>(kubeConfig, { group: '', version: 'v1', plural: 'namespaces' }),
+    transform: (ns) => ({ apiVersion: ns.apiVersion, kind: ns.kind, metadata: ns.metadata }),
+    ...informerOptions,
+  });
+  const pods = new NamespacedInformers<V1Pod>({
+    resource: 'pods',
+    newInformer: (namespace) =>
+      new Informer<V1Pod>({
+        resource: 'pods',
+        source: new KubeListWatch<V1Pod>(kubeConfig, { group: '', version: 'v1', plural: 'pods' }, { namespace }),
+        transform: slimPod,
+        ...informerOptions,
+      }),
+    logger: informerOptions.logger,
+  });
+  bindings.addIndex(backendIndex, (b) => [backendRefKey(b)]);
+
+  const resolver = new SecretResolver({ clock, metrics: backendMetrics, contentKey: deps.contentKey });
+  const onLogin = loginCounter(backendMetrics);
+  const contextFor = (backend: AnyBackend): BackendContext => {
+    const credentialsNamespace = backend.kind === 'ClusterSecretBackend' ? config.operatorNamespace : (backend.metadata.namespace ?? '');
+    return {
+      namespace: credentialsNamespace,
+      requestServiceAccountToken: (request) => requestServiceAccountToken(clients.core, request),
+      readOperatorSecret: (name, key) => readOperatorSecret(clients.core, credentialsNamespace, name, key),
+      onLogin,
+    };
+  };
+  const pool = new BackendPool(resolver, { parseBackendSpec, createBackend }, contextFor);
+  const publisher = {
+    custom: clients.custom,
+    events: createEventRecorder(clients.core, 'secret-binder-controller', config.identity, config.operatorNamespace),
+  };
+
+  const backendController = new Controller({
+    name: 'backend',
+    workers: config.workers.backends,
+    reconciler: new BackendReconciler({
+      clusterBackends,
+      namespacedBackends,
+      pool,
+      publisher,
+      clock,
+      logger: logger.child({ controller: 'backend' }),
+      checkTimeoutMs: 10_000,
+    }),
+    waitForSync: [clusterBackends, namespacedBackends],
+    logger: logger.child({ controller: 'backend' }),
+    observer: runtimeMetrics,
+  });
+  const bindingController = new Controller({
+    name: 'binding',
+    workers: config.workers.bindings,
+    reconciler: new BindingReconciler({
+      bindings,
+      clusterBackends,
+      namespacedBackends,
+      namespaces,
+      pods,
+      podsSynced: (ns) => pods.hasSyncedNamespace(ns),
+      pool,
+      resolver,
+      contentKey: deps.contentKey,
+      publisher,
+      clock,
+      logger: logger.child({ controller: 'binding' }),
+      resolveTimeoutMs: 20_000,
+    }),
+    waitForSync: [bindings, clusterBackends, namespacedBackends, namespaces],
+    logger: logger.child({ controller: 'binding' }),
+    observer: runtimeMetrics,
+  });
+
+  const enqueueBindingsOf = (backend: AnyBackend): void => {
+    for (const b of bindings.byIndex(backendIndex, backendQueueKey(backend))) bindingController.enqueue(objectKey(b));
+  };
+  const enqueueBindingsIn = (namespace: string | undefined): void => {
+    if (namespace === undefined) return;
+    for (const b of bindings.listNamespace(namespace)) bindingController.enqueue(objectKey(b));
+  };
+  const specChanged = (a: KubernetesObject, b: KubernetesObject): boolean =>
+    a.metadata?.generation !== b.metadata?.generation || a.metadata?.deletionTimestamp !== b.metadata?.deletionTimestamp;
+
+  for (const backends of [clusterBackends, namespacedBackends]) {
+    backends.addHandler({
+      add: (b) => {
+        backendController.enqueue(backendQueueKey(b));
+        enqueueBindingsOf(b);
+      },
+      // Our own status writes come back as updates; only spec changes matter to anyone.
+      update: (old, b) => {
+        if (!specChanged(old, b)) return;
+        backendController.enqueue(backendQueueKey(b));
+        enqueueBindingsOf(b);
+      },
+      delete: (b) => {
+        backendController.enqueue(backendQueueKey(b));
+        enqueueBindingsOf(b);
+      },
+    });
+  }
+  bindings.addHandler({
+    add: (b) => {
+      pods.addNamespace(b.metadata.namespace ?? '');
+      bindingController.enqueue(objectKey(b));
+    },
+    update: (old, b) => {
+      if (specChanged(old, b)) bindingController.enqueue(objectKey(b));
+    },
+    delete: (b) => {
+      const ns = b.metadata.namespace ?? '';
+      if (bindings.listNamespace(ns).length === 0) pods.removeNamespace(ns);
+      bindingController.enqueue(objectKey(b));
+    },
+  });
+  namespaces.addHandler({
+    update: (old, ns) => {
+      if (JSON.stringify(old.metadata?.labels ?? {}) !== JSON.stringify(ns.metadata?.labels ?? {})) enqueueBindingsIn(ns.metadata?.name);
+    },
+  });
+  pods.addHandler({
+    add: (p) => { enqueueBindingsIn(p.metadata?.namespace); },
+    update: (old, p) => {
+      const relevant =
+        JSON.stringify(old.metadata?.labels ?? {}) !== JSON.stringify(p.metadata?.labels ?? {}) ||
+        old.status?.phase !== p.status?.phase ||
+        old.metadata?.deletionTimestamp !== p.metadata?.deletionTimestamp;
+      if (relevant) enqueueBindingsIn(p.metadata?.namespace);
+    },
+    delete: (p) => { enqueueBindingsIn(p.metadata?.namespace); },
+  });
+
+  const health = new HealthServer({ host: config.http.host, port: config.http.port, registry, logger: logger.child({ component: 'health' }) });
+  const manager = new Manager({
+    health,
+    logger: logger.child({ component: 'manager' }),
+    observer: runtimeMetrics,
+    ...(config.leaderElection.enabled
+      ? {
+          leaderElection: {
+            store: new KubeLeaseStore(kubeConfig, { namespace: config.operatorNamespace, name: config.leaderElection.leaseName }),
+            identity: config.identity,
+            leaseDurationMs: config.leaderElection.leaseDurationSeconds * 1000,
+            renewDeadlineMs: config.leaderElection.renewDeadlineSeconds * 1000,
+            retryPeriodMs: config.leaderElection.retryPeriodSeconds * 1000,
+          },
+        }
+      : {}),
+  });
+  for (const informer of [clusterBackends, namespacedBackends, bindings, namespaces, pods]) manager.addInformer(informer);
+  manager.add(backendController);
+  manager.add(bindingController);
+  manager.add(sweeper(resolver, clock));
+
+  return {
+    manager,
+    health,
+    close: async () => {
+      await pool.close();
+      await resolver.close();
+    },
+  };
+}
+
+/** What the controller keeps of a pod: identity, labels, owners, service account, node, phase. */
+function slimPod(pod: V1Pod): V1Pod {
+  return {
+    apiVersion: pod.apiVersion,
+    kind: pod.kind,
+    metadata: {
+      name: pod.metadata?.name,
+      namespace: pod.metadata?.namespace,
+      uid: pod.metadata?.uid,
+      resourceVersion: pod.metadata?.resourceVersion,
+      labels: pod.metadata?.labels,
+      ownerReferences: pod.metadata?.ownerReferences,
+      deletionTimestamp: pod.metadata?.deletionTimestamp,
+    },
+    spec: {
+      serviceAccountName: pod.spec?.serviceAccountName,
+      nodeName: pod.spec?.nodeName,
+      containers: (pod.spec?.containers ?? []).map((c) => ({ name: c.name, volumeMounts: c.volumeMounts })),
+      volumes: pod.spec?.volumes?.filter((v) => v.csi !== undefined),
+    },
+    status: { phase: pod.status?.phase },
+  };
+}
+
+/** Drops resolver entries no binding asked for in an hour (deleted bindings, changed keys). */
+function sweeper(resolver: SecretResolver, clock: Clock): Runnable {
+  return {
+    name: 'resolver-sweeper',
+    needLeaderElection: false,
+    start: async (signal) => {
+      while (!signal.aborted) {
+        resolver.sweep(3_600_000);
+        await new Promise<void>((resolve) => {
+          const timer = clock.setTimeout(resolve, 600_000);
+          signal.addEventListener('abort', () => { clock.clearTimeout(timer); resolve(); }, { once: true });
+        });
+      }
+    },
+  };
+}
