@@ -1,27 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
-import type { OutgoingHttpHeaders } from 'node:http';
-import { request, type RequestOptions } from 'node:https';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { group, resources, version, type ResourceKind, type SecretBinding } from '../../src/api/v1alpha1/index.ts';
 import {
-  ApiException,
-  ApiextensionsV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  KubeConfig,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
-import { parse, parseAllDocuments } from 'yaml';
-import {
-  group,
-  resources,
-  version,
-  type ResourceKind,
-  type SecretBinding,
-} from '../../src/api/v1alpha1/index.ts';
-import { currentWorld } from '../harness/world-state.ts';
+  adminKubeConfig,
+  errorText,
+  eventually,
+  fieldManager,
+  getRaw,
+  installCrds,
+  loadExamples,
+  root,
+  type Example,
+} from './support/cluster.ts';
 
 /**
  * The CRDs against a real kube-apiserver: they install and become Established (so every CEL rule
@@ -30,114 +22,20 @@ import { currentWorld } from '../harness/world-state.ts';
  * and printer columns work, and the published OpenAPI carries the field descriptions.
  */
 
-const root = process.cwd();
-const fieldManager = 'secret-binder-tests';
-
-interface Example {
-  readonly file: string;
-  readonly expect: string | undefined;
-  readonly object: KubernetesObject & { spec?: unknown };
-}
-
-function loadExamples(dir: string): Example[] {
-  return readdirSync(dir)
-    .filter((f) => f.endsWith('.yaml'))
-    .sort()
-    .flatMap((file) => {
-      const text = readFileSync(join(dir, file), 'utf8');
-      const expect = /^# expect: (.+)$/m.exec(text)?.[1];
-      // kubectl reads YAML 1.1 (0440 is octal); so do we.
-      return parseAllDocuments(text, { version: '1.1' }).map((doc) => ({
-        file,
-        expect,
-        object: doc.toJS() as Example['object'],
-      }));
-    });
-}
-
-/** The CRD files: name and YAML text, as `kubectl apply --server-side` would send them. */
-function crdFiles(): { name: string; text: string }[] {
-  const dir = join(root, 'crds');
-  return readdirSync(dir)
-    .filter((f) => f.endsWith('.yaml'))
-    .sort()
-    .map((f) => {
-      const text = readFileSync(join(dir, f), 'utf8');
-      const crd = parse(text) as { metadata: { name: string } };
-      return { name: crd.metadata.name, text };
-    });
-}
-
-/** The status code and the message of a refusal, as kubectl prints it. */
-function errorText(error: unknown): string {
-  if (!(error instanceof ApiException)) return error instanceof Error ? error.message : String(error);
-  const body: unknown = error.body;
-  let message = typeof body === 'string' ? body : JSON.stringify(body);
-  try {
-    const status = (typeof body === 'string' ? JSON.parse(body) : body) as { message?: unknown };
-    if (typeof status.message === 'string') message = status.message;
-  } catch {
-    // Not a Status object: keep the raw body.
-  }
-  return `${error.code} ${message}`;
-}
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(200);
-  }
-}
-
-/**
- * A request with the kubeconfig's admin credentials, for what the typed clients do not offer (or
- * would re-serialize: the client's CRD model drops `x-kubernetes-*` keys of plain objects).
- */
-async function rawRequest(
-  config: KubeConfig,
-  method: 'GET' | 'PATCH',
-  path: string,
-  headers: OutgoingHttpHeaders,
-  body?: string,
-): Promise<{ status: number; body: string }> {
-  const server = config.getCurrentCluster()?.server;
-  if (server === undefined) throw new Error('kubeconfig has no cluster');
-  const options: RequestOptions = {};
-  await config.applyToHTTPSOptions(options);
-  const allHeaders: OutgoingHttpHeaders = { ...headers };
-  if (options.headers !== undefined && !Array.isArray(options.headers)) Object.assign(allHeaders, options.headers);
-  return new Promise((resolve, reject) => {
-    const req = request(new URL(path, server), { ...options, method, headers: allHeaders }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => {
-        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
-      });
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-function getRaw(config: KubeConfig, path: string, accept: string): Promise<{ status: number; body: string }> {
-  return rawRequest(config, 'GET', path, { Accept: accept });
-}
-
 describe('CRDs on a real API server', () => {
   let config: KubeConfig;
   let core: CoreV1Api;
   let custom: CustomObjectsApi;
-  const namespace = `crds-${randomBytes(4).toString('hex')}`;
+  const suffix = randomBytes(4).toString('hex');
+  const namespace = `crds-${suffix}`;
 
   /** Creates an example in dry-run (nothing persists, names never collide) and returns the result. */
   async function dryRunCreate(object: Example['object']): Promise<Example['object']> {
     const kind = object.kind as ResourceKind;
     const r = resources[kind];
-    const common = { group, version, plural: r.plural, body: object, dryRun: 'All', fieldManager, fieldValidation: 'Strict' };
+    // Cluster-scoped names are shared with other suites of the same world: dry-run under a unique name.
+    const body = r.namespaced ? object : { ...object, metadata: { ...object.metadata, name: `${object.metadata?.name ?? ''}-${suffix}` } };
+    const common = { group, version, plural: r.plural, body, dryRun: 'All', fieldManager, fieldValidation: 'Strict' };
     const created: unknown = r.namespaced
       ? await custom.createNamespacedCustomObject({ ...common, namespace })
       : await custom.createClusterCustomObject(common);
@@ -145,29 +43,10 @@ describe('CRDs on a real API server', () => {
   }
 
   beforeAll(async () => {
-    config = new KubeConfig();
-    config.loadFromFile(currentWorld().kube.kubeconfigPath);
+    config = adminKubeConfig();
     core = config.makeApiClient(CoreV1Api);
     custom = config.makeApiClient(CustomObjectsApi);
-    const extensions = config.makeApiClient(ApiextensionsV1Api);
-    for (const { name, text } of crdFiles()) {
-      // Server-side apply: idempotent when other tests of the same world install them too.
-      const answer = await rawRequest(
-        config,
-        'PATCH',
-        `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}?fieldManager=${fieldManager}&force=true`,
-        { 'Content-Type': 'application/apply-patch+yaml', Accept: 'application/json' },
-        text,
-      );
-      if (answer.status !== 200 && answer.status !== 201) throw new Error(`applying ${name}: ${answer.status} ${answer.body}`);
-    }
-    for (const { name } of crdFiles()) {
-      await eventually(`${name} Established`, async () => {
-        const current = await extensions.readCustomResourceDefinition({ name });
-        const established = current.status?.conditions?.find((c) => c.type === 'Established');
-        return established?.status === 'True' ? true : undefined;
-      });
-    }
+    await installCrds(config);
     await core.createNamespace({ body: { metadata: { name: namespace } } });
   }, 60_000);
 
@@ -191,7 +70,7 @@ describe('CRDs on a real API server', () => {
 
   it.each(good.map((e) => [e.file, e] as const))('accepts %s', async (_file, example) => {
     const created = await dryRunCreate(example.object);
-    expect(created.metadata?.name).toBe(example.object.metadata?.name);
+    expect(created.metadata?.name).toMatch(new RegExp(`^${example.object.metadata?.name ?? ''}(-${suffix})?$`));
     expect(created.spec).toBeDefined();
   });
 
