@@ -16,14 +16,15 @@ export interface Clock {
   clearTimeout(handle: TimerHandle): void;
 }
 
-/** The process clock: `performance.now()` and Node timers (unref'd: a timer never holds the process). */
+/**
+ * The process clock: `performance.now()` and Node timers. Timers keep the process alive (a runtime
+ * waiting for its next retry is still working); every wait is cancelled when its owner stops.
+ */
 export const realClock: Clock = {
   now: () => performance.now(),
   wallNow: () => new Date(),
   setTimeout: (callback, ms) => {
-    const timer = setTimeout(callback, Math.max(0, ms));
-    timer.unref();
-    return { _timer: timer };
+    return { _timer: setTimeout(callback, Math.max(0, ms)) };
   },
   clearTimeout: (handle) => {
     clearTimeout(handle._timer as NodeJS.Timeout);

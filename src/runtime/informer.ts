@@ -270,6 +270,7 @@ export class Informer<T extends KubernetesObject> implements CacheReader<T>, Syn
           onEstablished: () => {
             state.established = true;
             this.#markFresh();
+            this.#logger.debug('informer watching', { resource: this.name, resourceVersion: this.#resourceVersion });
           },
           onEvent: (event) => {
             if (state.outcome !== undefined || state.failure !== undefined) return;
