@@ -292,3 +292,28 @@ describe('Controller on lost leadership', () => {
     expect(clock.now()).toBe(0);
   });
 });
+
+describe('Controller observer', () => {
+  it('keeps reconciling when the observer throws', async () => {
+    const clock = new FakeClock();
+    const reconciler = new ScriptedReconciler(clock, () => Promise.resolve({}));
+    const broken: ControllerObserver = {
+      reconciled: () => {
+        throw new Error('metrics bug');
+      },
+      reconcileFailed: () => undefined,
+      queueDepth: () => {
+        throw new Error('metrics bug');
+      },
+    };
+    const controller = new Controller({ name: 'test', reconciler, clock, observer: broken, workers: 1 });
+    const stop = new AbortController();
+    const done = controller.start(stop.signal);
+    controller.enqueue('a');
+    controller.enqueue('b');
+    await clock.flush();
+    expect(reconciler.calls.map((c) => c.key)).toEqual(['a', 'b']);
+    stop.abort();
+    await done;
+  });
+});

@@ -63,7 +63,11 @@ export class Controller implements Runnable {
     this.queue = new WorkQueue({
       clock: this.#clock,
       ...(options.rateLimiter === undefined ? {} : { rateLimiter: options.rateLimiter }),
-      onDepthChange: (depth) => this.#observer?.queueDepth(this.name, depth),
+      onDepthChange: (depth) => {
+        this.#observe((o) => {
+          o.queueDepth(this.name, depth);
+        });
+      },
     });
   }
 
@@ -150,11 +154,26 @@ export class Controller implements Runnable {
             error: describeError(error),
           });
         }
-        this.#observer?.reconcileFailed(this.name, error, terminal);
+        this.#observe((o) => {
+          o.reconcileFailed(this.name, error, terminal);
+        });
       } finally {
         this.queue.done(key);
       }
-      this.#observer?.reconciled(this.name, outcome, (this.#clock.now() - started) / 1000);
+      const seconds = (this.#clock.now() - started) / 1000;
+      this.#observe((o) => {
+        o.reconciled(this.name, outcome, seconds);
+      });
+    }
+  }
+
+  #observe(report: (observer: ControllerObserver) => void): void {
+    if (this.#observer === undefined) return;
+    try {
+      report(this.#observer);
+    } catch (error) {
+      // Metrics must never stop reconciling.
+      this.#logger.error('controller observer threw', { controller: this.name, error: describeError(error) });
     }
   }
 }

@@ -48,11 +48,12 @@ describe('HealthServer', () => {
 
   it('exposes the registry it was given, with the runtime metrics and closed label sets', async () => {
     const registry = new Registry();
-    const metrics = new RuntimeMetrics(registry, { errorReasons: ['InvalidSpec'] });
+    const metrics = new RuntimeMetrics(registry, { controllers: ['binding'], resources: ['pods'], errorReasons: ['InvalidSpec'] });
     metrics.reconciled('binding', 'success', 0.02);
     metrics.reconciled('binding', 'terminal', 0.001);
     metrics.reconcileFailed('binding', new TerminalError('InvalidSpec', 'bad'), true);
     metrics.reconcileFailed('binding', Object.assign(new Error('x'), { reason: 'ns/secret-name-here' }), false);
+    metrics.reconciled('undeclared', 'success', 0.5);
     metrics.queueDepth('binding', 3);
     metrics.informerRestarted('pods');
     metrics.leaderChanged(true);
@@ -65,7 +66,8 @@ describe('HealthServer', () => {
     expect(body).toContain('secretbinder_reconcile_total{controller="binding",result="terminal"} 1');
     expect(body).toContain('secretbinder_reconcile_errors_total{controller="binding",reason="InvalidSpec"} 1');
     // A reason outside the closed list never becomes a label value.
-    expect(body).toContain('secretbinder_reconcile_errors_total{controller="binding",reason="Unknown"} 1');
+    expect(body).toContain('secretbinder_reconcile_errors_total{controller="binding",reason="Other"} 1');
+    expect(body).toContain('secretbinder_reconcile_total{controller="Other",result="success"} 1');
     expect(body).not.toContain('secret-name-here');
     expect(body).toContain('secretbinder_workqueue_depth{controller="binding"} 3');
     expect(body).toContain('secretbinder_informer_restarts_total{resource="pods"} 1');

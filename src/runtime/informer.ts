@@ -197,7 +197,7 @@ export class Informer<T extends KubernetesObject> implements CacheReader<T>, Syn
           continue;
         }
         failures++;
-        this.#observer?.informerRestarted(this.name);
+        this.#call(() => this.#observer?.informerRestarted(this.name));
         const delayMs = backoffDelay(failures, this.#backoff);
         this.#logger.warn('informer failed; restarting', {
           resource: this.name,

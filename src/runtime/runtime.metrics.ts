@@ -1,21 +1,24 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { ControllerObserver, ReconcileOutcome } from './controller.ts';
+import type { Registry } from 'prom-client';
+import { defineCounter, defineGauge, defineHistogram, durationBucketsSeconds } from '../observability/metrics.ts';
+import { reconcileOutcomes, type ControllerObserver, type ReconcileOutcome } from './controller.ts';
 import type { InformerObserver } from './informer.ts';
+import type { ManagerObserver } from './manager.ts';
 import { reasonOf } from './reconciler.ts';
 
 export interface RuntimeMetricsOptions {
-  /**
-   * The error reasons that may appear as the `reason` label (the domain's closed list). Anything
-   * else is counted as `Unknown`, so the label set stays closed whatever an error carries.
-   */
-  readonly errorReasons?: readonly string[];
+  /** Every controller name that reports (`binding`, `backend`, …). */
+  readonly controllers: readonly string[];
+  /** Every informer resource name that reports (`pods`, `secretbindings`, …). */
+  readonly resources: readonly string[];
+  /** The reasons that may appear as the `reason` label: the domain's closed list. */
+  readonly errorReasons: readonly string[];
 }
 
-/** The `reason` label for errors whose reason is not in the closed list. */
-export const unknownReason = 'Unknown';
+/** The label value for a name or reason outside the declared lists. */
+export const otherLabel = 'Other';
 
 /**
- * The runtime's metrics, registered in the registry passed in (no global registry):
+ * The runtime's metrics, in the registry passed in, with closed label sets (ADR 0051):
  * - `secretbinder_reconcile_duration_seconds{controller,result}` histogram
  * - `secretbinder_reconcile_total{controller,result}`
  * - `secretbinder_reconcile_errors_total{controller,reason}`
@@ -23,79 +26,84 @@ export const unknownReason = 'Unknown';
  * - `secretbinder_informer_restarts_total{resource}`
  * - `secretbinder_leader` (1 while this replica holds the lease)
  *
- * Labels are controller and resource names fixed in code, results from a closed list and reasons
- * from the closed list given here: never object names, keys or paths.
+ * A controller, resource or reason not declared up front is counted as `Other` rather than
+ * dropped or thrown at a worker: the series shows that the declaration is incomplete.
  */
-export class RuntimeMetrics implements ControllerObserver, InformerObserver {
+export class RuntimeMetrics implements ControllerObserver, InformerObserver, ManagerObserver {
+  readonly #controllers: ReadonlySet<string>;
+  readonly #resources: ReadonlySet<string>;
   readonly #reasons: ReadonlySet<string>;
-  readonly #duration: Histogram<'controller' | 'result'>;
-  readonly #total: Counter<'controller' | 'result'>;
-  readonly #errors: Counter<'controller' | 'reason'>;
-  readonly #depth: Gauge<'controller'>;
-  readonly #restarts: Counter<'resource'>;
-  readonly #leader: Gauge;
+  readonly #duration;
+  readonly #total;
+  readonly #errors;
+  readonly #depth;
+  readonly #restarts;
+  readonly #leader;
 
-  constructor(registry: Registry, options: RuntimeMetricsOptions = {}) {
-    this.#reasons = new Set(options.errorReasons ?? []);
-    const registers = [registry];
-    this.#duration = new Histogram({
+  constructor(registry: Registry, options: RuntimeMetricsOptions) {
+    this.#controllers = new Set(options.controllers);
+    this.#resources = new Set(options.resources);
+    this.#reasons = new Set(options.errorReasons);
+    const controller = [...options.controllers, otherLabel];
+    const result = reconcileOutcomes;
+    this.#duration = defineHistogram(registry, {
       name: 'secretbinder_reconcile_duration_seconds',
       help: 'Time taken by one reconcile, by controller and result.',
-      labelNames: ['controller', 'result'],
-      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-      registers,
+      labels: { controller, result },
+      buckets: durationBucketsSeconds,
     });
-    this.#total = new Counter({
+    this.#total = defineCounter(registry, {
       name: 'secretbinder_reconcile_total',
       help: 'Reconciles, by controller and result (success, requeue, error, terminal).',
-      labelNames: ['controller', 'result'],
-      registers,
+      labels: { controller, result },
     });
-    this.#errors = new Counter({
+    this.#errors = defineCounter(registry, {
       name: 'secretbinder_reconcile_errors_total',
       help: 'Failed reconciles, by controller and reason.',
-      labelNames: ['controller', 'reason'],
-      registers,
+      labels: { controller, reason: [...options.errorReasons, otherLabel] },
     });
-    this.#depth = new Gauge({
+    this.#depth = defineGauge(registry, {
       name: 'secretbinder_workqueue_depth',
       help: 'Keys waiting in the work queue, by controller.',
-      labelNames: ['controller'],
-      registers,
+      labels: { controller },
     });
-    this.#restarts = new Counter({
+    this.#restarts = defineCounter(registry, {
       name: 'secretbinder_informer_restarts_total',
       help: 'Informer restarts after a failed list or watch, by resource.',
-      labelNames: ['resource'],
-      registers,
+      labels: { resource: [...options.resources, otherLabel] },
     });
-    this.#leader = new Gauge({
+    this.#leader = defineGauge(registry, {
       name: 'secretbinder_leader',
       help: '1 while this replica holds the leader lease, else 0.',
-      registers,
+      labels: {},
     });
-    this.#leader.set(0);
+    this.#leader.set({}, 0);
   }
 
   reconciled(controller: string, outcome: ReconcileOutcome, seconds: number): void {
-    this.#duration.observe({ controller, result: outcome }, seconds);
-    this.#total.inc({ controller, result: outcome });
+    const labels = { controller: this.#controller(controller), result: outcome };
+    this.#duration.observe(labels, seconds);
+    this.#total.inc(labels);
   }
 
   reconcileFailed(controller: string, error: unknown, _terminal: boolean): void {
     const reason = reasonOf(error);
-    this.#errors.inc({ controller, reason: reason !== undefined && this.#reasons.has(reason) ? reason : unknownReason });
+    this.#errors.inc({ controller: this.#controller(controller), reason: reason !== undefined && this.#reasons.has(reason) ? reason : otherLabel });
   }
 
   queueDepth(controller: string, depth: number): void {
-    this.#depth.set({ controller }, depth);
+    this.#depth.set({ controller: this.#controller(controller) }, depth);
   }
 
   informerRestarted(resource: string): void {
-    this.#restarts.inc({ resource });
+    this.#restarts.inc({ resource: this.#resources.has(resource) ? resource : otherLabel });
   }
 
   leaderChanged(isLeader: boolean): void {
-    this.#leader.set(isLeader ? 1 : 0);
+    this.#leader.set({}, isLeader ? 1 : 0);
+  }
+
+  #controller(name: string): string {
+    return this.#controllers.has(name) ? name : otherLabel;
   }
 }
