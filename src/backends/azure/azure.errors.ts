@@ -61,7 +61,7 @@ export function mapAzureError(err: unknown, context: AzureErrorContext): Backend
   const name = errorName(err);
   const status = numberField(err, 'statusCode');
   const code = stringField(err, 'code');
-  const detail = firstLine(err, context.credentials ?? []);
+  const detail = entraDetail(err, context.credentials ?? []) ?? firstLine(err, context.credentials ?? []);
   const said = [code ?? name, detail].filter((s) => s !== '').join(': ');
 
   if (name === 'AbortError') return new UnavailableError(`${what} was aborted`);
@@ -121,6 +121,16 @@ function retryAfterMs(err: unknown): number | undefined {
   if (/^\d+(\.\d+)?$/.test(value.trim())) return Math.round(Number(value) * 1000);
   const date = Date.parse(value);
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+/** An AuthenticationError's `error: description` (its message puts the description after a header). */
+function entraDetail(err: unknown, credentials: readonly string[]): string | undefined {
+  const response: unknown = (err as { errorResponse?: unknown } | null)?.errorResponse;
+  if (typeof response !== 'object' || response === null) return undefined;
+  const { error, errorDescription } = response as { error?: unknown; errorDescription?: unknown };
+  if (typeof errorDescription !== 'string' || errorDescription.trim() === '') return undefined;
+  const line = errorDescription.split(/\r?\n/).find((l) => l.trim() !== '') ?? '';
+  return scrubMessage(`${typeof error === 'string' ? `${error}: ` : ''}${line}`, credentials, 240);
 }
 
 /** First line of the message; Entra appends trace/correlation ids and troubleshooting links after it. */

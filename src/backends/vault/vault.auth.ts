@@ -1,4 +1,4 @@
-import { AuthFailedError, UnavailableError, type BackendContext } from '../backend.port.ts';
+import { AuthFailedError, BackendError, UnavailableError, type BackendContext } from '../backend.port.ts';
 import { SecretValue } from '../../observability/secret-value.ts';
 import { mapContextError, raceWithSignal } from '../provider.support.ts';
 import type { VaultAuthConfig } from './vault.config.ts';
@@ -15,8 +15,13 @@ import { mapVaultError } from './vault.errors.ts';
 const loginJwtSeconds = 600;
 /** A shared login/renewal gets this long, whoever waits on it. */
 const refreshTimeoutMs = 30_000;
+/** After a failed refresh with a token still alive, the next attempt comes this much later. */
+const retryRefreshMs = 10_000;
 /** A static token is re-read from its Secret this often (rotation by the user). */
 const staticRecheckMs = 5 * 60_000;
+
+/** The two calls the session makes (a seam for unit tests of the token lifecycle). */
+export type VaultCalls = Pick<VaultClient, 'read' | 'write'>;
 
 interface HeldToken {
   readonly token: SecretValue;
@@ -33,14 +38,14 @@ interface HeldToken {
 
 export class VaultSession {
   readonly #auth: VaultAuthConfig;
-  readonly #client: VaultClient;
+  readonly #client: VaultCalls;
   readonly #context: BackendContext;
   readonly #now: () => number;
   #held: HeldToken | undefined;
   #pending: Promise<HeldToken> | undefined;
   #closed = false;
 
-  constructor(auth: VaultAuthConfig, client: VaultClient, context: BackendContext, now: () => number = Date.now) {
+  constructor(auth: VaultAuthConfig, client: VaultCalls, context: BackendContext, now: () => number = Date.now) {
     this.#auth = auth;
     this.#client = client;
     this.#context = context;
@@ -79,13 +84,21 @@ export class VaultSession {
   async #refresh(held: HeldToken | undefined): Promise<HeldToken> {
     const signal = AbortSignal.timeout(refreshTimeoutMs);
     const now = this.#now();
+    const alive = held !== undefined && (held.expiresAt === undefined || now < held.expiresAt);
     let next: HeldToken | undefined;
-    if (this.#auth.method === 'token') {
-      next = await this.#loadStaticToken(held, signal);
-    } else {
-      const alive = held !== undefined && (held.expiresAt === undefined || now < held.expiresAt);
-      if (held !== undefined && alive && held.renewable) next = await this.#tryRenew(held, signal);
-      next ??= await this.#login(signal);
+    try {
+      if (this.#auth.method === 'token') {
+        next = await this.#loadStaticToken(held, signal);
+      } else {
+        if (held !== undefined && alive && held.renewable) next = await this.#tryRenew(held, signal);
+        next ??= await this.#login(signal);
+      }
+    } catch (error) {
+      // Vault or the API server is briefly unreachable, but the token we hold still lives: keep
+      // using it and try again shortly, rather than fail calls that would succeed.
+      const retryable = error instanceof BackendError && error.retryable;
+      if (held === undefined || !alive || !retryable) throw error;
+      next = { ...held, refreshAt: Math.min(now + retryRefreshMs, held.expiresAt ?? Number.POSITIVE_INFINITY) };
     }
     if (!this.#closed) this.#held = next;
     return next;
