@@ -120,6 +120,23 @@ describe('Informer against the real apiserver', () => {
     expect(set.namespaces()).toEqual([nsB]);
   });
 
+  it('keeps a quiet watch open across the client idle timeout without counting failures', async () => {
+    const restarts: string[] = [];
+    const informer = new Informer<V1ConfigMap>({
+      resource: 'configmaps',
+      source: new KubeListWatch<V1ConfigMap>(kubeConfig, configMaps, { namespace: nsA, labelSelector: 'app=quiet' }),
+      observer: { informerRestarted: (r) => restarts.push(r) },
+    });
+    run(informer);
+    expect(await informer.whenSynced()).toBe(true);
+    // The client library ends a watch that carried nothing for 30 s; the informer re-watches.
+    await sleep(35_000);
+    expect(restarts).toEqual([]);
+    expect(informer.staleness()).toBeLessThan(31_000);
+    await core.createNamespacedConfigMap({ namespace: nsA, body: configMap('quiet-1', { v: '1' }, { app: 'quiet' }) });
+    await eventually('an event after the idle period', () => informer.get(`${nsA}/quiet-1`), 5_000);
+  }, 60_000);
+
   it('recovers after a kube-apiserver restart and sees changes made while it was disconnected within 30 s', async () => {
     const failures: number[] = [];
     // A fixed 10 s backoff (no jitter) makes the window in which it is disconnected predictable.
