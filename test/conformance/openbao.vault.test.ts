@@ -1,4 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import {
@@ -12,7 +15,9 @@ import {
 } from '../../src/backends/backend.port.ts';
 import { vaultProvider } from '../../src/backends/vault/index.ts';
 import { requestServiceAccountToken } from '../../src/kube/service-account-tokens.ts';
+import { baoBinary, freePorts } from '../harness/backend-tools.ts';
 import { createKubernetesRole, openBaoRequest, writeKvSecret, writePolicy } from '../harness/openbao.ts';
+import { startProcess, stopProcess, waitFor, waitReady, type ProcessRecord } from '../harness/process.ts';
 import { currentWorld, type OpenBaoEndpoint } from '../harness/world-state.ts';
 import { runTag, testContext, type TestContext } from './conformance.context.ts';
 import { backendServer } from './conformance.world.ts';
@@ -20,7 +25,8 @@ import { backendServer } from './conformance.world.ts';
 /**
  * What the conformance suite does not cover for Vault: the kubernetes auth method against the
  * world's real apiserver (TokenRequest → login), AppRole, the token lifecycle (renewal, re-login
- * after revocation, no re-login on a policy denial), KV v1, and the metadata fallback.
+ * after revocation, no re-login on a policy denial), KV v1, the metadata fallback, and TLS
+ * verified against a caBundle (an OpenBao of its own with `-dev-tls`).
  */
 
 const latest = (key: string): SecretRef => ({ key, version: { kind: 'latest' } });
@@ -264,6 +270,66 @@ describe('Vault provider against OpenBao', () => {
       const error = await errorOf(kubernetesBackend('nobody', 'vault', kubeContext()).checkConnectivity(opts()));
       expect(error).toBeInstanceOf(AuthFailedError);
       expect((error as Error).message).toContain(`${namespace}/nobody`);
+    });
+  });
+
+  describe('TLS', () => {
+    let record: ProcessRecord | undefined;
+    let address: string;
+    let caPem: string;
+
+    beforeAll(async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'sb-openbao-tls-'));
+      const logDir = join(dir, 'logs');
+      mkdirSync(logDir);
+      const port = await freePorts(2);
+      address = `https://127.0.0.1:${port}`;
+      record = startProcess({
+        name: 'openbao-tls',
+        command: baoBinary(),
+        args: ['server', '-dev', '-dev-tls', `-dev-tls-cert-dir=${dir}`, `-dev-listen-address=127.0.0.1:${port}`, '-dev-root-token-id=tls-root', '-dev-no-store-token'],
+        env: { HOME: dir },
+        cwd: dir,
+        logDir,
+        readiness: { kind: 'tcp', host: '127.0.0.1', port },
+        maxLifetimeSeconds: 600,
+      });
+      await waitReady(record, 30_000);
+      const started = record;
+      await waitFor(
+        'openbao -dev-tls CA file',
+        () => {
+          try {
+            caPem = readFileSync(join(dir, 'vault-ca.pem'), 'utf8');
+            return Promise.resolve(caPem.includes('BEGIN CERTIFICATE'));
+          } catch {
+            return Promise.resolve(false);
+          }
+        },
+        { timeoutMs: 10_000, record: started },
+      );
+    });
+
+    afterAll(async () => {
+      if (record !== undefined) await stopProcess(record);
+    });
+
+    const tlsBackend = (caBundle: string | undefined): SecretBackend =>
+      track(
+        vaultProvider.create(
+          vaultProvider.parseConfig({ address, ...(caBundle === undefined ? {} : { caBundle }), auth: { token: { secretRef: { name: 'v', key: 't' } } } }),
+          testContext({ secrets: { v: { t: 'tls-root' } } }),
+        ),
+      );
+
+    it('verifies the server against the caBundle', async () => {
+      await tlsBackend(Buffer.from(caPem).toString('base64')).checkConnectivity(opts());
+    });
+
+    it('refuses a server its trust does not cover, saying it is TLS', async () => {
+      const error = await errorOf(tlsBackend(undefined).checkConnectivity(opts()));
+      expect((error as Error).name).toBe('UnavailableError');
+      expect((error as Error).message).toMatch(/TLS verification failed \(\w+\); check address and caBundle/);
     });
   });
 });
