@@ -13,6 +13,12 @@ export interface WorldState {
   readonly kube: KubeEndpoint;
   readonly openbao?: OpenBaoEndpoint;
   readonly moto?: MotoEndpoint;
+  /**
+   * The world's Azure Key Vault server: Lowkey Vault when its jar is installed, else the Key
+   * Vault double (test/harness/keyvault-double/, ADR 0070). `kind` says which, `reason` why.
+   */
+  readonly azureKeyVault?: AzureKeyVaultEndpoint;
+  /** Set only when the Azure Key Vault server is Lowkey Vault (same as `azureKeyVault` then). */
   readonly lowkeyVault?: LowkeyVaultEndpoint;
   /** Every process started for this world, in start order; `down` stops them in reverse. */
   readonly processes: readonly ProcessRecord[];
@@ -55,6 +61,37 @@ export interface LowkeyVaultEndpoint {
   /** Lowkey Vault's managed-identity style token endpoint, if started. */
   readonly tokenEndpoint?: string;
 }
+
+/**
+ * The Key Vault double: a Key Vault secrets API and a Microsoft Entra–like token endpoint on one
+ * HTTPS port, with fixed test identities (none of these strings is a real credential).
+ */
+export interface KeyVaultDoubleEndpoint {
+  /** https://127.0.0.1:<port>; TLS verified against caPem (the double's own CA). */
+  readonly vaultUrl: string;
+  readonly caPem: string;
+  /** `authorityHost` for @azure/identity credentials (use with `disableInstanceDiscovery: true`). */
+  readonly authorityHost: string;
+  readonly tenantId: string;
+  /** An app registration with every secret permission, authenticating with `clientSecret`. */
+  readonly clientId: string;
+  readonly clientSecret: string;
+  /** An app registration that authenticates but has no secret permission (403 on every call). */
+  readonly deniedClient: { readonly clientId: string; readonly clientSecret: string };
+  /**
+   * An app registration trusting the world's service-account tokens (workload identity): any
+   * subject of `issuer` with audience `audience`. Absent when the double runs without a cluster.
+   */
+  readonly workloadIdentity?: { readonly clientId: string; readonly issuer: string; readonly audience: string };
+  /** IMDS-like managed identity: `GET <endpoint>?api-version=2018-02-01&resource=...` with `Metadata: true`. */
+  readonly managedIdentity: { readonly clientId: string; readonly endpoint: string };
+  /** Test control API: `<controlUrl>/stats`, `/faults`, `/tokens/revoke`. */
+  readonly controlUrl: string;
+}
+
+export type AzureKeyVaultEndpoint =
+  | ({ readonly kind: 'lowkey'; readonly reason: string } & LowkeyVaultEndpoint)
+  | ({ readonly kind: 'double'; readonly reason: string } & KeyVaultDoubleEndpoint);
 
 export const worldEnvVar = 'SECRET_BINDER_WORLD';
 
