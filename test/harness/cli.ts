@@ -14,7 +14,7 @@ import type { BackendName } from './world.ts';
  */
 
 const usage = `usage: npm run harness -- <command>
-  up [--backends=openbao,moto,lowkeyVault]   start the world (all backends by default)
+  up [--backends=openbao,moto,azureKeyVault] start the world (all backends by default)
   down                                        stop every recorded process (logs stay)
   status                                      what runs
   env                                         shell exports: eval "$(npm run -s harness -- env)"`;
@@ -50,8 +50,9 @@ function envLines(state: WorldState): string[] {
   if (state.moto !== undefined) {
     lines.push(`export AWS_ENDPOINT_URL=${state.moto.endpoint} AWS_REGION=${state.moto.region}  # moto; credentials in world.json`);
   }
-  if (state.lowkeyVault !== undefined) {
-    lines.push(`# Lowkey Vault: ${state.lowkeyVault.vaultUrl} (CA in ${worldStatePath(state.dir)})`);
+  if (state.azureKeyVault !== undefined) {
+    const server = state.azureKeyVault.kind === 'lowkey' ? 'Lowkey Vault' : 'Key Vault double';
+    lines.push(`# Azure Key Vault (${server}): ${state.azureKeyVault.vaultUrl} (CA and test identities in ${worldStatePath(state.dir)})`);
   }
   return lines;
 }

@@ -78,6 +78,10 @@ export default async function globalSetup(): Promise<void> {
     process.env[worldEnvVar] = worldStatePath(state.dir);
     process.env[startedByJestVar] = worldStatePath(state.dir);
     console.error(`\n[secret-binder] world up in ${((Date.now() - t0) / 1000).toFixed(1)} s; logs: ${state.logDir}`);
+    if (state.azureKeyVault !== undefined) {
+      const server = state.azureKeyVault.kind === 'lowkey' ? 'Lowkey Vault' : 'the Key Vault double';
+      console.error(`[secret-binder] Azure Key Vault server: ${server} (${state.azureKeyVault.reason})`);
+    }
   } catch (error) {
     // The error carries the log tails of every server that had started.
     const logDir = error instanceof WorldStartError ? error.logDir : join(dir, 'logs');

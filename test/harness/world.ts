@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiException, CoreV1Api, KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { startControlPlane } from './control-plane.ts';
 import type { ControlPlane } from './control-plane.ts';
-import { startLowkeyVault } from './lowkey-vault.ts';
+import { startAzureKeyVault } from './keyvault-double.ts';
 import { startMoto } from './moto.ts';
 import { configureOpenBaoKubernetesAuth, startOpenBao } from './openbao.ts';
 import { isAlive, probeReadiness, stopProcess, tailLog } from './process.ts';
@@ -18,8 +18,12 @@ import type { KubeEndpoint, WorldState } from './world-state.ts';
  * `<dir>/world.json`, stopped by `down` (ADR 0013).
  */
 
-export type BackendName = 'openbao' | 'moto' | 'lowkeyVault';
-export const allBackends: readonly BackendName[] = ['openbao', 'moto', 'lowkeyVault'];
+/**
+ * `azureKeyVault` is Lowkey Vault when its jar is installed, else the Key Vault double
+ * (ADR 0070); world.json says which (`azureKeyVault.kind`, `.reason`).
+ */
+export type BackendName = 'openbao' | 'moto' | 'azureKeyVault';
+export const allBackends: readonly BackendName[] = ['openbao', 'moto', 'azureKeyVault'];
 
 export interface UpOptions {
   /** Backend servers to start (default: all). */
@@ -169,11 +173,25 @@ export async function up(options: UpOptions = {}): Promise<WorldState> {
     };
     const openbao = startBackend('openbao', () => startOpenBao(backendOptions));
     const moto = startBackend('moto', () => startMoto(backendOptions));
-    const lowkeyVault = startBackend('lowkeyVault', () => startLowkeyVault(backendOptions));
-    const settled = await Promise.allSettled([controlPlane, openbao, moto, lowkeyVault]);
+    // The Key Vault double trusts the cluster's service-account tokens (workload identity), so it
+    // starts once the control plane has its issuer and key; if the control plane fails, that
+    // failure is reported once, by `controlPlane` itself.
+    const azureKeyVault = controlPlane.then(
+      (cp) =>
+        startBackend('azureKeyVault', async () => {
+          const started = await startAzureKeyVault({
+            ...backendOptions,
+            federation: { issuer: cp.kube.serviceAccountIssuer, publicKeyPath: cp.pki.serviceAccount.publicKeyPath },
+          });
+          log(`Azure Key Vault server: ${started.endpoint.kind === 'lowkey' ? 'Lowkey Vault' : 'the Key Vault double'} (${started.endpoint.reason})`);
+          return started;
+        }),
+      () => undefined,
+    );
+    const settled = await Promise.allSettled([controlPlane, openbao, moto, azureKeyVault]);
     const failures = settled.filter((s) => s.status === 'rejected').map((s) => s.reason as unknown);
     if (failures.length > 0) throw failures.length === 1 ? failures[0] : new AggregateError(failures, 'several servers failed to start');
-    const [cp, bao, aws, azure] = await Promise.all([controlPlane, openbao, moto, lowkeyVault]);
+    const [cp, bao, aws, azure] = await Promise.all([controlPlane, openbao, moto, azureKeyVault]);
 
     const state: WorldState = {
       dir,
@@ -181,7 +199,8 @@ export async function up(options: UpOptions = {}): Promise<WorldState> {
       kube: cp.kube,
       ...(bao === undefined ? {} : { openbao: bao.endpoint }),
       ...(aws === undefined ? {} : { moto: aws.endpoint }),
-      ...(azure === undefined ? {} : { lowkeyVault: azure.endpoint }),
+      ...(azure === undefined ? {} : { azureKeyVault: azure.endpoint }),
+      ...(azure?.endpoint.kind === 'lowkey' ? { lowkeyVault: azure.endpoint } : {}),
       // Control plane first, backends after: `down` stops in reverse, so the apiserver goes last
       // but etcd.
       processes: [...cp.processes, ...[bao, aws, azure].flatMap((b) => (b === undefined ? [] : [b.record]))],
