@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { V1ManagedFieldsEntry } from '@kubernetes/client-node';
 import { FakeClock } from './fake-clock.ts';
 import { FakeListWatch, type FakeObject } from './fake-list-watch.ts';
-import { Informer, type InformerObserver } from './informer.ts';
+import { enqueueHandlers, Informer, type InformerObserver } from './informer.ts';
 
 interface Harness {
   readonly clock: FakeClock;
@@ -235,5 +235,27 @@ describe('Informer', () => {
     await h.clock.advance(1000);
     expect(await synced).toBe(true);
     await h.stop();
+  });
+});
+
+describe('enqueueHandlers', () => {
+  it('enqueues the keys of old and new objects on every event', async () => {
+    const clock = new FakeClock(0);
+    const source = new FakeListWatch(() => clock.now());
+    source.put('a', 'pod', { owner: 'x' });
+    const informer = new Informer<FakeObject>({ resource: 'pods', source, clock, relistPeriodMs: 0 });
+    const keys: string[] = [];
+    informer.addHandler(enqueueHandlers<FakeObject>((k) => keys.push(k), (o) => [`a/binding-${o.data?.owner ?? ''}`]));
+    const own: string[] = [];
+    informer.addHandler(enqueueHandlers<FakeObject>((k) => own.push(k)));
+    const stop = new AbortController();
+    const done = informer.start(stop.signal);
+    await clock.flush();
+    source.put('a', 'pod', { owner: 'y' });
+    source.remove('a', 'pod');
+    expect(keys).toEqual(['a/binding-x', 'a/binding-x', 'a/binding-y', 'a/binding-y']);
+    expect(own).toEqual(['a/pod', 'a/pod', 'a/pod', 'a/pod']);
+    stop.abort();
+    await done;
   });
 });

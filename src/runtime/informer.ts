@@ -339,3 +339,26 @@ export class Informer<T extends KubernetesObject> implements CacheReader<T>, Syn
     }
   }
 }
+
+/**
+ * Handlers that enqueue keys on every add, update and delete: the object's own key by default, or
+ * the keys `keysOf` maps it to (e.g. a pod to the bindings that select it). Level-based: the
+ * reconciler re-reads the caches, so which event it was does not matter.
+ */
+export function enqueueHandlers<T extends KubernetesObject>(
+  enqueue: (key: string) => void,
+  keysOf: (obj: T) => readonly string[] = (obj) => [objectKey(obj)],
+): InformerHandlers<T> {
+  const enqueueAll = (obj: T): void => {
+    for (const key of keysOf(obj)) enqueue(key);
+  };
+  return {
+    add: enqueueAll,
+    update: (old, current) => {
+      // Both: a change can move an object out of a key's scope (e.g. relabelled away from a selector).
+      enqueueAll(old);
+      enqueueAll(current);
+    },
+    delete: enqueueAll,
+  };
+}
