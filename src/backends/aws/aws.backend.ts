@@ -40,7 +40,7 @@ import { mapAwsError } from './aws.errors.ts';
 const batchSize = 20;
 const concurrency = 8;
 const batchConcurrency = 4;
-/** After AccessDenied on BatchGetSecretValue, use single reads for this long before trying again. */
+/** After BatchGetSecretValue was refused, use single reads for this long before trying again. */
 const batchDeniedRetryMs = 30 * 60_000;
 
 export class AwsSecretsManagerBackend implements SecretBackend {
@@ -75,13 +75,22 @@ export class AwsSecretsManagerBackend implements SecretBackend {
     });
     const single: number[] = refs.flatMap((ref, i) => (outcomes[i] === undefined && ref.version.kind !== 'latest' ? [i] : []));
 
+    let batchRefused = false;
     if (latest.length > 0 && this.#now() >= this.#batchDeniedUntil) {
-      const unresolved = await this.#batchLatest(refs, latest, outcomes, signal);
-      single.push(...unresolved);
+      const batch = await this.#batchLatest(refs, latest, outcomes, signal);
+      single.push(...batch.unresolved);
+      batchRefused = batch.refused;
     } else {
       single.push(...latest);
     }
-    const singles = await mapWithConcurrency(single, concurrency, (i) => this.#getOne(refs[i] as SecretRef, signal));
+    let singles: FetchOutcome[];
+    try {
+      singles = await mapWithConcurrency(single, concurrency, (i) => this.#getOne(refs[i] as SecretRef, signal));
+    } catch (error) {
+      // Single reads refused too: the credentials are at fault, not the batch permission.
+      if (batchRefused && error instanceof AuthFailedError) this.#batchDeniedUntil = 0;
+      throw error;
+    }
     single.forEach((refIndex, j) => {
       outcomes[refIndex] = singles[j];
     });
@@ -128,27 +137,31 @@ export class AwsSecretsManagerBackend implements SecretBackend {
 
   /**
    * Reads the current version of `indexes` by batches of 20; fills `outcomes`, returns the indexes
-   * the batch could not answer (partial ARNs it did not echo back), to be read one by one.
+   * the batch could not answer (refused calls, partial ARNs it did not echo back), to be read one
+   * by one, and whether a batch call was refused.
    */
   async #batchLatest(
     refs: readonly SecretRef[],
     indexes: readonly number[],
     outcomes: (FetchOutcome | undefined)[],
     signal: AbortSignal,
-  ): Promise<number[]> {
+  ): Promise<{ unresolved: number[]; refused: boolean }> {
     const keys = [...new Set(indexes.map((i) => (refs[i] as SecretRef).key))];
     const chunks: string[][] = [];
     for (let i = 0; i < keys.length; i += batchSize) chunks.push(keys.slice(i, i + batchSize));
     const answers = new Map<string, { entry: SecretValueEntry } | { error: BackendError }>();
+    let refused = false;
     await mapWithConcurrency(chunks, batchConcurrency, async (chunk) => {
       let answer;
       try {
         answer = await this.#race(this.#client.send(new BatchGetSecretValueCommand({ SecretIdList: chunk }), { abortSignal: signal }), signal, 'BatchGetSecretValue');
       } catch (error) {
         const mapped = mapAwsError(error, { operation: 'BatchGetSecretValue', signal, credentials: this.#known.current() });
-        if (mapped instanceof AuthFailedError && /AccessDenied/.test(mapped.message)) {
-          // The identity may lack secretsmanager:BatchGetSecretValue; single reads may still work.
+        if (mapped instanceof AuthFailedError) {
+          // The identity may lack secretsmanager:BatchGetSecretValue (its own IAM action); single
+          // reads may still work. If they fail too, fetch() clears this again.
           this.#batchDeniedUntil = this.#now() + batchDeniedRetryMs;
+          refused = true;
           return;
         }
         throw mapped;
@@ -171,7 +184,7 @@ export class AwsSecretsManagerBackend implements SecretBackend {
       if (answer === undefined) unresolved.push(i);
       else outcomes[i] = 'entry' in answer ? toOutcome(ref, answer.entry) : { ok: false, ref, error: answer.error };
     }
-    return unresolved;
+    return { unresolved, refused };
   }
 
   async #getOne(ref: SecretRef, signal: AbortSignal): Promise<FetchOutcome> {
