@@ -205,6 +205,19 @@ describe('Key Vault double (the world’s Azure Key Vault server)', () => {
     expect(forged.body).toMatchObject({ error: { code: 'Unauthorized' } });
   });
 
+  it('accepts api-versions 7.0 to 7.6 and refuses unknown ones with 400 BadParameter', async () => {
+    const e = endpoint();
+    const name = uniqueName();
+    await writer().setSecret(name, 'versioned-api');
+    const token = await secretCredential(e, e, e.caPem).getToken(scope);
+    const get = (apiVersion: string): Promise<RawAnswer> =>
+      raw(e, 'GET', `/secrets/${name}?api-version=${apiVersion}`, { authorization: `Bearer ${token.token}` });
+    const accepted = await Promise.all(['7.0', '7.1', '7.2', '7.3', '7.4', '7.5', '7.6'].map(async (v) => (await get(v)).status));
+    expect(accepted).toEqual([200, 200, 200, 200, 200, 200, 200]);
+    const refused = await get('6.9');
+    expect({ status: refused.status, body: refused.body }).toMatchObject({ status: 400, body: { error: { code: 'BadParameter' } } });
+  });
+
   it('refuses a wrong client secret the way Entra does (invalid_client, AADSTS7000215)', async () => {
     const e = endpoint();
     const wrong = secretCredential(e, { clientId: e.clientId, clientSecret: 'not-the-secret' }, e.caPem);

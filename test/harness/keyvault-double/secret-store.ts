@@ -10,12 +10,15 @@ export class KeyVaultError extends Error {
   readonly status: number;
   readonly code: string;
   readonly innerCode: string | undefined;
-  constructor(status: number, code: string, message: string, innerCode?: string) {
+  /** Response headers the answer needs (the authentication challenge of a 401). */
+  readonly headers: Readonly<Record<string, string>>;
+  constructor(status: number, code: string, message: string, innerCode?: string, headers: Readonly<Record<string, string>> = {}) {
     super(message);
     this.name = 'KeyVaultError';
     this.status = status;
     this.code = code;
     this.innerCode = innerCode;
+    this.headers = headers;
   }
 
   body(): { error: { code: string; message: string; innererror?: { code: string } } } {

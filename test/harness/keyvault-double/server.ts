@@ -108,10 +108,19 @@ interface VaultRoute {
   readonly version: string;
 }
 
+/** Percent-decoding that leaves a malformed escape as it is (it then fails the name check). */
+function decode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
 /** Method + path → Key Vault operation. Names arrive percent-encoded. */
 function vaultRoute(method: string, segments: readonly string[]): VaultRoute | undefined {
   const [collection, rawName, third, fourth] = segments;
-  const name = rawName === undefined ? '' : decodeURIComponent(rawName);
+  const name = rawName === undefined ? '' : decode(rawName);
   const extra = fourth === undefined || fourth === '' ? [] : [fourth];
   if (collection === 'secrets') {
     if (rawName === undefined || rawName === '') return { operation: method === 'GET' ? 'listSecrets' : 'unsupported', name: '', version: '' };
@@ -124,7 +133,7 @@ function vaultRoute(method: string, segments: readonly string[]): VaultRoute | u
     }
     if (extra.length > 0) return { operation: 'unsupported', name, version: '' };
     if (third === 'versions' && method === 'GET') return { operation: 'listSecretVersions', name, version: '' };
-    const version = decodeURIComponent(third);
+    const version = decode(third);
     if (method === 'GET') return { operation: 'getSecret', name, version };
     if (method === 'PATCH') return { operation: 'updateSecret', name, version };
     return { operation: 'unsupported', name, version };
@@ -156,31 +165,24 @@ const permissionOf: Record<VaultOperation, SecretPermission> = {
 /** Bearer token check: the token must be one this double issued, for the Key Vault resource. */
 function authenticate(req: IncomingMessage, origin: string): IssuedToken {
   const header = req.headers.authorization;
-  const challenge = { 'www-authenticate': challengeHeader(origin) };
+  const unauthorized = (message: string, challenge = challengeHeader(origin)): KeyVaultError =>
+    new KeyVaultError(401, 'Unauthorized', message, undefined, { 'www-authenticate': challenge });
   if (header === undefined || header === '') {
     control.recordChallenge();
-    throw Object.assign(new KeyVaultError(401, 'Unauthorized', 'AKV10000: Request is missing a Bearer or PoP token.'), { headers: challenge });
+    throw unauthorized('AKV10000: Request is missing a Bearer or PoP token.');
   }
-  const match = /^Bearer (\S+)$/i.exec(header);
-  const presented = match?.[1] ?? '';
+  const presented = /^Bearer (\S+)$/i.exec(header)?.[1] ?? '';
   if (authority.isRevoked(presented)) {
     // Continuous access evaluation: "this token no longer satisfies the claims; get a new one".
     const claims = Buffer.from(JSON.stringify({ access_token: { nbf: { essential: true, value: String(Math.floor(Date.now() / 1000)) } } })).toString('base64');
-    throw Object.assign(new KeyVaultError(401, 'Unauthorized', 'The bearer token was revoked; get a new one with the claims of this challenge (continuous access evaluation).'), {
-      headers: {
-        'www-authenticate': `Bearer realm="", authorization_uri="${origin}/${config.tenantId}/oauth2/authorize", error="insufficient_claims", claims="${claims}"`,
-      },
-    });
+    throw unauthorized(
+      'The bearer token was revoked; get a new one with the claims of this challenge (continuous access evaluation).',
+      `Bearer realm="", authorization_uri="${origin}/${config.tenantId}/oauth2/authorize", error="insufficient_claims", claims="${claims}"`,
+    );
   }
   const token = presented === '' ? undefined : authority.lookup(presented);
-  if (token === undefined) {
-    throw Object.assign(new KeyVaultError(401, 'Unauthorized', 'The bearer token was not issued by this tenant, has expired or was revoked.'), { headers: challenge });
-  }
-  if (token.resource !== keyVaultResource) {
-    throw Object.assign(new KeyVaultError(401, 'Unauthorized', `AKV10022: Invalid audience. Expected ${keyVaultResource}, found: ${token.resource}.`), {
-      headers: challenge,
-    });
-  }
+  if (token === undefined) throw unauthorized('The bearer token was not issued by this tenant, has expired or was revoked.');
+  if (token.resource !== keyVaultResource) throw unauthorized(`AKV10022: Invalid audience. Expected ${keyVaultResource}, found: ${token.resource}.`);
   return token;
 }
 
@@ -459,14 +461,13 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<{ stat
       return { status: await serveVault(req, res, url, route, origin), operation: route.operation };
     } catch (error) {
       if (!(error instanceof KeyVaultError)) throw error;
-      const headers = (error as KeyVaultError & { headers?: Record<string, string> }).headers ?? {};
-      send(res, error.status, error.body(), headers);
+      send(res, error.status, error.body(), { ...error.headers });
       return { status: error.status, operation: route.operation };
     }
   }
 
   // Entra: /{tenant}/oauth2/v2.0/token, /{tenant}/v2.0/.well-known/openid-configuration, keys.
-  const [tenant = '', ...rest] = segments.map((s) => decodeURIComponent(s));
+  const [tenant = '', ...rest] = segments.map(decode);
   const tail = rest.join('/');
   let operation: Operation | undefined;
   try {
