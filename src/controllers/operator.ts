@@ -55,7 +55,11 @@ const backendIndex = 'backendRef';
 export function buildOperator(deps: OperatorDeps): Operator {
   const { config, kubeConfig, clients, logger, registry } = deps;
   const clock = deps.clock ?? realClock;
-  const runtimeMetrics = new RuntimeMetrics(registry, { errorReasons: reasons });
+  const runtimeMetrics = new RuntimeMetrics(registry, {
+    controllers: ['backend', 'binding'],
+    resources: [resources.ClusterSecretBackend.plural, resources.SecretBackend.plural, resources.SecretBinding.plural, 'namespaces', 'pods'],
+    errorReasons: reasons,
+  });
   const backendMetrics = createBackendMetrics(registry);
   const informerOptions = { logger: logger.child({ component: 'informer' }), observer: runtimeMetrics };
 

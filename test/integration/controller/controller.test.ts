@@ -1,0 +1,267 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { group, resources, version, type Condition, type ResourceKind } from '../../../src/api/v1alpha1/index.ts';
+import { restartKubeApiserver } from '../../harness/control.ts';
+import { writeKvSecret } from '../../harness/openbao.ts';
+import { currentWorld } from '../../harness/world-state.ts';
+import { adminKubeConfig, eventually, installCrds, loadExamples, root } from '../support/cluster.ts';
+import { operatorNamespace, startController, type ControllerProcess } from '../support/controller-process.ts';
+
+/**
+ * The controller as a process against the real API server: the examples become Ready, deleting a
+ * backend shows on its bindings, a restart writes nothing, a kube-apiserver restart is ridden out,
+ * leadership moves on a crash, and no secret value reaches a log, an Event or a status.
+ */
+
+type Obj = KubernetesObject & { spec?: Record<string, unknown>; status?: { conditions?: Condition[] } & Record<string, unknown> };
+
+const suffix = randomBytes(3).toString('hex');
+const ns = `ctl-${suffix}`;
+const leaseName = `ctl-${suffix}`;
+/** Values written to OpenBao: they must never appear in logs, Events or status. */
+const markers = [`marker-password-${randomBytes(6).toString('hex')}`, `marker-apikey-${randomBytes(6).toString('hex')}`];
+
+let kc: KubeConfig;
+let core: CoreV1Api;
+let custom: CustomObjectsApi;
+let controllers: ControllerProcess[] = [];
+
+function ref(kind: ResourceKind): { group: string; version: string; plural: string } {
+  return { group, version, plural: resources[kind].plural };
+}
+
+async function getObject(kind: ResourceKind, name: string): Promise<Obj | undefined> {
+  try {
+    return (resources[kind].namespaced
+      ? await custom.getNamespacedCustomObject({ ...ref(kind), namespace: ns, name })
+      : await custom.getClusterCustomObject({ ...ref(kind), name })) as Obj;
+  } catch {
+    return undefined;
+  }
+}
+
+async function apply(object: Obj): Promise<void> {
+  const kind = object.kind as ResourceKind;
+  const body = { ...object, metadata: { ...(object.metadata as Record<string, unknown>), ...(resources[kind].namespaced ? { namespace: ns } : {}) } };
+  if (resources[kind].namespaced) await custom.createNamespacedCustomObject({ ...ref(kind), namespace: ns, body });
+  else await custom.createClusterCustomObject({ ...ref(kind), body });
+}
+
+async function remove(kind: ResourceKind, name: string): Promise<void> {
+  if (resources[kind].namespaced) await custom.deleteNamespacedCustomObject({ ...ref(kind), namespace: ns, name });
+  else await custom.deleteClusterCustomObject({ ...ref(kind), name });
+}
+
+function ready(object: Obj | undefined): Condition | undefined {
+  return object?.status?.conditions?.find((c) => c.type === 'Ready');
+}
+
+async function waitReady(kind: ResourceKind, name: string, status: 'True' | 'False', reason?: string, timeoutMs = 30_000): Promise<Obj> {
+  return eventually(
+    `${kind} ${name} Ready=${status}${reason === undefined ? '' : ` (${reason})`}`,
+    async () => {
+      const object = await getObject(kind, name);
+      const c = ready(object);
+      return c?.status === status && (reason === undefined || c.reason === reason) ? object : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+async function leaseHolder(): Promise<string | undefined> {
+  const coordination = kc.makeApiClient(CoordinationV1Api);
+  try {
+    const lease = await coordination.readNamespacedLease({ name: leaseName, namespace: operatorNamespace });
+    return lease.spec?.holderIdentity ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function metric(controller: ControllerProcess, name: string, labels: string): Promise<number> {
+  const port = await controller.healthPort();
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const line = text.split('\n').find((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(labels));
+  return line === undefined ? 0 : Number(line.split(' ').pop());
+}
+
+function start(identity: string, leaderElect = true): ControllerProcess {
+  const controller = startController({ identity: `${identity}-${suffix}`, watchNamespaces: [ns], leaseName, leaderElect });
+  controllers.push(controller);
+  return controller;
+}
+
+const examples = loadExamples(join(root, 'deploy/examples')).map((e) => e.object as Obj);
+const clusterExamples = examples.filter((o) => !resources[o.kind as ResourceKind].namespaced);
+
+describe('controller against a real API server', () => {
+  beforeAll(async () => {
+    kc = adminKubeConfig();
+    core = kc.makeApiClient(CoreV1Api);
+    custom = kc.makeApiClient(CustomObjectsApi);
+    await installCrds(kc);
+    await core.createNamespace({ body: { metadata: { name: operatorNamespace } } }).catch(() => undefined);
+    await core.createNamespace({ body: { metadata: { name: ns, labels: { 'secretbinder.dev/demo': 'true' } } } });
+    // An OpenBao backend with token auth: the values the leak check looks for.
+    const bao = currentWorld().openbao;
+    if (bao === undefined) throw new Error('the world has no OpenBao');
+    await writeKvSecret(bao, `ctl-${suffix}/db`, { username: 'app', password: markers[0] ?? '' });
+    await writeKvSecret(bao, `ctl-${suffix}/api`, { key: markers[1] ?? '' });
+    await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'openbao-token' }, stringData: { token: bao.rootToken } } });
+    await apply({
+      apiVersion: `${group}/${version}`,
+      kind: 'SecretBackend',
+      metadata: { name: 'openbao' },
+      spec: { vault: { address: bao.address, mount: bao.kvMount, kvVersion: 2, auth: { token: { secretRef: { name: 'openbao-token', key: 'token' } } } }, refreshInterval: '10s' },
+    });
+    await apply({
+      apiVersion: `${group}/${version}`,
+      kind: 'SecretBinding',
+      metadata: { name: 'from-openbao' },
+      spec: {
+        backendRef: { kind: 'SecretBackend', name: 'openbao' },
+        podSelector: { matchLabels: { app: 'leak-check' } },
+        containers: ['app'],
+        files: [
+          { path: 'db.env', format: 'dotenv', items: [{ name: 'DB_PASSWORD', key: `ctl-${suffix}/db`, property: 'password' }] },
+          { path: 'api-key', key: `ctl-${suffix}/api`, property: 'key' },
+        ],
+      },
+    });
+    for (const example of examples) {
+      const kind = example.kind as ResourceKind;
+      if (!resources[kind].namespaced && (await getObject(kind, example.metadata?.name ?? '')) !== undefined) continue;
+      await apply(example);
+    }
+    start('a');
+  }, 90_000);
+
+  afterAll(async () => {
+    await Promise.all(controllers.map((c) => c.stop()));
+    controllers = [];
+    for (const example of clusterExamples) await remove(example.kind as ResourceKind, example.metadata?.name ?? '').catch(() => undefined);
+    await core.deleteNamespace({ name: ns }).catch(() => undefined);
+  }, 60_000);
+
+  it('makes every example of deploy/examples Ready, and a real OpenBao binding too', async () => {
+    for (const example of [...examples, { kind: 'SecretBinding', metadata: { name: 'from-openbao' } } as Obj]) {
+      const object = await waitReady(example.kind as ResourceKind, example.metadata?.name ?? '', 'True');
+      expect(object.status?.['observedGeneration']).toBe(object.metadata?.generation);
+      if (example.kind === 'SecretBinding') {
+        expect(object.status?.['contentHmac']).toMatch(/^hmac-sha256:[0-9a-f]{64}$/);
+        expect((object.status?.['backendVersions'] as unknown[]).length).toBeGreaterThan(0);
+      }
+    }
+  }, 60_000);
+
+  it('turns bindings Ready=False (BackendNotFound) within 5 s of their backend being deleted, and recovers', async () => {
+    const backend = examples.find((o) => o.kind === 'SecretBackend' && o.metadata?.name === 'demo');
+    if (backend === undefined) throw new Error('deploy/examples has no SecretBackend "demo"');
+    const users = examples.filter((o) => o.kind === 'SecretBinding' && (o.spec?.['backendRef'] as { name: string }).name === 'demo');
+    expect(users.length).toBeGreaterThan(0);
+    await remove('SecretBackend', 'demo');
+    const deletedAt = Date.now();
+    for (const binding of users) await waitReady('SecretBinding', binding.metadata?.name ?? '', 'False', 'BackendNotFound', 5_000);
+    expect(Date.now() - deletedAt).toBeLessThan(5_000);
+    await apply(backend);
+    for (const binding of users) await waitReady('SecretBinding', binding.metadata?.name ?? '', 'True');
+  }, 60_000);
+
+  it('writes nothing when restarted over unchanged objects', async () => {
+    const kinds: ResourceKind[] = ['SecretBackend', 'SecretBinding'];
+    const snapshot = async (): Promise<Map<string, string>> => {
+      const versions = new Map<string, string>();
+      for (const kind of kinds) {
+        const list = (await custom.listNamespacedCustomObject({ ...ref(kind), namespace: ns })) as { items: Obj[] };
+        for (const item of list.items) versions.set(`${kind}/${item.metadata?.name ?? ''}`, item.metadata?.resourceVersion ?? '');
+      }
+      for (const example of clusterExamples) {
+        const object = await getObject(example.kind as ResourceKind, example.metadata?.name ?? '');
+        versions.set(`${example.kind ?? ''}/${example.metadata?.name ?? ''}`, object?.metadata?.resourceVersion ?? '');
+      }
+      return versions;
+    };
+    const eventCount = async (): Promise<number> => (await core.listNamespacedEvent({ namespace: ns })).items.length;
+    // The examples' fake backend rotates every 2 minutes (epoch-aligned) and is re-read every 10 s:
+    // run between 15 s and 50 s into a period, when the last rotation is published and the next
+    // one is far away.
+    const intoPeriod = Date.now() % 120_000;
+    if (intoPeriod < 15_000 || intoPeriod > 50_000) await sleep(((135_000 - intoPeriod) % 120_000) + 1_000);
+
+    const [first] = controllers;
+    if (first === undefined) throw new Error('no controller');
+    const bindingCount = examples.filter((o) => o.kind === 'SecretBinding').length + 1;
+    const before = await snapshot();
+    const eventsBefore = await eventCount();
+    await first.stop();
+    const second = start('b');
+    // Converged: the new leader has reconciled every binding and backend at least once.
+    await eventually('restarted controller reconciled every binding', async () =>
+      (await metric(second, 'secretbinder_reconcile_total', 'controller="binding"')) >= bindingCount ? true : undefined,
+    );
+    await eventually('restarted controller reconciled every backend', async () =>
+      (await metric(second, 'secretbinder_reconcile_total', 'controller="backend"')) >= 2 ? true : undefined,
+    );
+    expect(await snapshot()).toEqual(before);
+    expect(await eventCount()).toBe(eventsBefore);
+  }, 180_000);
+
+  it('rides out a kube-apiserver restart and reconciles a change made right after it', async () => {
+    const leader = controllers.find((c) => c.alive());
+    if (leader === undefined) throw new Error('no running controller');
+    await restartKubeApiserver(currentWorld());
+    const changedAt = Date.now();
+    await remove('SecretBackend', 'demo');
+    await waitReady('SecretBinding', 'shop-credentials', 'False', 'BackendNotFound', 30_000);
+    expect(Date.now() - changedAt).toBeLessThan(30_000);
+    expect(leader.alive()).toBe(true);
+    const backend = examples.find((o) => o.kind === 'SecretBackend' && o.metadata?.name === 'demo');
+    if (backend !== undefined) await apply(backend);
+    await waitReady('SecretBinding', 'shop-credentials', 'True');
+  }, 90_000);
+
+  it('elects exactly one leader of two, and the other takes over within 15 s when it is killed', async () => {
+    const current = controllers.find((c) => c.alive());
+    if (current === undefined) throw new Error('no running controller');
+    const standby = start('c');
+    await standby.healthPort();
+    await eventually('a leader', async () => ((await leaseHolder()) === current.identity ? true : undefined));
+    await sleep(3_000);
+    expect(await leaseHolder()).toBe(current.identity);
+    expect(await metric(current, 'secretbinder_leader', '')).toBe(1);
+    expect(await metric(standby, 'secretbinder_leader', '')).toBe(0);
+
+    await current.kill();
+    const killedAt = Date.now();
+    await eventually('the standby leads', async () => ((await leaseHolder()) === standby.identity ? true : undefined), 20_000);
+    expect(Date.now() - killedAt).toBeLessThan(15_000);
+    // And it does the leader's work: a new binding becomes Ready.
+    const example = examples.find((o) => o.kind === 'SecretBinding' && o.metadata?.name === 'shop-credentials');
+    if (example === undefined) throw new Error('no shop-credentials example');
+    await apply({ ...example, metadata: { name: 'after-failover' } });
+    await waitReady('SecretBinding', 'after-failover', 'True');
+  }, 90_000);
+
+  it('never writes a secret value to a log, an Event or a status', async () => {
+    await waitReady('SecretBinding', 'from-openbao', 'True');
+    const logDir = currentWorld().logDir;
+    const logs = readdirSync(logDir)
+      .filter((f) => f.startsWith('controller-'))
+      .map((f) => readFileSync(join(logDir, f), 'utf8'))
+      .join('\n');
+    expect(logs.length).toBeGreaterThan(1000);
+    const events = JSON.stringify((await core.listNamespacedEvent({ namespace: ns })).items);
+    const statuses = JSON.stringify(await custom.listNamespacedCustomObject({ ...ref('SecretBinding'), namespace: ns }));
+    for (const marker of markers) {
+      expect(logs).not.toContain(marker);
+      expect(events).not.toContain(marker);
+      expect(statuses).not.toContain(marker);
+    }
+    // The dev root token authenticates the backend; it must not show either.
+    expect(logs).not.toContain(currentWorld().openbao?.rootToken ?? 'no-token');
+  });
+});

@@ -1,0 +1,103 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isAlive, startProcess, stopProcess, type ProcessRecord } from '../../harness/process.ts';
+import { currentWorld } from '../../harness/world-state.ts';
+import { root } from './cluster.ts';
+
+export const operatorNamespace = 'secret-binder-system';
+
+export interface ControllerOptions {
+  /** Unique per process: leader identity, log file name. */
+  readonly identity: string;
+  /** Namespaces the controller serves (isolates a suite from other suites' objects). */
+  readonly watchNamespaces: readonly string[];
+  /** A lease per suite, so suites never elect each other's controllers. */
+  readonly leaseName: string;
+  readonly leaderElect?: boolean;
+}
+
+/** A controller (`node src/main.ts`) running against the world as its own process, like in a pod. */
+export interface ControllerProcess {
+  readonly identity: string;
+  readonly record: ProcessRecord;
+  /** The log so far (JSON lines). */
+  log(): string;
+  /** The port of /healthz, /readyz, /metrics, once listening. */
+  healthPort(): Promise<number>;
+  /** SIGTERM: graceful stop (drain, release the lease). */
+  stop(): Promise<void>;
+  /** SIGKILL: a crash, no cleanup. */
+  kill(): Promise<void>;
+  alive(): boolean;
+}
+
+/** The world's content-HMAC key: one per world, so restarts of the controller keep their hashes. */
+export function hmacKeyFile(): string {
+  const path = join(currentWorld().dir, 'content-hmac.key');
+  if (!existsSync(path)) writeFileSync(path, randomBytes(32), { mode: 0o600, flag: 'wx' });
+  return path;
+}
+
+export function startController(options: ControllerOptions): ControllerProcess {
+  const world = currentWorld();
+  const record = startProcess({
+    name: `controller-${options.identity}`,
+    command: process.execPath,
+    args: [
+      join(root, 'src/main.ts'),
+      '--kubeconfig', world.kube.kubeconfigPath,
+      '--namespace', operatorNamespace,
+      '--identity', options.identity,
+      '--watch-namespaces', options.watchNamespaces.join(','),
+      '--leader-elect', String(options.leaderElect ?? true),
+      '--lease-name', options.leaseName,
+      // Takeover within ~11 s of a crash, yet a leader rides out a few seconds without the
+      // API server (its restart takes ~5 s) instead of stepping down.
+      '--lease-duration', '10',
+      '--renew-deadline', '8',
+      '--retry-period', '1',
+      '--http-address', '127.0.0.1:0',
+      '--hmac-key-file', hmacKeyFile(),
+      '--log-level', 'debug',
+    ],
+    // No cloud credential discovery may leave this machine (the AWS default chain would ask the
+    // EC2 metadata address).
+    env: { AWS_EC2_METADATA_DISABLED: 'true' },
+    logDir: world.logDir,
+    maxLifetimeSeconds: 1800,
+  });
+  const log = (): string => {
+    try {
+      return readFileSync(record.logPath, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  return {
+    identity: options.identity,
+    record,
+    log,
+    alive: () => isAlive(record.pid),
+    healthPort: async () => {
+      const deadline = Date.now() + 30_000;
+      while (Date.now() < deadline) {
+        const match = /"message":"health server listening","port":(\d+)/.exec(log()) ?? /"port":(\d+)[^\n]*"message":"health server listening"/.exec(log());
+        if (match?.[1] !== undefined) return Number(match[1]);
+        if (!isAlive(record.pid)) throw new Error(`controller ${options.identity} exited:\n${log().slice(-3000)}`);
+        await sleep(100);
+      }
+      throw new Error(`controller ${options.identity}: no health port in its log`);
+    },
+    stop: () => stopProcess(record, 30_000),
+    kill: async () => {
+      try {
+        process.kill(-record.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      while (isAlive(record.pid)) await sleep(20);
+    },
+  };
+}
