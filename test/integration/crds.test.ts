@@ -34,7 +34,7 @@ describe('CRDs on a real API server', () => {
     const kind = object.kind as ResourceKind;
     const r = resources[kind];
     // Cluster-scoped names are shared with other suites of the same world: dry-run under a unique name.
-    const body = r.namespaced ? object : { ...object, metadata: { ...object.metadata, name: `${object.metadata?.name ?? ''}-${suffix}` } };
+    const body = r.namespaced ? object : { ...object, metadata: { ...(object.metadata as Record<string, unknown>), name: `${object.metadata?.name ?? ''}-${suffix}` } };
     const common = { group, version, plural: r.plural, body, dryRun: 'All', fieldManager, fieldValidation: 'Strict' };
     const created: unknown = r.namespaced
       ? await custom.createNamespacedCustomObject({ ...common, namespace })
