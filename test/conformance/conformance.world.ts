@@ -2,7 +2,13 @@ import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stopProcess, type ProcessRecord } from '../harness/process.ts';
-import { currentWorld, worldEnvVar, type LowkeyVaultEndpoint, type MotoEndpoint, type OpenBaoEndpoint } from '../harness/world-state.ts';
+import {
+  currentWorld,
+  worldEnvVar,
+  type AzureKeyVaultEndpoint,
+  type MotoEndpoint,
+  type OpenBaoEndpoint,
+} from '../harness/world-state.ts';
 
 /**
  * The backend servers the conformance suite talks to: those of the test world (jest's global
@@ -13,7 +19,8 @@ import { currentWorld, worldEnvVar, type LowkeyVaultEndpoint, type MotoEndpoint,
 interface Endpoints {
   readonly openbao: OpenBaoEndpoint;
   readonly moto: MotoEndpoint;
-  readonly lowkeyVault: LowkeyVaultEndpoint;
+  /** Lowkey Vault where installed, else the harness's Key Vault protocol double (ADR 0070). */
+  readonly azureKeyVault: AzureKeyVaultEndpoint;
 }
 
 export async function backendServer<K extends keyof Endpoints>(
@@ -44,6 +51,18 @@ export async function startOwn<K extends keyof Endpoints>(name: K): Promise<{ re
     const { startMoto } = await import('../harness/moto.ts');
     return (await startMoto({ dir, logDir })) as { record: ProcessRecord; endpoint: Endpoints[K] };
   }
-  const { startLowkeyVault } = await import('../harness/lowkey-vault.ts');
-  return (await startLowkeyVault({ dir, logDir })) as { record: ProcessRecord; endpoint: Endpoints[K] };
+  const { startAzureKeyVault } = await import('../harness/keyvault-double.ts');
+  return (await startAzureKeyVault({ dir, logDir })) as { record: ProcessRecord; endpoint: Endpoints[K] };
+}
+
+/**
+ * Which Azure Key Vault server the suite will talk to, known before any test runs (capabilities
+ * are declared at collection time): the world's, or the one {@link startOwn} would start.
+ */
+export async function azureKeyVaultKind(): Promise<AzureKeyVaultEndpoint['kind']> {
+  const named = process.env[worldEnvVar];
+  const fromWorld = named !== undefined && named !== '' ? currentWorld().azureKeyVault?.kind : undefined;
+  if (fromWorld !== undefined) return fromWorld;
+  const { chooseAzureKeyVaultServer } = await import('../harness/keyvault-double.ts');
+  return chooseAzureKeyVaultServer().kind;
 }

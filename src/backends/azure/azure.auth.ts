@@ -6,6 +6,7 @@ import {
   type GetTokenOptions,
   type TokenCredential,
 } from '@azure/identity';
+import { rootCertificates } from 'node:tls';
 import type { BackendContext } from '../backend.port.ts';
 import type { SecretValue } from '../../observability/secret-value.ts';
 import { mapContextError } from '../provider.support.ts';
@@ -23,6 +24,10 @@ import type { AzureConfig } from './azure.config.ts';
  *   changes (re-read at most every 15 minutes, when a token is needed).
  * - managedIdentity: ManagedIdentityCredential (system-assigned, or the given client id).
  *
+ * A configured `authorityHost` turns MSAL's instance discovery off (it would ask the public cloud
+ * about a private authority), and the backend's caBundle is trusted for the authority too: a
+ * private cloud's authority and vault usually share their CA.
+ *
  * ADR 0064.
  */
 
@@ -33,6 +38,24 @@ export interface AzureCredential {
   readonly credential: TokenCredential;
   /** Credentials currently in use, removed verbatim from error messages. */
   known(): readonly string[];
+}
+
+/** `tlsOptions` trusting the system roots plus `caPem` (the SDK's `ca` replaces the roots). */
+export function tlsOptions(caPem: string | undefined): { tlsOptions?: { ca: string[] } } {
+  return caPem === undefined ? {} : { tlsOptions: { ca: [...rootCertificates, caPem] } };
+}
+
+interface AuthorityOptions {
+  readonly authorityHost?: string;
+  readonly disableInstanceDiscovery?: boolean;
+  readonly tlsOptions?: { ca: string[] };
+}
+
+function authorityOptions(authorityHost: string | undefined, caPem: string | undefined): AuthorityOptions {
+  return {
+    ...(authorityHost === undefined ? {} : { authorityHost, disableInstanceDiscovery: true }),
+    ...tlsOptions(caPem),
+  };
 }
 
 export function azureCredential(config: AzureConfig, context: BackendContext, now: () => number = Date.now): AzureCredential {
@@ -53,16 +76,14 @@ export function azureCredential(config: AzureConfig, context: BackendContext, no
         throw mapContextError(error, `cannot obtain a token for service account ${context.namespace}/${auth.serviceAccountName}`);
       }
     };
-    const inner = new ClientAssertionCredential(auth.tenantId, auth.clientId, getAssertion, {
-      ...(auth.authorityHost === undefined ? {} : { authorityHost: auth.authorityHost }),
-    });
+    const inner = new ClientAssertionCredential(auth.tenantId, auth.clientId, getAssertion, authorityOptions(auth.authorityHost, config.caPem));
     return { credential: new CountingCredential(inner, context), known: () => [lastAssertion] };
   }
   if (auth.method === 'clientSecret') {
-    const inner = new SecretBackedClientSecretCredential(auth, context, now);
+    const inner = new SecretBackedClientSecretCredential(auth, authorityOptions(auth.authorityHost, config.caPem), context, now);
     return { credential: new CountingCredential(inner, context), known: () => inner.known() };
   }
-  const inner = auth.clientId === undefined ? new ManagedIdentityCredential() : new ManagedIdentityCredential({ clientId: auth.clientId });
+  const inner = new ManagedIdentityCredential({ ...(auth.clientId === undefined ? {} : { clientId: auth.clientId }), ...tlsOptions(config.caPem) });
   return { credential: new CountingCredential(inner, context), known: () => [] };
 }
 
@@ -90,12 +111,19 @@ class CountingCredential implements TokenCredential {
 /** A ClientSecretCredential whose secret comes from a Kubernetes Secret, read lazily (no I/O at construction). */
 class SecretBackedClientSecretCredential implements TokenCredential {
   readonly #auth: Extract<AzureConfig['auth'], { method: 'clientSecret' }>;
+  readonly #options: AuthorityOptions;
   readonly #context: BackendContext;
   readonly #now: () => number;
   #current: { credential: ClientSecretCredential; secret: SecretValue; checkedAt: number } | undefined;
 
-  constructor(auth: Extract<AzureConfig['auth'], { method: 'clientSecret' }>, context: BackendContext, now: () => number) {
+  constructor(
+    auth: Extract<AzureConfig['auth'], { method: 'clientSecret' }>,
+    options: AuthorityOptions,
+    context: BackendContext,
+    now: () => number,
+  ) {
     this.#auth = auth;
+    this.#options = options;
     this.#context = context;
     this.#now = now;
   }
@@ -119,9 +147,7 @@ class SecretBackedClientSecretCredential implements TokenCredential {
       if (current?.secret.equals(secret) === true) {
         current.checkedAt = this.#now();
       } else {
-        const credential = new ClientSecretCredential(this.#auth.tenantId, this.#auth.clientId, secret.revealText().trim(), {
-          ...(this.#auth.authorityHost === undefined ? {} : { authorityHost: this.#auth.authorityHost }),
-        });
+        const credential = new ClientSecretCredential(this.#auth.tenantId, this.#auth.clientId, secret.revealText().trim(), this.#options);
         this.#current = { credential, secret, checkedAt: this.#now() };
       }
     }

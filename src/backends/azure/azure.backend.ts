@@ -1,6 +1,3 @@
-import type { Agent } from 'node:http';
-import https from 'node:https';
-import { rootCertificates } from 'node:tls';
 import { SecretClient, type KeyVaultSecret, type SecretClientOptions } from '@azure/keyvault-secrets';
 import {
   AuthFailedError,
@@ -17,7 +14,7 @@ import {
 } from '../backend.port.ts';
 import { SecretValue } from '../../observability/secret-value.ts';
 import { mapWithConcurrency, throwIfAborted } from '../provider.support.ts';
-import { azureCredential, type AzureCredential } from './azure.auth.ts';
+import { azureCredential, tlsOptions, type AzureCredential } from './azure.auth.ts';
 import type { AzureConfig } from './azure.config.ts';
 import { mapAzureError } from './azure.errors.ts';
 
@@ -44,40 +41,21 @@ export class AzureKeyVaultBackend implements SecretBackend {
   readonly provider = 'azureKeyVault' as const;
   readonly #client: SecretClient;
   readonly #credential: AzureCredential;
-  readonly #agent: Agent | undefined;
 
   constructor(config: AzureConfig, context: BackendContext, now?: () => number) {
     this.#credential = azureCredential(config, context, now);
-    this.#agent =
-      config.caPem === undefined ? undefined : new https.Agent({ keepAlive: true, rejectUnauthorized: true, ca: [...rootCertificates, config.caPem] });
-    const agent = this.#agent;
     const options: SecretClientOptions = {
       retryOptions: { maxRetries: 0 },
       // The challenge names the resource to get a token for; Key Vault's own domains are checked
       // against it. Only a vault on loopback (an emulator next to the controller) is exempt.
       disableChallengeResourceVerification: isLoopback(config.vaultUrl),
       ...(config.serviceVersion === undefined ? {} : { serviceVersion: config.serviceVersion as SecretClientOptions['serviceVersion'] }),
-      ...(agent === undefined
-        ? {}
-        : {
-            additionalPolicies: [
-              {
-                position: 'perCall',
-                policy: {
-                  name: 'secretBinderCaBundle',
-                  sendRequest: (request, next) => {
-                    request.agent = agent;
-                    return next(request);
-                  },
-                },
-              },
-            ],
-          }),
+      ...tlsOptions(config.caPem),
     };
     this.#client = new SecretClient(config.vaultUrl, this.#credential.credential, options);
   }
 
-  fetch(refs: readonly SecretRef[], options: CallOptions): Promise<FetchOutcome[]> {
+  async fetch(refs: readonly SecretRef[], options: CallOptions): Promise<FetchOutcome[]> {
     const signal = options.signal;
     throwIfAborted(signal, 'Azure Key Vault fetch');
     return mapWithConcurrency(refs, concurrency, async (ref): Promise<FetchOutcome> => {
@@ -89,7 +67,7 @@ export class AzureKeyVaultBackend implements SecretBackend {
     });
   }
 
-  versions(refs: readonly SecretRef[], options: CallOptions): Promise<VersionOutcome[]> {
+  async versions(refs: readonly SecretRef[], options: CallOptions): Promise<VersionOutcome[]> {
     const signal = options.signal;
     throwIfAborted(signal, 'Azure Key Vault version check');
     return mapWithConcurrency(refs, concurrency, async (ref): Promise<VersionOutcome> => {
@@ -118,7 +96,6 @@ export class AzureKeyVaultBackend implements SecretBackend {
   }
 
   close(): Promise<void> {
-    this.#agent?.destroy();
     return Promise.resolve();
   }
 

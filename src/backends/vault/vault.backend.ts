@@ -47,7 +47,7 @@ export class VaultBackend implements SecretBackend {
     this.#mount = encodeMount(config.mount);
   }
 
-  fetch(refs: readonly SecretRef[], options: CallOptions): Promise<FetchOutcome[]> {
+  async fetch(refs: readonly SecretRef[], options: CallOptions): Promise<FetchOutcome[]> {
     return this.#withToken(refs, options.signal, (ref, token) => this.#fetchOne(ref, token, options.signal));
   }
 
