@@ -18,7 +18,8 @@ export default {
       testMatch: ['<rootDir>/test/{harness,integration,conformance,e2e}/**/*.test.ts'],
       globalSetup: '<rootDir>/test/harness/jest.global-setup.ts',
       globalTeardown: '<rootDir>/test/harness/jest.global-teardown.ts',
-      testTimeout: 120_000,
+      // Run with --runInBand (npm run test:integration): the suites share one world, and some of
+      // them restart its kube-apiserver or run leader-electing controllers.
     },
   ],
 };

@@ -9,7 +9,7 @@ import { restartKubeApiserver } from '../../harness/control.ts';
 import { writeKvSecret } from '../../harness/openbao.ts';
 import { currentWorld } from '../../harness/world-state.ts';
 import { adminKubeConfig, eventually, installCrds, loadExamples, root } from '../support/cluster.ts';
-import { operatorNamespace, startController, type ControllerProcess } from '../support/controller-process.ts';
+import { operatorNamespace, startController, type ControllerProcess } from '../../harness/controller-process.ts';
 
 /**
  * The controller as a process against the real API server: the examples become Ready, deleting a
@@ -90,7 +90,7 @@ async function metric(controller: ControllerProcess, name: string, labels: strin
 }
 
 function start(identity: string, leaderElect = true): ControllerProcess {
-  const controller = startController({ identity: `${identity}-${suffix}`, watchNamespaces: [ns], leaseName, leaderElect });
+  const controller = startController(currentWorld(), { identity: `${identity}-${suffix}`, watchNamespaces: [ns], leaseName, leaderElect });
   controllers.push(controller);
   return controller;
 }

@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isAlive, startProcess, stopProcess, type ProcessRecord } from '../../harness/process.ts';
-import { currentWorld } from '../../harness/world-state.ts';
-import { root } from './cluster.ts';
+import { isAlive, startProcess, stopProcess, type ProcessRecord } from './process.ts';
+import type { WorldState } from './world-state.ts';
+
+const root = process.cwd();
 
 export const operatorNamespace = 'secret-binder-system';
 
@@ -16,6 +17,7 @@ export interface ControllerOptions {
   /** A lease per suite, so suites never elect each other's controllers. */
   readonly leaseName: string;
   readonly leaderElect?: boolean;
+  readonly logLevel?: 'info' | 'debug';
 }
 
 /** A controller (`node src/main.ts`) running against the world as its own process, like in a pod. */
@@ -34,14 +36,13 @@ export interface ControllerProcess {
 }
 
 /** The world's content-HMAC key: one per world, so restarts of the controller keep their hashes. */
-export function hmacKeyFile(): string {
-  const path = join(currentWorld().dir, 'content-hmac.key');
+export function hmacKeyFile(world: WorldState): string {
+  const path = join(world.dir, 'content-hmac.key');
   if (!existsSync(path)) writeFileSync(path, randomBytes(32), { mode: 0o600, flag: 'wx' });
   return path;
 }
 
-export function startController(options: ControllerOptions): ControllerProcess {
-  const world = currentWorld();
+export function startController(world: WorldState, options: ControllerOptions): ControllerProcess {
   const record = startProcess({
     name: `controller-${options.identity}`,
     command: process.execPath,
@@ -59,8 +60,8 @@ export function startController(options: ControllerOptions): ControllerProcess {
       '--renew-deadline', '8',
       '--retry-period', '1',
       '--http-address', '127.0.0.1:0',
-      '--hmac-key-file', hmacKeyFile(),
-      '--log-level', 'debug',
+      '--hmac-key-file', hmacKeyFile(world),
+      '--log-level', options.logLevel ?? 'debug',
     ],
     // No cloud credential discovery may leave this machine (the AWS default chain would ask the
     // EC2 metadata address).
