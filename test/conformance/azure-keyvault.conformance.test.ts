@@ -1,8 +1,5 @@
-import { ClientSecretCredential, type AccessToken, type TokenCredential } from '@azure/identity';
-import { SecretClient } from '@azure/keyvault-secrets';
-import { rootCertificates } from 'node:tls';
 import { azureKeyVaultProvider } from '../../src/backends/azure/index.ts';
-import type { AzureKeyVaultEndpoint, KeyVaultDoubleEndpoint } from '../harness/world-state.ts';
+import { providerAuth, writerClient } from './azure.server.ts';
 import { runTag, startHangingServer, testContext, type TestContext } from './conformance.context.ts';
 import { describeBackendConformance } from './conformance.suite.ts';
 import { azureKeyVaultKind, backendServer } from './conformance.world.ts';
@@ -30,11 +27,11 @@ describeBackendConformance(
     const caBundle = Buffer.from(endpoint.caPem).toString('base64');
     const writer = writerClient(endpoint);
     const how = providerAuth(endpoint);
+    const serviceVersion = endpoint.kind === 'lowkey' ? { serviceVersion: '7.5' } : {};
     const spec = (vaultUrl: string, auth: unknown = how.auth): unknown => ({
       vaultUrl,
       caBundle,
-      // Lowkey Vault 3.x serves API versions up to 7.5/7.6; the SDK's default is newer.
-      ...(endpoint.kind === 'lowkey' ? { serviceVersion: '7.5' } : {}),
+      ...serviceVersion,
       auth,
     });
     const create = (vaultUrl: string, context: TestContext, auth?: unknown) =>
@@ -69,51 +66,10 @@ describeBackendConformance(
         const hanging = await startHangingServer();
         return { backend: create(`https://127.0.0.1:${hanging.port}`, how.context()), dispose: () => hanging.close() };
       },
-      dispose: () => server.stop(),
+      dispose: async () => {
+        how.restore();
+        await server.stop();
+      },
     };
   },
 );
-
-/** How the provider under test authenticates to this server. */
-function providerAuth(endpoint: AzureKeyVaultEndpoint): { auth: unknown; context: () => TestContext } {
-  if (endpoint.kind === 'double') {
-    return {
-      auth: {
-        clientSecret: {
-          tenantId: endpoint.tenantId,
-          clientId: endpoint.clientId,
-          secretRef: { name: 'azure', key: 'client-secret' },
-          authorityHost: endpoint.authorityHost,
-        },
-      },
-      context: () => testContext({ secrets: { azure: { 'client-secret': endpoint.clientSecret } } }),
-    };
-  }
-  if (endpoint.tokenEndpoint === undefined) throw new Error('the world’s Lowkey Vault has no managed-identity token endpoint');
-  // Test-process configuration of the managed-identity source, as App Service sets it.
-  process.env.IDENTITY_ENDPOINT = endpoint.tokenEndpoint;
-  process.env.IDENTITY_HEADER = 'secret-binder-conformance';
-  return { auth: { managedIdentity: {} }, context: () => testContext({}) };
-}
-
-/** A SecretClient for the test's own writes, TLS verified against the server's CA. */
-function writerClient(endpoint: AzureKeyVaultEndpoint): SecretClient {
-  const tlsOptions = { ca: [...rootCertificates, endpoint.caPem] };
-  const credential: TokenCredential =
-    endpoint.kind === 'double'
-      ? writerCredential(endpoint, tlsOptions)
-      : { getToken: (): Promise<AccessToken> => Promise.resolve({ token: 'conformance-writer', expiresOnTimestamp: Date.now() + 3_600_000 }) };
-  return new SecretClient(endpoint.vaultUrl, credential, {
-    ...(endpoint.kind === 'lowkey' ? { serviceVersion: '7.5' as const } : {}),
-    disableChallengeResourceVerification: true,
-    tlsOptions,
-  });
-}
-
-function writerCredential(endpoint: KeyVaultDoubleEndpoint, tlsOptions: { ca: string[] }): TokenCredential {
-  return new ClientSecretCredential(endpoint.tenantId, endpoint.clientId, endpoint.clientSecret, {
-    authorityHost: endpoint.authorityHost,
-    disableInstanceDiscovery: true,
-    tlsOptions,
-  });
-}

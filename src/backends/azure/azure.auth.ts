@@ -32,6 +32,8 @@ import type { AzureConfig } from './azure.config.ts';
  */
 
 const assertionTokenSeconds = 600;
+/** A cached assertion is replaced this long before it expires. */
+const assertionMarginMs = 120_000;
 const clientSecretRecheckMs = 15 * 60_000;
 
 export interface AzureCredential {
@@ -62,7 +64,11 @@ export function azureCredential(config: AzureConfig, context: BackendContext, no
   const auth = config.auth;
   if (auth.method === 'workloadIdentity') {
     let lastAssertion = '';
+    let reuseUntil = 0;
+    // MSAL asks for the assertion on every token request, even one it then answers from its
+    // cache; a token stays usable for its lifetime (as AKS's projected file is), so reuse it.
     const getAssertion = async (): Promise<string> => {
+      if (lastAssertion !== '' && now() < reuseUntil) return lastAssertion;
       try {
         const minted = await context.requestServiceAccountToken({
           namespace: context.namespace,
@@ -71,6 +77,7 @@ export function azureCredential(config: AzureConfig, context: BackendContext, no
           expirationSeconds: assertionTokenSeconds,
         });
         lastAssertion = minted.token.revealText();
+        reuseUntil = Math.min(minted.expiresAt.getTime(), now() + assertionTokenSeconds * 1000) - assertionMarginMs;
         return lastAssertion;
       } catch (error) {
         throw mapContextError(error, `cannot obtain a token for service account ${context.namespace}/${auth.serviceAccountName}`);
