@@ -8,6 +8,7 @@ import {
   AuthFailedError,
   InvalidConfigError,
   NotFoundError,
+  ThrottledError,
   unversioned,
   type FetchOutcome,
   type SecretBackend,
@@ -168,6 +169,34 @@ describe('Vault provider against OpenBao', () => {
       if (fetched?.ok === true && version?.ok === true) expect(version.version).toBe(fetched.secret.version);
       expect(context.logins()).toBe(1);
     });
+  });
+
+  it('reports OpenBao rate limiting as Throttled with its Retry-After', async () => {
+    const path = `${prefix}/rate-limited`;
+    await writeKvSecret(bao, path, { a: 'b' });
+    // Retry-After (and the X-Ratelimit headers) are off by default; they change no other answer.
+    await openBaoRequest(bao, 'POST', 'sys/quotas/config', { enable_rate_limit_response_headers: true });
+    await openBaoRequest(bao, 'POST', `sys/quotas/rate-limit/conformance-${tag}`, {
+      path: `${bao.kvMount}/data/${path}`,
+      rate: 1,
+      interval: '30s',
+    });
+    try {
+      const backend = track(
+        vaultProvider.create(
+          vaultProvider.parseConfig({ address: bao.address, auth: { token: { secretRef: { name: 'v', key: 't' } } } }),
+          testContext({ secrets: { v: { t: bao.rootToken } } }),
+        ),
+      );
+      const outcomes: unknown[] = [];
+      for (let i = 0; i < 3; i++) outcomes.push(await errorOf(backend.fetch([latest(path)], opts())));
+      const throttled = outcomes.find((o) => o instanceof ThrottledError);
+      expect(throttled).toBeInstanceOf(ThrottledError);
+      expect((throttled as ThrottledError).retryAfterMs).toBeGreaterThan(0);
+    } finally {
+      await openBaoRequest(bao, 'DELETE', `sys/quotas/rate-limit/conformance-${tag}`);
+      await openBaoRequest(bao, 'POST', 'sys/quotas/config', { enable_rate_limit_response_headers: false });
+    }
   });
 
   describe('KV v1', () => {
