@@ -140,6 +140,28 @@ describe('AWS Secrets Manager provider against moto', () => {
     }
   });
 
+  it('uses the SDK default chain of the controller process (here: its environment)', async () => {
+    const name = `aws-provider/${tag}/default-chain`;
+    await client.send(new CreateSecretCommand({ Name: name, SecretString: 'from-the-chain' }));
+    const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
+    process.env.AWS_ACCESS_KEY_ID = moto.accessKeyId;
+    process.env.AWS_SECRET_ACCESS_KEY = moto.secretAccessKey;
+    try {
+      const backend = awsSecretsManagerProvider.create(
+        awsSecretsManagerProvider.parseConfig({ region: moto.region, endpoint: moto.endpoint, auth: { defaultChain: {} } }),
+        testContext({}),
+      );
+      backends.push(backend);
+      expect(text((await backend.fetch([{ key: name, version: { kind: 'latest' } }], opts()))[0])).toBe('from-the-chain');
+    } finally {
+      // Jest reuses worker processes across test files: leave the environment as found.
+      if (saved.id === undefined) delete process.env.AWS_ACCESS_KEY_ID;
+      else process.env.AWS_ACCESS_KEY_ID = saved.id;
+      if (saved.secret === undefined) delete process.env.AWS_SECRET_ACCESS_KEY;
+      else process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
+    }
+  });
+
   describe('with IAM authorization enforced', () => {
     let strict: { record: ProcessRecord; endpoint: MotoEndpoint } | undefined;
     let reader: { id: string; secret: string };
