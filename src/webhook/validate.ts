@@ -1,0 +1,92 @@
+import type { V1Pod, V1Volume } from '@kubernetes/client-node';
+import { driverName } from '../broker/broker.protocol.ts';
+import { allow, deny, isPodRequest, podOf, type AdmissionRequest, type Decision } from './admission.ts';
+import type { BindingLookup } from './mutate.ts';
+
+/**
+ * The validating webhook: a container (regular, init or ephemeral) may mount a bound volume — any
+ * CSI volume of our driver — only if that volume's binding lists it; `subPath` mounts of bound
+ * volumes are allowed with a warning (the kubelet never updates them). On UPDATE only what the
+ * update adds is judged (ADR 0092), so deleting a binding never blocks updates of running pods.
+ */
+
+type ContainerKind = 'container' | 'init container' | 'ephemeral container';
+
+/** One mount of a bound volume, with everything a message needs. */
+export interface BoundMount {
+  readonly containerKind: ContainerKind;
+  readonly container: string;
+  readonly volume: string;
+  /** The volume's `volumeAttributes.binding`; undefined when it has none. */
+  readonly binding: string | undefined;
+  readonly subPath: boolean;
+}
+
+export function validate(request: AdmissionRequest, lookupBinding: BindingLookup): Decision {
+  const judged =
+    (isPodRequest(request) && (request.operation === 'CREATE' || request.operation === 'UPDATE')) ||
+    (isPodRequest(request, 'ephemeralcontainers') && request.operation === 'UPDATE');
+  const pod = podOf(request.object);
+  if (!judged || pod === undefined) return allow();
+  const namespace = request.namespace ?? pod.metadata?.namespace ?? '';
+  const before = new Set(boundMounts(podOf(request.oldObject)).map(mountKey));
+  const added = boundMounts(pod).filter((m) => !before.has(mountKey(m)));
+  return judge(added, namespace, lookupBinding);
+}
+
+/** Every mount of a CSI volume of our driver, in every kind of container. */
+export function boundMounts(pod: V1Pod | undefined): BoundMount[] {
+  const volumes = new Map<string, V1Volume>();
+  for (const v of pod?.spec?.volumes ?? []) if (v.csi?.driver === driverName) volumes.set(v.name, v);
+  if (volumes.size === 0) return [];
+  const groups: [ContainerKind, readonly { name: string; volumeMounts?: { name: string; subPath?: string; subPathExpr?: string }[] }[]][] = [
+    ['init container', pod?.spec?.initContainers ?? []],
+    ['container', pod?.spec?.containers ?? []],
+    ['ephemeral container', pod?.spec?.ephemeralContainers ?? []],
+  ];
+  const out: BoundMount[] = [];
+  for (const [containerKind, containers] of groups) {
+    for (const c of containers) {
+      for (const m of c.volumeMounts ?? []) {
+        const volume = volumes.get(m.name);
+        if (volume === undefined) continue;
+        out.push({
+          containerKind,
+          container: c.name,
+          volume: m.name,
+          binding: volume.csi?.volumeAttributes?.['binding'],
+          subPath: (m.subPath ?? '') !== '' || (m.subPathExpr ?? '') !== '',
+        });
+      }
+    }
+  }
+  return out;
+}
+
+const mountKey = (m: BoundMount): string => JSON.stringify([m.containerKind, m.container, m.volume, m.binding ?? null, m.subPath]);
+
+/** Refusals for mounts the binding does not allow, warnings for subPath mounts. */
+export function judge(mounts: readonly BoundMount[], namespace: string, lookupBinding: BindingLookup): Decision {
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  for (const m of mounts) {
+    const who = `${m.containerKind} ${m.container}`;
+    if (m.binding === undefined || m.binding === '') {
+      problems.push(`${who} mounts volume ${m.volume} of driver ${driverName}, which names no binding (volumeAttributes.binding)`);
+      continue;
+    }
+    const binding = lookupBinding(namespace, m.binding);
+    if (binding === undefined) {
+      problems.push(`${who} mounts volume ${m.volume} of SecretBinding ${namespace}/${m.binding}, which does not exist`);
+      continue;
+    }
+    if (!binding.spec.containers.includes(m.container)) {
+      problems.push(
+        `${who} mounts volume ${m.volume} of SecretBinding ${m.binding}, which does not list it (listed: ${binding.spec.containers.join(', ')})`,
+      );
+      continue;
+    }
+    if (m.subPath) warnings.push(`${who} mounts volume ${m.volume} of SecretBinding ${m.binding} with subPath: files mounted by subPath never receive updates`);
+  }
+  return problems.length > 0 ? deny(problems.join('; '), 403, warnings) : allow(warnings);
+}
