@@ -18,6 +18,8 @@ export interface ControllerOptions {
   readonly leaseName: string;
   readonly leaderElect?: boolean;
   readonly logLevel?: 'info' | 'debug';
+  /** Lease timing in seconds; default 10 / 8 / 1 (takeover ~11 s after a crash). */
+  readonly lease?: { readonly durationSeconds: number; readonly renewDeadlineSeconds: number; readonly retryPeriodSeconds: number };
 }
 
 /** A controller (`node src/main.ts`) running against the world as its own process, like in a pod. */
@@ -54,11 +56,9 @@ export function startController(world: WorldState, options: ControllerOptions): 
       '--watch-namespaces', options.watchNamespaces.join(','),
       '--leader-elect', String(options.leaderElect ?? true),
       '--lease-name', options.leaseName,
-      // Takeover within ~11 s of a crash, yet a leader rides out a few seconds without the
-      // API server (its restart takes ~5 s) instead of stepping down.
-      '--lease-duration', '10',
-      '--renew-deadline', '8',
-      '--retry-period', '1',
+      '--lease-duration', String(options.lease?.durationSeconds ?? 10),
+      '--renew-deadline', String(options.lease?.renewDeadlineSeconds ?? 8),
+      '--retry-period', String(options.lease?.retryPeriodSeconds ?? 1),
       '--http-address', '127.0.0.1:0',
       '--hmac-key-file', hmacKeyFile(world),
       '--log-level', options.logLevel ?? 'debug',
