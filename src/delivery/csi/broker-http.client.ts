@@ -1,0 +1,116 @@
+import { readFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { ChangesAnswer, ChangesRequest, PublishAnswer, PublishRequest } from '../../broker/broker.protocol.ts';
+import { BrokerRefusal, BrokerUnreachable, type NodeBrokerPort } from './broker.port.ts';
+
+export interface BrokerHttpClientOptions {
+  /** The broker's base URL (`https://…`; `http://` only for local development and tests). */
+  readonly url: string;
+  /** PEM bundle that signs the broker's certificate. */
+  readonly caPem?: string;
+  /** The plugin's own projected service-account token; read on every request (the kubelet rotates it). */
+  readonly tokenFile: string;
+  /** Per-request timeout for `publish`; `changes` adds its own wait. */
+  readonly timeoutMs: number;
+}
+
+const maxAnswerBytes = 16 * 1024 * 1024;
+
+/** {@link NodeBrokerPort} over the broker's HTTPS JSON protocol. */
+export class BrokerHttpClient implements NodeBrokerPort {
+  readonly #options: BrokerHttpClientOptions;
+
+  constructor(options: BrokerHttpClientOptions) {
+    this.#options = options;
+  }
+
+  async publish(request: PublishRequest): Promise<PublishAnswer> {
+    const answer = await this.#post('/v1/publish', request, this.#options.timeoutMs, undefined);
+    if (!isPublishAnswer(answer)) throw new BrokerUnreachable('broker answered /v1/publish with an unexpected body');
+    return answer;
+  }
+
+  async changes(request: ChangesRequest, signal: AbortSignal): Promise<ChangesAnswer> {
+    const answer = await this.#post('/v1/changes', request, this.#options.timeoutMs + request.waitSeconds * 1000, signal);
+    if (!isChangesAnswer(answer)) throw new BrokerUnreachable('broker answered /v1/changes with an unexpected body');
+    return answer;
+  }
+
+  async #post(path: string, body: unknown, timeoutMs: number, signal: AbortSignal | undefined): Promise<unknown> {
+    const token = (await readFile(this.#options.tokenFile, 'utf8')).trim();
+    const url = new URL(path, this.#options.url);
+    const payload = Buffer.from(JSON.stringify(body));
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise<unknown>((resolve, reject) => {
+      const req = send(
+        url,
+        {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': payload.byteLength },
+          ...(this.#options.caPem === undefined ? {} : { ca: this.#options.caPem }),
+          timeout: timeoutMs,
+          ...(signal === undefined ? {} : { signal }),
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (chunk: Buffer) => {
+            size += chunk.byteLength;
+            if (size > maxAnswerBytes) req.destroy(new BrokerUnreachable('broker answer too large'));
+            else chunks.push(chunk);
+          });
+          res.on('error', (err) => {
+            reject(new BrokerUnreachable(`broker answer broken: ${err.message}`));
+          });
+          res.on('end', () => {
+            const status = res.statusCode ?? 0;
+            let parsed: unknown;
+            try {
+              parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+            } catch {
+              parsed = undefined;
+            }
+            if (status >= 200 && status < 300) resolve(parsed);
+            else {
+              const error = parsed as { reason?: unknown; message?: unknown } | undefined;
+              const reason = typeof error?.reason === 'string' ? error.reason : 'Unknown';
+              const message = typeof error?.message === 'string' ? error.message : `HTTP ${String(status)}`;
+              reject(new BrokerRefusal(status, reason, message));
+            }
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new BrokerUnreachable(`broker did not answer within ${String(timeoutMs)} ms`)));
+      req.on('error', (err: Error) => {
+        if (signal?.aborted === true) reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+        else reject(err instanceof BrokerUnreachable ? err : new BrokerUnreachable(`broker unreachable: ${err.message}`));
+      });
+      req.end(payload);
+    });
+  }
+}
+
+function isPublishAnswer(value: unknown): value is PublishAnswer {
+  const answer = value as { volumeId?: unknown; contentHash?: unknown; files?: unknown } | null | undefined;
+  return (
+    typeof answer?.volumeId === 'string' &&
+    typeof answer.contentHash === 'string' &&
+    Array.isArray(answer.files) &&
+    (answer.files as unknown[]).every((item) => {
+      const file = item as { path?: unknown; mode?: unknown; contentBase64?: unknown } | null;
+      return typeof file?.path === 'string' && typeof file.mode === 'number' && typeof file.contentBase64 === 'string';
+    })
+  );
+}
+
+function isChangesAnswer(value: unknown): value is ChangesAnswer {
+  const answer = value as { changed?: unknown } | null | undefined;
+  return (
+    Array.isArray(answer?.changed) &&
+    (answer.changed as unknown[]).every((item) => {
+      const change = item as { volumeId?: unknown; revoked?: unknown; contentHash?: unknown } | null;
+      return typeof change?.volumeId === 'string' && typeof change.revoked === 'boolean' && (typeof change.contentHash === 'string' || change.contentHash === null);
+    })
+  );
+}

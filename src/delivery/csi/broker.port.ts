@@ -1,0 +1,42 @@
+import type { ChangesAnswer, ChangesRequest, PublishAnswer, PublishRequest } from '../../broker/broker.protocol.ts';
+
+/**
+ * What the node plugin needs from the broker (the wire contract is `broker.protocol.ts`). The HTTP
+ * client implements it; unit tests put an in-process fake behind it.
+ */
+export interface NodeBrokerPort {
+  /** The file set of one binding for one pod. Throws {@link BrokerRefusal} or {@link BrokerUnreachable}. */
+  publish(request: PublishRequest): Promise<PublishAnswer>;
+  /** Long poll: which of this node's volumes changed. Rejects when `signal` aborts. */
+  changes(request: ChangesRequest, signal: AbortSignal): Promise<ChangesAnswer>;
+}
+
+/** The broker answered with a refusal (an HTTP error status and one reason of the closed list). */
+export class BrokerRefusal extends Error {
+  readonly status: number;
+  readonly reason: string;
+
+  constructor(status: number, reason: string, message: string) {
+    super(`broker refused (${String(status)} ${reason}): ${message}`);
+    this.name = 'BrokerRefusal';
+    this.status = status;
+    this.reason = reason;
+  }
+
+  /**
+   * True when the broker says the pod is not (or no longer) entitled to the binding: the volume is
+   * emptied. Every other refusal may be transient (outage, token expiry) and keeps the files
+   * (invariant 7).
+   */
+  get revokes(): boolean {
+    return this.reason === 'NotEntitled' || this.reason === 'IdentityMismatch';
+  }
+}
+
+/** The broker could not be reached or answered something that is not the protocol. */
+export class BrokerUnreachable extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BrokerUnreachable';
+  }
+}

@@ -1,0 +1,304 @@
+import { mkdir, readdir, rm, rmdir } from 'node:fs/promises';
+import type { PublishAnswer } from '../../broker/broker.protocol.ts';
+import type { Logger } from '../../observability/logger.ts';
+import { SecretValue } from '../../observability/secret-value.ts';
+import { sanitizeError } from '../../observability/sanitize.ts';
+import { clearFileSet, writeFileSet } from '../files/atomic-writer.ts';
+import type { RenderedFile } from '../files/file-set.ts';
+import { BrokerRefusal, type NodeBrokerPort } from './broker.port.ts';
+import type { Mounter } from './tmpfs.mounter.ts';
+import type { PodVolume } from './volume-context.ts';
+
+export interface NodePluginOptions {
+  readonly broker: NodeBrokerPort;
+  readonly mounter: Mounter;
+  readonly logger: Logger;
+  /** Size limit of every volume's tmpfs. */
+  readonly tmpfsSizeBytes: number;
+  /** How long one change long-poll may be held open by the broker. */
+  readonly changesWaitSeconds: number;
+  /** Backoff after a failed change poll or refresh: from `min` doubling up to `max`, jittered. */
+  readonly backoff: { readonly minMs: number; readonly maxMs: number };
+}
+
+export interface PublishVolume extends PodVolume {
+  readonly volumeId: string;
+  readonly targetPath: string;
+}
+
+/** A volume this plugin holds. `contentHash` is null while the volume is empty (revoked). */
+interface VolumeState {
+  readonly volumeId: string;
+  readonly targetPath: string;
+  readonly request: PodVolume;
+  contentHash: string | null;
+}
+
+/**
+ * The node plugin's behaviour, apart from the gRPC transport (ADR 0088): publishes a volume (tmpfs +
+ * atomic file set), refreshes it on republish and on the broker's change stream, empties it on
+ * revocation, and never removes or damages files because the broker is unreachable (invariant 7).
+ * Calls for one volume are serialized.
+ */
+export class NodePlugin {
+  readonly #options: NodePluginOptions;
+  readonly #volumes = new Map<string, VolumeState>();
+  readonly #locks = new Map<string, Promise<unknown>>();
+  #wake: AbortController = new AbortController();
+  #stopped = false;
+  #loop: Promise<void> | undefined;
+
+  constructor(options: NodePluginOptions) {
+    this.#options = options;
+  }
+
+  /** NodePublishVolume: first publish, or a republish (CSIDriver `requiresRepublish`). */
+  async publish(volume: PublishVolume): Promise<void> {
+    await this.#serialized(volume.volumeId, async () => {
+      const existing = this.#volumes.get(volume.volumeId);
+      if (existing !== undefined && existing.targetPath === volume.targetPath) {
+        const state: VolumeState = { ...existing, request: volume };
+        this.#volumes.set(volume.volumeId, state);
+        // A republish that cannot reach the broker still succeeds: the pod keeps its files (last
+        // known good, invariant 7) and the change stream retries; the failure is logged in #refresh.
+        await this.#refresh(state, null).catch(() => undefined);
+        return;
+      }
+      await this.#firstPublish(volume);
+    });
+    this.#wakeLoop();
+  }
+
+  /** NodeUnpublishVolume: wipes the files, unmounts and removes the target; idempotent. */
+  async unpublish(volumeId: string, targetPath: string): Promise<void> {
+    await this.#serialized(volumeId, async () => {
+      if (await this.#options.mounter.isMountPoint(targetPath)) {
+        await clearFileSet(targetPath);
+        await this.#options.mounter.unmount(targetPath);
+      }
+      await rmdir(targetPath).catch(async (err: unknown) => {
+        if (errnoOf(err) === 'ENOENT') return;
+        if (errnoOf(err) !== 'ENOTEMPTY') throw err;
+        // Not a mount (any more) but files remain, e.g. from a failed unmount earlier: ours to wipe.
+        await rm(targetPath, { recursive: true, force: true });
+      });
+      this.#volumes.delete(volumeId);
+      this.#options.logger.info('volume unpublished', { volumeId });
+    });
+    this.#wakeLoop();
+  }
+
+  /** The volumes held now (for diagnostics and tests); no tokens. */
+  volumes(): { volumeId: string; targetPath: string; contentHash: string | null }[] {
+    return [...this.#volumes.values()].map(({ volumeId, targetPath, contentHash }) => ({ volumeId, targetPath, contentHash }));
+  }
+
+  /** Starts following the broker's change stream. */
+  start(): void {
+    this.#loop ??= this.#followChanges();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#wake.abort();
+    await this.#loop;
+    await Promise.allSettled([...this.#locks.values()]);
+  }
+
+  async #firstPublish(volume: PublishVolume): Promise<void> {
+    const log = this.#logFor(volume);
+    await mkdir(volume.targetPath, { recursive: true, mode: 0o750 });
+    const alreadyMounted = await this.#options.mounter.isMountPoint(volume.targetPath);
+    if (!alreadyMounted) {
+      await this.#options.mounter.mountTmpfs(volume.targetPath, {
+        sizeBytes: this.#options.tmpfsSizeBytes,
+        mode: 0o755,
+        ...(volume.gid === undefined ? {} : { gid: volume.gid }),
+      });
+    }
+    let answer: PublishAnswer;
+    try {
+      answer = await this.#options.broker.publish(this.#publishRequest(volume.volumeId, volume));
+      await writeFileSet(volume.targetPath, filesOf(answer), volume.gid === undefined ? {} : { gid: volume.gid });
+    } catch (err) {
+      // Nothing is served yet: leave no mount behind; the kubelet retries the call. A mount found
+      // from before (plugin restart) keeps its files (invariant 7).
+      if (!alreadyMounted) {
+        await this.#options.mounter.unmount(volume.targetPath).catch(() => undefined);
+        await rmdir(volume.targetPath).catch(() => undefined);
+      }
+      log.warn('publish refused or failed', { error: sanitizeError(err) });
+      throw err;
+    }
+    this.#volumes.set(volume.volumeId, { volumeId: volume.volumeId, targetPath: volume.targetPath, request: volume, contentHash: answer.contentHash });
+    log.info('volume published', { files: answer.files.length, contentHash: answer.contentHash });
+  }
+
+  /**
+   * Re-reads the volume's file set and rewrites it when its hash differs. A refusal that revokes
+   * empties the volume; any other failure keeps the files and is reported to the caller.
+   */
+  async #refresh(state: VolumeState, expectedHash: string | null): Promise<'refreshed' | 'unchanged' | 'revoked'> {
+    const log = this.#logFor({ ...state.request, volumeId: state.volumeId });
+    let answer: PublishAnswer;
+    try {
+      answer = await this.#options.broker.publish(this.#publishRequest(state.volumeId, state.request));
+    } catch (err) {
+      if (err instanceof BrokerRefusal && err.revokes) {
+        await this.#empty(state);
+        log.warn('volume revoked by the broker: files removed', { reason: err.reason });
+        return 'revoked';
+      }
+      log.warn('refresh failed: keeping the current files', { error: sanitizeError(err) });
+      throw err;
+    }
+    if (answer.contentHash === state.contentHash) return 'unchanged';
+    if (expectedHash !== null && answer.contentHash !== expectedHash) log.debug('content moved on again', { contentHash: answer.contentHash });
+    await writeFileSet(state.targetPath, filesOf(answer), state.request.gid === undefined ? {} : { gid: state.request.gid });
+    state.contentHash = answer.contentHash;
+    log.info('volume refreshed', { files: answer.files.length, contentHash: answer.contentHash });
+    return 'refreshed';
+  }
+
+  async #empty(state: VolumeState): Promise<void> {
+    // The mount stays (the pod keeps running); only the files go.
+    await writeFileSet(state.targetPath, []);
+    state.contentHash = null;
+  }
+
+  async #followChanges(): Promise<void> {
+    let failures = 0;
+    while (!this.#stopped) {
+      const wake = this.#wake;
+      const held = [...this.#volumes.values()];
+      if (held.length === 0) {
+        await waitFor(wake.signal);
+        this.#rearm(wake);
+        continue;
+      }
+      let failed = false;
+      try {
+        const answer = await this.#options.broker.changes(
+          {
+            volumes: held.map((v) => ({
+              volumeId: v.volumeId,
+              namespace: v.request.pod.namespace,
+              binding: v.request.binding,
+              contentHash: v.contentHash ?? '',
+              pod: { name: v.request.pod.name, uid: v.request.pod.uid },
+            })),
+            waitSeconds: this.#options.changesWaitSeconds,
+          },
+          wake.signal,
+        );
+        for (const change of answer.changed) {
+          const ok = await this.#serialized(change.volumeId, async () => {
+            const state = this.#volumes.get(change.volumeId);
+            if (state === undefined) return true;
+            if (change.revoked) {
+              if (state.contentHash !== null || (await hasFiles(state.targetPath))) {
+                await this.#empty(state);
+                this.#logFor({ ...state.request, volumeId: state.volumeId }).warn('volume revoked: files removed', {});
+              }
+              return true;
+            }
+            if (change.contentHash === state.contentHash) return true;
+            return this.#refresh(state, change.contentHash).then(
+              () => true,
+              () => false,
+            );
+          });
+          if (!ok) failed = true;
+        }
+      } catch (err) {
+        if (wake.signal.aborted) {
+          this.#rearm(wake);
+          continue;
+        }
+        failed = true;
+        this.#options.logger.warn('change stream failed: keeping every volume as it is', { error: sanitizeError(err) });
+      }
+      if (failed) {
+        // Retry with backoff: the broker (or a backend behind it) is down, and hammering it helps no one.
+        failures++;
+        await sleep(backoffMs(failures, this.#options.backoff), wake.signal);
+        if (wake.signal.aborted) this.#rearm(wake);
+      } else failures = 0;
+    }
+  }
+
+  #rearm(fired: AbortController): void {
+    if (this.#wake === fired && !this.#stopped) this.#wake = new AbortController();
+  }
+
+  #wakeLoop(): void {
+    this.#wake.abort();
+  }
+
+  #publishRequest(volumeId: string, volume: PodVolume): { volumeId: string; pod: PodVolume['pod']; binding: string; podToken: string } {
+    return { volumeId, pod: volume.pod, binding: volume.binding, podToken: volume.podToken };
+  }
+
+  #logFor(volume: PodVolume & { volumeId: string }): Logger {
+    return this.#options.logger.child({ volumeId: volume.volumeId, pod: `${volume.pod.namespace}/${volume.pod.name}`, binding: volume.binding });
+  }
+
+  async #serialized<T>(volumeId: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.#locks.get(volumeId) ?? Promise.resolve();
+    const next = previous.then(work, work);
+    const settled = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#locks.set(volumeId, settled);
+    try {
+      return await next;
+    } finally {
+      if (this.#locks.get(volumeId) === settled) this.#locks.delete(volumeId);
+    }
+  }
+}
+
+function filesOf(answer: PublishAnswer): RenderedFile[] {
+  return answer.files.map((file) => ({ path: file.path, mode: file.mode, content: SecretValue.fromBytes(Buffer.from(file.contentBase64, 'base64')) }));
+}
+
+async function hasFiles(dir: string): Promise<boolean> {
+  return (await readdir(dir).catch(() => [] as string[])).some((entry) => !entry.startsWith('..'));
+}
+
+function backoffMs(failures: number, backoff: { minMs: number; maxMs: number }): number {
+  const base = Math.min(backoff.maxMs, backoff.minMs * 2 ** Math.min(failures - 1, 20));
+  return base / 2 + Math.random() * (base / 2);
+}
+
+function waitFor(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    signal.addEventListener(
+      'abort',
+      () => {
+        resolve();
+      },
+      { once: true },
+    );
+  });
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+function errnoOf(err: unknown): unknown {
+  return typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+}

@@ -1,0 +1,64 @@
+/**
+ * The node plugin's composition root (DaemonSet `secretbinder.dev` CSI driver): the only reader of
+ * process.env and the command line for the plugin. Serves CSI on a unix socket, registers with the
+ * kubelet, follows the broker's change stream, and stops cleanly on SIGTERM (volumes stay mounted:
+ * the pods keep their files while the plugin restarts).
+ */
+import { readFile } from 'node:fs/promises';
+import { BrokerHttpClient } from './csi/broker-http.client.ts';
+import { CsiServer } from './csi/csi.server.ts';
+import { NodePlugin } from './csi/node-plugin.ts';
+import { NodePluginConfigError, parseNodePluginConfig } from './csi/node-plugin.config.ts';
+import { SystemMounter } from './csi/tmpfs.mounter.ts';
+import { createLogger } from '../observability/logger.ts';
+import { sanitizeError } from '../observability/sanitize.ts';
+
+async function main(): Promise<number> {
+  let config;
+  try {
+    config = parseNodePluginConfig(process.argv.slice(2), process.env);
+  } catch (error) {
+    if (error instanceof NodePluginConfigError) {
+      process.stderr.write(`secret-binder node plugin: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  const logger = createLogger({ level: config.logLevel, component: 'csi' });
+  const caPem = config.brokerCaFile === null ? undefined : await readFile(config.brokerCaFile, 'utf8');
+  const broker = new BrokerHttpClient({ url: config.brokerUrl, tokenFile: config.tokenFile, timeoutMs: 10_000, ...(caPem === undefined ? {} : { caPem }) });
+  const plugin = new NodePlugin({
+    broker,
+    mounter: new SystemMounter(),
+    logger,
+    tmpfsSizeBytes: config.tmpfsSizeBytes,
+    changesWaitSeconds: config.changesWaitSeconds,
+    backoff: { minMs: 500, maxMs: 30_000 },
+  });
+  const server = new CsiServer({
+    plugin,
+    logger,
+    nodeName: config.nodeName,
+    version: '0.1.0',
+    csiSocket: config.csiSocket,
+    ...(config.registrationSocket === null ? {} : { registration: { socket: config.registrationSocket, kubeletCsiSocket: config.kubeletCsiSocket } }),
+  });
+  try {
+    await server.start();
+  } catch (error) {
+    logger.error('cannot serve the CSI sockets', { error: sanitizeError(error) });
+    return 1;
+  }
+  plugin.start();
+  logger.info('node plugin started', { node: config.nodeName, csiSocket: config.csiSocket, registration: config.registrationSocket ?? 'off' });
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  logger.info('stopping');
+  await plugin.stop();
+  await server.stop();
+  return 0;
+}
+
+process.exitCode = await main();
