@@ -106,7 +106,6 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
       winston.format.json(),
     ),
     // winston types its transports as interfaces with construct signatures (see logger.ts).
-    // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment
     transports: [transport],
     exitOnError: false,
   });

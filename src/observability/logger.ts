@@ -71,7 +71,6 @@ export function createLogger(options: LoggerOptions): Logger {
     ),
     // winston types its transports as interfaces with construct signatures, which this rule
     // cannot tell from a real constructor.
-    // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment
     transports: [new winston.transports.Stream({ stream: options.stream ?? process.stdout })],
     exitOnError: false,
   });
