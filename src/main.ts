@@ -8,6 +8,7 @@ import { ConfigError, parseControllerConfig } from './config/controller.config.t
 import { buildOperator } from './controllers/operator.ts';
 import { createKubeClients, loadKubeConfig } from './kube/kube-clients.ts';
 import { minContentHmacKeyBytes } from './observability/content-hmac.ts';
+import { createAuditLog } from './observability/audit.ts';
 import { createLogger } from './observability/logger.ts';
 import { sanitizeError } from './observability/sanitize.ts';
 import { SecretValue } from './observability/secret-value.ts';
@@ -36,7 +37,10 @@ async function main(): Promise<number> {
   const kubeConfig = loadKubeConfig(config.kube);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const operator = buildOperator({ config, kubeConfig, clients: createKubeClients(kubeConfig), logger, registry, contentKey });
+  const audit = createAuditLog({
+    destination: config.auditLog === 'stdout' ? { kind: 'stream', stream: process.stdout } : { kind: 'file', path: config.auditLog },
+  });
+  const operator = buildOperator({ config, kubeConfig, clients: createKubeClients(kubeConfig), logger, registry, contentKey, audit });
   const shutdown = shutdownSignal();
   logger.info('starting', {
     identity: config.identity,
@@ -44,6 +48,7 @@ async function main(): Promise<number> {
     leaderElection: config.leaderElection.enabled,
     watchNamespaces: config.watchNamespaces,
     http: `${config.http.host}:${config.http.port}`,
+    broker: config.broker.enabled ? `${config.broker.host}:${config.broker.port}` : 'off',
   });
   try {
     await operator.manager.run(shutdown.signal);
@@ -56,6 +61,7 @@ async function main(): Promise<number> {
   } finally {
     shutdown.dispose();
     await operator.close();
+    await audit.close();
   }
 }
 

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import type { BrokerTlsSource } from '../broker/broker-tls.ts';
 import type { KubeConfigSource } from '../kube/kube-clients.ts';
 
 /** The controller's configuration: parsed once in `main.ts`, then passed down as plain data. */
@@ -29,7 +30,20 @@ export interface ControllerConfig {
   /** `stdout` or a file path: where the audit channel writes JSON lines. */
   readonly auditLog: string;
   readonly workers: { readonly bindings: number; readonly backends: number };
+  /** The broker's HTTPS server (every replica), off unless `--broker-address` is given (ADR 0080). */
+  readonly broker: BrokerConfig;
 }
+
+export type BrokerConfig =
+  | { readonly enabled: false }
+  | {
+      readonly enabled: true;
+      readonly host: string;
+      readonly port: number;
+      readonly tls: BrokerTlsSource;
+      /** The node plugin's service account, the only caller the broker answers. */
+      readonly nodePlugin: { readonly namespace: string; readonly name: string };
+    };
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -58,6 +72,22 @@ const schema = z
     'audit-log': z.string().min(1).default('stdout'),
     'binding-workers': z.coerce.number().int().min(1).max(64).default(4),
     'backend-workers': z.coerce.number().int().min(1).max(16).default(2),
+    'broker-address': z
+      .string()
+      .regex(/^[^:]+:\d{1,5}$/, 'must be host:port, e.g. 0.0.0.0:8443')
+      .optional(),
+    'broker-cert-file': z.string().min(1).optional(),
+    'broker-key-file': z.string().min(1).optional(),
+    'broker-ca-out': z.string().min(1).optional(),
+    'broker-dns-names': z.string().optional(),
+    'node-plugin-service-account': z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?:[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/, 'must be namespace:name')
+      .optional(),
+  })
+  .refine((c) => (c['broker-cert-file'] === undefined) === (c['broker-key-file'] === undefined), {
+    message: 'give both --broker-cert-file and --broker-key-file, or neither (self-managed certificate)',
+    path: ['broker-cert-file'],
   })
   .refine((c) => c['renew-deadline'] < c['lease-duration'], {
     message: 'renew-deadline must be shorter than lease-duration',
@@ -81,6 +111,12 @@ const options = {
   'audit-log': { type: 'string' },
   'binding-workers': { type: 'string' },
   'backend-workers': { type: 'string' },
+  'broker-address': { type: 'string' },
+  'broker-cert-file': { type: 'string' },
+  'broker-key-file': { type: 'string' },
+  'broker-ca-out': { type: 'string' },
+  'broker-dns-names': { type: 'string' },
+  'node-plugin-service-account': { type: 'string' },
 } as const;
 
 /**
@@ -135,6 +171,30 @@ export function parseControllerConfig(argv: readonly string[], env: Readonly<Rec
     hmacKeyFile: c['hmac-key-file'],
     auditLog: c['audit-log'],
     workers: { bindings: c['binding-workers'], backends: c['backend-workers'] },
+    broker: brokerConfig(c),
+  };
+}
+
+function brokerConfig(c: z.infer<typeof schema>): BrokerConfig {
+  const address = c['broker-address'];
+  if (address === undefined) return { enabled: false };
+  const [host, port] = splitHostPort(address);
+  const [saNamespace, saName] = (c['node-plugin-service-account'] ?? `${c.namespace}:secret-binder-node`).split(':');
+  const certFile = c['broker-cert-file'];
+  const keyFile = c['broker-key-file'];
+  const dnsNames = (c['broker-dns-names'] ?? `secret-binder-broker.${c.namespace}.svc,localhost`)
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => n !== '');
+  return {
+    enabled: true,
+    host,
+    port: Number(port),
+    tls:
+      certFile !== undefined && keyFile !== undefined
+        ? { kind: 'files', certFile, keyFile }
+        : { kind: 'self-managed', dnsNames, ipAddresses: ['127.0.0.1'], caOut: c['broker-ca-out'] },
+    nodePlugin: { namespace: saNamespace ?? '', name: saName ?? '' },
   };
 }
 

@@ -25,7 +25,13 @@ import type { Runnable } from '../runtime/runnable.ts';
 import { RuntimeMetrics } from '../runtime/runtime.metrics.ts';
 import { BackendPool } from './backend/backend-pool.ts';
 import { BackendReconciler, backendQueueKey } from './backend/backend.reconciler.ts';
-import { BindingContentResolver } from './binding/binding-content.ts';
+import { Broker } from '../broker/broker.ts';
+import { createBrokerMetrics } from '../broker/broker.metrics.ts';
+import { BrokerServer } from '../broker/broker.server.ts';
+import { ChangeHub, RecordingContentResolver } from '../broker/change-hub.ts';
+import { KubeTokenReviewer } from '../broker/token-review.ts';
+import { isNotFound } from '../kube/kube-errors.ts';
+import type { AuditLog } from '../observability/audit.ts';
 import { BindingReconciler, backendRefKey } from './binding/binding.reconciler.ts';
 
 export interface OperatorDeps {
@@ -36,12 +42,16 @@ export interface OperatorDeps {
   readonly registry: Registry;
   /** Key of content HMACs (status) and of versions of unversioned stores. */
   readonly contentKey: SecretValue;
+  /** The audit channel; required when the broker is enabled. */
+  readonly audit?: AuditLog;
   readonly clock?: Clock;
 }
 
 export interface Operator {
   readonly manager: Manager;
   readonly health: HealthServer;
+  /** The broker's HTTPS server, when enabled (runs on every replica). */
+  readonly broker: BrokerServer | undefined;
   /** Releases backend clients after the manager stopped. */
   close(): Promise<void>;
 }
@@ -117,7 +127,9 @@ export function buildOperator(deps: OperatorDeps): Operator {
     };
   };
   const pool = new BackendPool(resolver, { parseBackendSpec, createBackend }, contextFor);
-  const content = new BindingContentResolver({
+  // Every resolution (reconciler or broker) feeds the change stream's current hashes.
+  const hub = new ChangeHub();
+  const content = new RecordingContentResolver({
     clusterBackends,
     namespacedBackends,
     namespaces,
@@ -125,7 +137,7 @@ export function buildOperator(deps: OperatorDeps): Operator {
     resolver,
     contentKey: deps.contentKey,
     resolveTimeoutMs: 20_000,
-  });
+  }, hub);
   const publisher = {
     custom: clients.custom,
     events: createEventRecorder(clients.core, 'secret-binder-controller', config.identity, config.operatorNamespace),
@@ -193,6 +205,32 @@ export function buildOperator(deps: OperatorDeps): Operator {
     });
   }
   bindings.addHandler({
+    // The leader writes the content HMAC to status: how replicas that do not reconcile learn it.
+    add: (b) => {
+      if (b.status?.contentHmac !== undefined && hub.current(b.metadata.namespace ?? '', b.metadata.name ?? '') === undefined) {
+        hub.set(b.metadata.namespace ?? '', b.metadata.name ?? '', { kind: 'hash', hash: b.status.contentHmac });
+      }
+    },
+    update: (old, b) => {
+      const ns = b.metadata.namespace ?? '';
+      const name = b.metadata.name ?? '';
+      if (b.status?.contentHmac !== undefined && b.status.contentHmac !== old.status?.contentHmac) hub.set(ns, name, { kind: 'hash', hash: b.status.contentHmac });
+      // Selector, service accounts or containers may have changed: waiters re-check entitlement.
+      if (specChanged(old, b)) hub.touch(ChangeHub.bindingKey(ns, name));
+    },
+    delete: (b) => {
+      hub.forget(b.metadata.namespace ?? '', b.metadata.name ?? '');
+    },
+  });
+  pods.addHandler({
+    update: (_old, p) => {
+      hub.touch(ChangeHub.podKey(p.metadata?.namespace ?? '', p.metadata?.name ?? ''));
+    },
+    delete: (p) => {
+      hub.touch(ChangeHub.podKey(p.metadata?.namespace ?? '', p.metadata?.name ?? ''));
+    },
+  });
+  bindings.addHandler({
     add: (b) => {
       pods.addNamespace(b.metadata.namespace ?? '');
       bindingController.enqueue(objectKey(b));
@@ -245,9 +283,43 @@ export function buildOperator(deps: OperatorDeps): Operator {
   manager.add(bindingController);
   manager.add(sweeper(resolver, clock));
 
+  let brokerServer: BrokerServer | undefined;
+  if (config.broker.enabled) {
+    if (deps.audit === undefined) throw new Error('the broker needs an audit log');
+    const broker = new Broker({
+      tokens: new KubeTokenReviewer(clients.auth),
+      nodePlugin: config.broker.nodePlugin,
+      bindings,
+      pods,
+      podsSynced: (ns) => pods.hasSyncedNamespace(ns),
+      readPod: async (namespace, name) => {
+        try {
+          return await clients.core.readNamespacedPod({ namespace, name });
+        } catch (error) {
+          if (isNotFound(error)) return undefined;
+          throw error;
+        }
+      },
+      content,
+      hub,
+      audit: deps.audit,
+      metrics: createBrokerMetrics(registry),
+      logger: logger.child({ component: 'broker' }),
+    });
+    brokerServer = new BrokerServer({
+      host: config.broker.host,
+      port: config.broker.port,
+      tls: config.broker.tls,
+      broker,
+      logger: logger.child({ component: 'broker' }),
+    });
+    manager.add(brokerServer);
+  }
+
   return {
     manager,
     health,
+    broker: brokerServer,
     close: async () => {
       await pool.close();
       await resolver.close();
@@ -273,6 +345,9 @@ function slimPod(pod: V1Pod): V1Pod {
       serviceAccountName: pod.spec?.serviceAccountName,
       nodeName: pod.spec?.nodeName,
       containers: (pod.spec?.containers ?? []).map((c) => ({ name: c.name, volumeMounts: c.volumeMounts })),
+      // The broker checks every container that mounts a bound volume, init and ephemeral ones too.
+      initContainers: pod.spec?.initContainers?.map((c) => ({ name: c.name, volumeMounts: c.volumeMounts })),
+      ephemeralContainers: pod.spec?.ephemeralContainers?.map((c) => ({ name: c.name, volumeMounts: c.volumeMounts })),
       volumes: pod.spec?.volumes?.filter((v) => v.csi !== undefined),
     },
     status: { phase: pod.status?.phase },

@@ -1,0 +1,132 @@
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../observability/logger.ts';
+import type { Runnable } from '../runtime/runnable.ts';
+import type { Broker, BrokerReply } from './broker.ts';
+import { loadBrokerTls, type BrokerTlsSource } from './broker-tls.ts';
+
+export interface BrokerServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly tls: BrokerTlsSource;
+  readonly broker: Broker;
+  readonly logger: Logger;
+}
+
+/** Largest request body accepted (a changes request for a busy node stays well below). */
+const maxBodyBytes = 4 * 1024 * 1024;
+
+/**
+ * The broker's HTTPS endpoint on every replica (not leader-only: any replica answers from its own
+ * caches). Routes `POST /v1/publish` and `POST /v1/changes`; everything else is 404. Never logs a
+ * body or a header.
+ */
+export class BrokerServer implements Runnable {
+  readonly name = 'broker';
+  readonly needLeaderElection = false;
+  readonly #options: BrokerServerOptions;
+  readonly #listening: Promise<AddressInfo>;
+  #resolveListening!: (address: AddressInfo) => void;
+  #rejectListening!: (error: unknown) => void;
+
+  constructor(options: BrokerServerOptions) {
+    this.#options = options;
+    this.#listening = new Promise((resolve, reject) => {
+      this.#resolveListening = resolve;
+      this.#rejectListening = reject;
+    });
+    // Never an unhandled rejection when nobody asks for the address.
+    this.#listening.catch(() => undefined);
+  }
+
+  /** The bound address, once listening. */
+  address(): Promise<AddressInfo> {
+    return this.#listening;
+  }
+
+  async start(signal: AbortSignal): Promise<void> {
+    const { logger } = this.#options;
+    let server: Server;
+    try {
+      const tls = await loadBrokerTls(this.#options.tls);
+      const requests = new AbortController();
+      server = createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, (req, res) => {
+        void this.#handle(req, res, requests.signal);
+      });
+      // Long polls hold a request up to 60 s; the socket must outlive them.
+      server.requestTimeout = 120_000;
+      server.headersTimeout = 30_000;
+      server.keepAliveTimeout = 65_000;
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(this.#options.port, this.#options.host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      const address = server.address() as AddressInfo;
+      logger.info('broker listening', { address: `${address.address}:${address.port}`, tls: this.#options.tls.kind });
+      this.#resolveListening(address);
+      await new Promise<void>((resolve) => {
+        if (signal.aborted) resolve();
+        signal.addEventListener('abort', () => { resolve(); }, { once: true });
+      });
+      // Held long polls answer "nothing changed" at once; then the server closes.
+      requests.abort();
+      await new Promise<void>((resolve) => {
+        server.close(() => { resolve(); });
+        server.closeIdleConnections();
+      });
+    } catch (error) {
+      this.#rejectListening(error);
+      throw error;
+    }
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse, stopping: AbortSignal): Promise<void> {
+    const closed = new AbortController();
+    res.once('close', () => { closed.abort(); });
+    const signal = AbortSignal.any([stopping, closed.signal]);
+    let reply: BrokerReply;
+    try {
+      const route = req.method === 'POST' ? req.url : undefined;
+      if (route !== '/v1/publish' && route !== '/v1/changes') {
+        reply = { status: 404, body: { reason: 'InvalidSpec', message: 'no such endpoint (POST /v1/publish, POST /v1/changes)' } };
+      } else {
+        const body = await readJson(req);
+        if (body === undefined) {
+          reply = { status: 400, body: { reason: 'InvalidSpec', message: 'the body must be JSON of at most 4 MiB' } };
+        } else {
+          const broker = this.#options.broker;
+          reply = route === '/v1/publish'
+            ? await broker.publish(req.headers.authorization, body, signal)
+            : await broker.changes(req.headers.authorization, body, signal);
+        }
+      }
+    } catch (error) {
+      this.#options.logger.error('broker request failed', { error: error instanceof Error ? error.message : String(error) });
+      reply = { status: 500, body: { reason: 'InternalError', message: 'internal error' } };
+    }
+    if (res.destroyed) return;
+    const text = JSON.stringify(reply.body);
+    res.writeHead(reply.status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    const buffer = chunk as Buffer;
+    size += buffer.byteLength;
+    if (size > maxBodyBytes) return undefined;
+    chunks.push(buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,319 @@
+import type { V1Pod } from '@kubernetes/client-node';
+import { z } from 'zod';
+import type { Reason, SecretBinding } from '../api/v1alpha1/index.ts';
+import type { BindingContent } from '../controllers/binding/binding-content.ts';
+import type { AuditLog, DeniedEvent } from '../observability/audit.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { CacheReader } from '../runtime/object-store.ts';
+import type { BrokerMetrics } from './broker.metrics.ts';
+import { brokerAudience, type BrokerError, type ChangesAnswer, type PublishAnswer } from './broker.protocol.ts';
+import { ChangeHub } from './change-hub.ts';
+import { entitlement } from './entitlement.ts';
+import { extraKeys, serviceAccountOf, singleExtra, type TokenReviewer } from './token-review.ts';
+
+/** What the HTTP layer sends back: a status code and a JSON body. */
+export interface BrokerReply {
+  readonly status: number;
+  readonly body: PublishAnswer | ChangesAnswer | BrokerError;
+}
+
+export interface BrokerDeps {
+  readonly tokens: TokenReviewer;
+  /** The node plugin's service account: the only caller of the node-scoped endpoints. */
+  readonly nodePlugin: { readonly namespace: string; readonly name: string };
+  readonly bindings: CacheReader<SecretBinding>;
+  /** The pod cache (only namespaces that have bindings) and whether a namespace of it has listed. */
+  readonly pods: CacheReader<V1Pod>;
+  readonly podsSynced: (namespace: string) => boolean;
+  /** A direct GET of one pod; undefined when it does not exist. */
+  readonly readPod: (namespace: string, name: string) => Promise<V1Pod | undefined>;
+  readonly content: { resolve(binding: SecretBinding, signal: AbortSignal): Promise<BindingContent> };
+  readonly hub: ChangeHub;
+  readonly audit: AuditLog;
+  readonly metrics: BrokerMetrics;
+  readonly logger: Logger;
+  /** Upper bound of a change-stream wait. */
+  readonly maxWaitSeconds?: number;
+}
+
+const name = z.string().min(1).max(253);
+const publishSchema = z.object({
+  volumeId: z.string().min(1).max(512),
+  pod: z.object({ namespace: name, name, uid: z.string().min(1).max(64), serviceAccountName: name }),
+  binding: name,
+  podToken: z.string().min(1).max(16_384),
+});
+const changesSchema = z.object({
+  volumes: z
+    .array(
+      z.object({
+        volumeId: z.string().min(1).max(512),
+        namespace: name,
+        binding: name,
+        contentHash: z.string().max(256),
+        pod: z.object({ name, uid: z.string().min(1).max(64) }),
+      }),
+    )
+    .max(10_000),
+  waitSeconds: z.number().min(0),
+});
+
+/** A refusal: the HTTP status, the reason from the closed list, and what to tell the caller and the audit. */
+class Denial extends Error {
+  readonly status: number;
+  readonly reason: Reason;
+  constructor(status: number, reason: Reason, message: string) {
+    super(message);
+    this.status = status;
+    this.reason = reason;
+  }
+}
+
+type ChangedVolume = ChangesAnswer['changed'][number];
+type CallerNode = { readonly caller: string; readonly node: string };
+
+/**
+ * The broker: the only door to secret values (DESIGN "Broker", invariants 1-3). `publish`
+ * answers one binding's files for one pod after proving the caller (the node plugin's own
+ * token, bound to a pod on its node), the pod (a token bound to it, whose name and uid match a
+ * live pod on the caller's node) and the entitlement (selector, service account, containers).
+ * `changes` is the per-node long poll. Every decision is audited before it is answered; the
+ * audit and the log carry names, paths, versions and HMACs, never a value or a token.
+ */
+export class Broker {
+  readonly #deps: BrokerDeps;
+  readonly #maxWaitSeconds: number;
+
+  constructor(deps: BrokerDeps) {
+    this.#deps = deps;
+    this.#maxWaitSeconds = deps.maxWaitSeconds ?? 60;
+  }
+
+  async publish(authorization: string | undefined, input: unknown, signal: AbortSignal): Promise<BrokerReply> {
+    const started = performance.now();
+    const context: Omit<DeniedEvent, 'reason'> & { binding?: DeniedEvent['binding'] } = { via: 'csi' };
+    try {
+      const caller = await this.#callerNode(authorization);
+      Object.assign(context, { caller: caller.caller, node: caller.node });
+      const parsed = publishSchema.safeParse(input);
+      if (!parsed.success) throw new Denial(400, 'InvalidSpec', `malformed publish request: ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
+      const request = parsed.data;
+      const { namespace } = request.pod;
+      Object.assign(context, {
+        binding: { namespace, name: request.binding },
+        pod: { namespace, name: request.pod.name, uid: request.pod.uid },
+      });
+
+      const pod = await this.#provePod(request.podToken, request.pod, caller.node);
+      const binding = this.#deps.bindings.get(`${namespace}/${request.binding}`);
+      if (binding === undefined || binding.metadata.deletionTimestamp !== undefined) throw new Denial(404, 'NotEntitled', 'binding not found');
+      const entitled = entitlement(binding, pod);
+      if (!entitled.entitled) throw new Denial(403, 'NotEntitled', entitled.detail);
+
+      const content = await this.#deps.content.resolve(binding, signal);
+      if (content.kind === 'failed') throw new Denial(statusForReason(content.reason), content.reason, content.message);
+
+      const backendVersions: Record<string, string> = {};
+      for (const v of content.versions) backendVersions[v.key] = backendVersions[v.key] === undefined ? v.version : `${backendVersions[v.key] ?? ''},${v.version}`;
+      // Audited before answering: an answer that could not be audited is never sent.
+      this.#deps.audit.delivered({
+        binding: { namespace, name: request.binding },
+        pod: { namespace, name: request.pod.name, uid: request.pod.uid },
+        node: caller.node,
+        containers: entitled.containers,
+        paths: content.files.map((f) => f.path),
+        contentHmac: content.hmac,
+        backendVersions,
+        via: 'csi',
+      });
+      this.#deps.metrics.decisions.inc({ endpoint: 'publish', result: 'delivered', reason: 'none' });
+      return {
+        status: 200,
+        body: {
+          volumeId: request.volumeId,
+          contentHash: content.hmac,
+          files: content.files.map((f) => ({ path: f.path, mode: f.mode, contentBase64: Buffer.from(f.content.reveal()).toString('base64') })),
+        },
+      };
+    } catch (error) {
+      return this.#refuse('publish', error, context);
+    } finally {
+      this.#deps.metrics.duration.observe({ endpoint: 'publish' }, (performance.now() - started) / 1000);
+    }
+  }
+
+  async changes(authorization: string | undefined, input: unknown, signal: AbortSignal): Promise<BrokerReply> {
+    const started = performance.now();
+    const context: Omit<DeniedEvent, 'reason'> = { via: 'csi' };
+    try {
+      const caller = await this.#callerNode(authorization);
+      Object.assign(context, { caller: caller.caller, node: caller.node });
+      const parsed = changesSchema.safeParse(input);
+      if (!parsed.success) throw new Denial(400, 'InvalidSpec', `malformed changes request: ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
+      const request = parsed.data;
+      const waitMs = Math.min(request.waitSeconds, this.#maxWaitSeconds) * 1000;
+      const changed = await this.#waitForChanges(request.volumes, caller, waitMs, signal);
+      for (const c of changed) {
+        this.#deps.metrics.decisions.inc({ endpoint: 'changes', result: c.revoked ? 'revoked' : 'changed', reason: 'none' });
+      }
+      if (changed.length === 0) this.#deps.metrics.decisions.inc({ endpoint: 'changes', result: 'unchanged', reason: 'none' });
+      return { status: 200, body: { changed } };
+    } catch (error) {
+      return this.#refuse('changes', error, context);
+    } finally {
+      this.#deps.metrics.duration.observe({ endpoint: 'changes' }, (performance.now() - started) / 1000);
+    }
+  }
+
+  #refuse(endpoint: 'publish' | 'changes', error: unknown, context: Omit<DeniedEvent, 'reason'>): BrokerReply {
+    const denial =
+      error instanceof Denial
+        ? error
+        : // Anything else (the API server unreachable for a TokenReview, a bug): the caller retries.
+          new Denial(503, 'InternalError', 'the broker could not decide; retry');
+    if (!(error instanceof Denial)) this.#deps.logger.warn('broker request failed', { endpoint, error: error instanceof Error ? error.message : String(error) });
+    this.#deps.audit.denied({ ...context, reason: denial.reason, detail: denial.message });
+    this.#deps.metrics.decisions.inc({ endpoint, result: 'denied', reason: denial.reason });
+    return { status: denial.status, body: { reason: denial.reason, message: denial.message } };
+  }
+
+  /** The caller must be the node plugin, with a token bound to its own pod on a node. */
+  async #callerNode(authorization: string | undefined): Promise<CallerNode> {
+    const match = /^Bearer ([^\s]+)$/.exec(authorization ?? '');
+    if (match?.[1] === undefined) throw new Denial(401, 'Unauthenticated', 'missing bearer token');
+    const identity = await this.#deps.tokens.review(match[1], [brokerAudience]);
+    if (!identity.authenticated) throw new Denial(401, 'Unauthenticated', `caller token refused: ${identity.error}`);
+    const account = serviceAccountOf(identity.username);
+    const { nodePlugin } = this.#deps;
+    if (account?.namespace !== nodePlugin.namespace || account.name !== nodePlugin.name) {
+      throw new Denial(403, 'Unauthenticated', `caller ${identity.username} is not the node plugin`);
+    }
+    const node = singleExtra(identity, extraKeys.nodeName);
+    if (node === undefined) throw new Denial(403, 'Unauthenticated', 'caller token is not bound to a pod on a node');
+    return { caller: identity.username, node };
+  }
+
+  /** Proves the pod: its token, its name + uid, its existence and its node. Returns the live pod. */
+  async #provePod(podToken: string, asked: z.infer<typeof publishSchema>['pod'], node: string): Promise<V1Pod> {
+    const identity = await this.#deps.tokens.review(podToken, [brokerAudience]);
+    if (!identity.authenticated) throw new Denial(401, 'Unauthenticated', `pod token refused: ${identity.error}`);
+    const account = serviceAccountOf(identity.username);
+    const podName = singleExtra(identity, extraKeys.podName);
+    const podUid = singleExtra(identity, extraKeys.podUid);
+    if (podName === undefined || podUid === undefined) throw new Denial(401, 'Unauthenticated', 'pod token is not bound to a pod');
+    if (account?.namespace !== asked.namespace || account.name !== asked.serviceAccountName || podName !== asked.name || podUid !== asked.uid) {
+      throw new Denial(403, 'IdentityMismatch', 'the pod token belongs to another pod');
+    }
+    const pod = await this.#livePod(asked.namespace, asked.name, asked.uid);
+    if (pod === undefined) throw new Denial(403, 'IdentityMismatch', `no live pod ${asked.namespace}/${asked.name} with uid ${asked.uid}`);
+    if (pod.spec?.nodeName !== node) throw new Denial(403, 'IdentityMismatch', `pod is not on the caller's node ${node}`);
+    return pod;
+  }
+
+  /** The pod from the cache when it holds this uid, else one direct GET (never a list). */
+  async #livePod(namespace: string, podName: string, uid: string): Promise<V1Pod | undefined> {
+    const cached = this.#deps.pods.get(`${namespace}/${podName}`);
+    if (cached?.metadata?.uid === uid) return cached;
+    const read = await this.#deps.readPod(namespace, podName);
+    return read?.metadata?.uid === uid ? read : undefined;
+  }
+
+  /** Evaluates the volumes now; if nothing changed, waits for a touch of their keys or the deadline. */
+  async #waitForChanges(
+    volumes: z.infer<typeof changesSchema>['volumes'],
+    caller: CallerNode,
+    waitMs: number,
+    signal: AbortSignal,
+  ): Promise<ChangedVolume[]> {
+    const first = this.#evaluate(volumes, caller);
+    if (first.length > 0 || waitMs === 0 || volumes.length === 0) return first;
+    const keys = volumes.flatMap((v) => [ChangeHub.bindingKey(v.namespace, v.binding), ChangeHub.podKey(v.namespace, v.pod.name)]);
+    this.#deps.metrics.waiting.inc({});
+    try {
+      return await new Promise<ChangedVolume[]>((resolve) => {
+        const finish = (answer: ChangedVolume[]): void => {
+          clearTimeout(timer);
+          unsubscribe();
+          signal.removeEventListener('abort', onAbort);
+          resolve(answer);
+        };
+        const onAbort = (): void => {
+          finish([]);
+        };
+        const timer = setTimeout(() => {
+          finish([]);
+        }, waitMs);
+        const unsubscribe = this.#deps.hub.subscribe(keys, () => {
+          const now = this.#evaluate(volumes, caller);
+          if (now.length > 0) finish(now);
+        });
+        signal.addEventListener('abort', onAbort, { once: true });
+        if (signal.aborted) onAbort();
+      });
+    } finally {
+      this.#deps.metrics.waiting.dec({});
+    }
+  }
+
+  /**
+   * Which volumes changed: content hash moved, or access ended (binding gone or refusing the
+   * namespace, pod gone, replaced, moved off the node or no longer entitled → revoked). Reads
+   * caches only; where a namespace's pod cache has not listed, pod checks wait for it rather
+   * than revoke on a guess. Only hashes of volumes the caller's node may hold are answered.
+   */
+  #evaluate(volumes: z.infer<typeof changesSchema>['volumes'], caller: CallerNode): ChangedVolume[] {
+    const changed: ChangedVolume[] = [];
+    for (const v of volumes) {
+      const revoke = (reason: string): void => {
+        changed.push({ volumeId: v.volumeId, contentHash: null, revoked: true });
+        this.#deps.audit.revoked({
+          reason,
+          binding: { namespace: v.namespace, name: v.binding },
+          pod: { namespace: v.namespace, name: v.pod.name, uid: v.pod.uid },
+          node: caller.node,
+        });
+      };
+      const binding = this.#deps.bindings.get(`${v.namespace}/${v.binding}`);
+      if (binding === undefined || binding.metadata.deletionTimestamp !== undefined) {
+        revoke('NotEntitled');
+        continue;
+      }
+      if (this.#deps.podsSynced(v.namespace)) {
+        const pod = this.#deps.pods.get(`${v.namespace}/${v.pod.name}`);
+        if (pod?.metadata?.uid !== v.pod.uid || pod.spec?.nodeName !== caller.node) {
+          revoke('IdentityMismatch');
+          continue;
+        }
+        if (!entitlement(binding, pod).entitled) {
+          revoke('NotEntitled');
+          continue;
+        }
+      }
+      const current = this.#deps.hub.current(v.namespace, v.binding);
+      if (current?.kind === 'revoked') {
+        revoke(current.reason);
+        continue;
+      }
+      const hash = current?.hash ?? binding.status?.contentHmac;
+      if (hash !== undefined && hash !== v.contentHash) changed.push({ volumeId: v.volumeId, contentHash: hash, revoked: false });
+    }
+    return changed;
+  }
+}
+
+function statusForReason(reason: Reason): number {
+  switch (reason) {
+    case 'AccessDenied':
+    case 'NotEntitled':
+      return 403;
+    case 'BackendNotFound':
+    case 'KeyNotFound':
+    case 'PropertyNotFound':
+      return 404;
+    case 'InvalidSpec':
+      return 422;
+    default:
+      // Outages, throttling, a backend not ready: the node plugin retries.
+      return 503;
+  }
+}

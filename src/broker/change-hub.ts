@@ -1,0 +1,104 @@
+import type { SecretBinding } from '../api/v1alpha1/index.ts';
+import { BindingContentResolver, type BindingContent } from '../controllers/binding/binding-content.ts';
+
+/** What the broker knows of a binding's current content. */
+export type CurrentContent =
+  | { readonly kind: 'hash'; readonly hash: string }
+  /** The binding no longer admits its namespace (access rules changed): volumes are emptied. */
+  | { readonly kind: 'revoked'; readonly reason: string };
+
+/**
+ * The in-memory "current content hash per binding" that drives the change stream, and the
+ * wake-up channel of its long polls. Keys are `binding:<ns>/<name>` and `pod:<ns>/<name>`;
+ * waiters subscribe to the keys of their request and re-evaluate when one is touched, so no
+ * request polls. Fed by every content resolution (the binding reconciler on the leader, the
+ * broker's own publishes) and by informer events (status written by the leader, deletions,
+ * pod changes) on every replica.
+ */
+export class ChangeHub {
+  readonly #current = new Map<string, CurrentContent>();
+  readonly #waiters = new Map<string, Set<() => void>>();
+
+  static bindingKey(namespace: string, name: string): string {
+    return `binding:${namespace}/${name}`;
+  }
+
+  static podKey(namespace: string, name: string): string {
+    return `pod:${namespace}/${name}`;
+  }
+
+  current(namespace: string, name: string): CurrentContent | undefined {
+    return this.#current.get(ChangeHub.bindingKey(namespace, name));
+  }
+
+  /** Records a binding's content; wakes its waiters only when it changed. */
+  set(namespace: string, name: string, content: CurrentContent): void {
+    const key = ChangeHub.bindingKey(namespace, name);
+    const before = this.#current.get(key);
+    if (before !== undefined && before.kind === content.kind && (content.kind === 'hash' ? before.kind === 'hash' && before.hash === content.hash : true)) return;
+    this.#current.set(key, content);
+    this.touch(key);
+  }
+
+  /** Records the outcome of a resolution. Failures other than an access denial keep the last hash (invariant 7). */
+  record(binding: SecretBinding, content: BindingContent): void {
+    const namespace = binding.metadata.namespace ?? '';
+    const name = binding.metadata.name ?? '';
+    if (content.kind === 'resolved') this.set(namespace, name, { kind: 'hash', hash: content.hmac });
+    else if (content.reason === 'AccessDenied') this.set(namespace, name, { kind: 'revoked', reason: content.reason });
+  }
+
+  forget(namespace: string, name: string): void {
+    const key = ChangeHub.bindingKey(namespace, name);
+    this.#current.delete(key);
+    this.touch(key);
+  }
+
+  /** Wakes every waiter of `key`. */
+  touch(key: string): void {
+    const waiters = this.#waiters.get(key);
+    if (waiters === undefined) return;
+    for (const wake of [...waiters]) wake();
+  }
+
+  /** Calls `wake` whenever one of `keys` is touched, until the returned function is called. */
+  subscribe(keys: Iterable<string>, wake: () => void): () => void {
+    const mine = [...new Set(keys)];
+    for (const key of mine) {
+      let set = this.#waiters.get(key);
+      if (set === undefined) {
+        set = new Set();
+        this.#waiters.set(key, set);
+      }
+      set.add(wake);
+    }
+    return () => {
+      for (const key of mine) {
+        const set = this.#waiters.get(key);
+        set?.delete(wake);
+        if (set?.size === 0) this.#waiters.delete(key);
+      }
+    };
+  }
+
+  /** Number of subscribed keys (tests check that finished long polls leave nothing behind). */
+  get subscribedKeys(): number {
+    return this.#waiters.size;
+  }
+}
+
+/** The binding content resolver, recording every result in the hub (used by reconciler and broker alike). */
+export class RecordingContentResolver extends BindingContentResolver {
+  readonly #hub: ChangeHub;
+
+  constructor(deps: ConstructorParameters<typeof BindingContentResolver>[0], hub: ChangeHub) {
+    super(deps);
+    this.#hub = hub;
+  }
+
+  override async resolve(binding: SecretBinding, signal: AbortSignal): Promise<BindingContent> {
+    const content = await super.resolve(binding, signal);
+    this.#hub.record(binding, content);
+    return content;
+  }
+}
