@@ -1,0 +1,31 @@
+import { describe, expect, it } from '@jest/globals';
+import { webhookConfigFrom, type WebhookFlags } from './webhook.config.ts';
+
+const none: WebhookFlags = { address: undefined, certFile: undefined, keyFile: undefined, caFile: undefined, dnsNames: undefined, configurationName: undefined };
+
+describe('webhookConfigFrom', () => {
+  it('is off without --webhook-address', () => {
+    expect(webhookConfigFrom(none, 'sb')).toEqual({ enabled: false });
+  });
+
+  it('defaults to a self-managed certificate for the in-cluster Service name', () => {
+    expect(webhookConfigFrom({ ...none, address: '0.0.0.0:9443' }, 'sb')).toEqual({
+      enabled: true,
+      host: '0.0.0.0',
+      port: 9443,
+      tls: { kind: 'self-managed', dnsNames: ['secret-binder-webhook.sb.svc'] },
+      configurationNames: { mutating: 'secret-binder-webhook', validating: 'secret-binder-webhook' },
+    });
+  });
+
+  it('reads certificate files and a configuration name', () => {
+    const c = webhookConfigFrom({ ...none, address: '127.0.0.1:8443', certFile: '/c', keyFile: '/k', caFile: '/ca', configurationName: 'sb-wh' }, 'sb');
+    expect(c).toMatchObject({ tls: { kind: 'files', certFile: '/c', keyFile: '/k', caFile: '/ca' }, configurationNames: { mutating: 'sb-wh', validating: 'sb-wh' } });
+  });
+
+  it('names inconsistent flags', () => {
+    expect(webhookConfigFrom({ ...none, address: '9443' }, 'sb')).toContain('--webhook-address');
+    expect(webhookConfigFrom({ ...none, address: 'h:99999' }, 'sb')).toContain('--webhook-address');
+    expect(webhookConfigFrom({ ...none, address: 'h:1', certFile: '/c' }, 'sb')).toContain('--webhook-key-file');
+  });
+});

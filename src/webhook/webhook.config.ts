@@ -1,0 +1,51 @@
+/**
+ * The webhook's part of the controller configuration (parsed in `config/controller.config.ts` from
+ * the `--webhook-*` flags, then passed down as plain data). Off unless `--webhook-address` is given.
+ */
+export type WebhookConfig =
+  | { readonly enabled: false }
+  | {
+      readonly enabled: true;
+      readonly host: string;
+      readonly port: number;
+      readonly tls:
+        | { readonly kind: 'files'; readonly certFile: string; readonly keyFile: string; readonly caFile: string | undefined }
+        | { readonly kind: 'self-managed'; readonly dnsNames: readonly string[] };
+      /** The MutatingWebhookConfiguration and ValidatingWebhookConfiguration whose caBundle we keep. */
+      readonly configurationNames: { readonly mutating: string; readonly validating: string };
+    };
+
+export interface WebhookFlags {
+  readonly address: string | undefined;
+  readonly certFile: string | undefined;
+  readonly keyFile: string | undefined;
+  readonly caFile: string | undefined;
+  readonly dnsNames: string | undefined;
+  readonly configurationName: string | undefined;
+}
+
+/** Builds the config from validated flag values; returns a problem text for inconsistent flags. */
+export function webhookConfigFrom(flags: WebhookFlags, operatorNamespace: string): WebhookConfig | string {
+  if (flags.address === undefined) return { enabled: false };
+  const match = /^([^:]+):(\d{1,5})$/.exec(flags.address);
+  const port = Number(match?.[2]);
+  if (match === null || port > 65_535) return '--webhook-address: must be host:port, e.g. 0.0.0.0:9443';
+  if ((flags.certFile === undefined) !== (flags.keyFile === undefined)) {
+    return '--webhook-cert-file: give both --webhook-cert-file and --webhook-key-file, or neither (self-managed certificate)';
+  }
+  const name = flags.configurationName ?? 'secret-binder-webhook';
+  const dnsNames = (flags.dnsNames ?? `secret-binder-webhook.${operatorNamespace}.svc`)
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => n !== '');
+  return {
+    enabled: true,
+    host: match[1] ?? '',
+    port,
+    tls:
+      flags.certFile !== undefined && flags.keyFile !== undefined
+        ? { kind: 'files', certFile: flags.certFile, keyFile: flags.keyFile, caFile: flags.caFile }
+        : { kind: 'self-managed', dnsNames },
+    configurationNames: { mutating: name, validating: name },
+  };
+}
