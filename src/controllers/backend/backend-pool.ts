@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { AnyBackend } from '../../api/v1alpha1/index.ts';
 import { defaults } from '../../api/v1alpha1/index.ts';
-import type { BackendContext, ProviderName, SecretBackend } from '../../backends/backend.port.ts';
+import { InvalidConfigError, type BackendContext, type ProviderName, type SecretBackend } from '../../backends/backend.port.ts';
 import type { BackendLimits, SecretResolver } from '../../backends/resolver/resolver.ts';
 
 /** Parses provider blocks and creates clients: the composition root passes `src/backends/registry.ts`. */
@@ -46,6 +46,7 @@ export class BackendPool {
    * refuses its block.
    */
   async ensure(objectKey: string, backend: AnyBackend): Promise<PooledBackend> {
+    refuseBorrowedIdentity(backend);
     const parsed = this.#providers.parseBackendSpec(backend.spec as unknown as Record<string, unknown>);
     const backendId = `${objectKey}#${specHash(parsed, backend.metadata.uid)}`;
     const current = this.#byObject.get(objectKey);
@@ -74,6 +75,21 @@ export class BackendPool {
 
   async close(): Promise<void> {
     await Promise.all([...this.#byObject.keys()].map((key) => this.remove(key)));
+  }
+}
+
+/**
+ * A namespaced SecretBackend may not authenticate as the controller itself (AWS default chain,
+ * Azure managed identity): that would hand a tenant the operator's cloud identity. The CRD's CEL
+ * rules refuse such specs at apply time; this guards objects created before the rules existed.
+ */
+export function refuseBorrowedIdentity(backend: AnyBackend): void {
+  if (backend.kind !== 'SecretBackend') return;
+  if (backend.spec.awsSecretsManager?.auth.defaultChain !== undefined) {
+    throw new InvalidConfigError('awsSecretsManager.auth.defaultChain is allowed only in a ClusterSecretBackend');
+  }
+  if (backend.spec.azureKeyVault?.auth.managedIdentity !== undefined) {
+    throw new InvalidConfigError('azureKeyVault.auth.managedIdentity is allowed only in a ClusterSecretBackend');
   }
 }
 
