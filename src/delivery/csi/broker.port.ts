@@ -24,12 +24,13 @@ export class BrokerRefusal extends Error {
   }
 
   /**
-   * True when the broker says the pod is not (or no longer) entitled to the binding: the volume is
+   * True when the broker says the pod is not (or no longer) entitled to the binding, or the
+   * binding may not read its keys (as the change stream's revocation, ADR 0083): the volume is
    * emptied. Every other refusal may be transient (outage, token expiry) and keeps the files
    * (invariant 7).
    */
   get revokes(): boolean {
-    return this.reason === 'NotEntitled' || this.reason === 'IdentityMismatch';
+    return this.reason === 'NotEntitled' || this.reason === 'IdentityMismatch' || this.reason === 'AccessDenied';
   }
 }
 

@@ -12,7 +12,7 @@ export interface NodePluginConfig {
   readonly kubeletCsiSocket: string;
   readonly brokerUrl: string;
   readonly brokerCaFile: string | null;
-  /** The plugin's own projected service-account token. */
+  /** The plugin's own projected service-account token (audience secretbinder.dev, ADR 0082). */
   readonly tokenFile: string;
   readonly tmpfsSizeBytes: number;
   readonly changesWaitSeconds: number;
@@ -49,7 +49,7 @@ export function parseNodePluginConfig(argv: readonly string[], env: Readonly<Rec
         'kubelet-csi-socket': { type: 'string', default: '/var/lib/kubelet/plugins/secretbinder.dev/csi.sock' },
         'broker-url': { type: 'string' },
         'broker-ca-file': { type: 'string' },
-        'token-file': { type: 'string', default: '/var/run/secrets/kubernetes.io/serviceaccount/token' },
+        'token-file': { type: 'string', default: '/var/run/secrets/secretbinder.dev/token' },
         'tmpfs-size': { type: 'string', default: '4Mi' },
         'changes-wait-seconds': { type: 'string', default: '30' },
         'log-level': { type: 'string', default: 'info' },
