@@ -2,9 +2,9 @@ import type { CoreV1Api } from '@kubernetes/client-node';
 import { SecretValue } from '../observability/secret-value.ts';
 
 /**
- * Reads one key of a Secret in the operator's own namespace (backend credentials such as AppRole
- * secret ids or static AWS keys). A single `get` by name: the controller never lists or watches
- * Secrets, and its Role allows `get` in its own namespace only.
+ * Reads one key of a backend's credentials Secret (AppRole secret ids, static AWS keys, tokens): in
+ * the operator's namespace for a ClusterSecretBackend, in the backend's own namespace for a
+ * SecretBackend (ADR 0002). A single `get` by name: the controller never lists or watches Secrets.
  */
 export async function readOperatorSecret(
   core: CoreV1Api,

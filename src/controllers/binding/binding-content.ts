@@ -150,10 +150,10 @@ export class BindingContentResolver {
       values.set(valueRefId(r), outcome.resolution.value);
       versions.set(`${r.key}\u0000${outcome.resolution.version}`, { key: r.key, version: outcome.resolution.version });
       if (outcome.resolution.stale && stale === undefined) {
-        stale = {
-          reason: 'ServingLastKnownGood',
-          message: `backend ${refKey} failed (${reasonForBackendError(outcome.resolution.cause.kind)}); serving last-known-good content`,
-        };
+        // Degraded names the cause (Throttled, BackendUnavailable, AuthFailed); the message says
+        // what is served meanwhile.
+        const cause = reasonForBackendError(outcome.resolution.cause.kind);
+        stale = { reason: cause, message: `backend ${refKey}: ${cause}; serving last-known-good content` };
       }
     });
     const files = renderFiles(templates, (r: ValueRef) => {
