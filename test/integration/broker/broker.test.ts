@@ -37,6 +37,8 @@ const markers = {
   password: `marker-password-${randomBytes(6).toString('hex')}`,
   apiKey: `marker-apikey-${randomBytes(6).toString('hex')}`,
   shared: `marker-shared-${randomBytes(6).toString('hex')}`,
+  rotated1: `marker-rotated1-${randomBytes(6).toString('hex')}`,
+  rotated2: `marker-rotated2-${randomBytes(6).toString('hex')}`,
 };
 /** Every token minted by this suite: none may appear in any output. */
 const tokens: string[] = [];
@@ -54,6 +56,7 @@ const logOut = new CapturedOutput();
 const auditOut = new CapturedOutput();
 let audit: AuditLog;
 const pods = new Map<string, V1Pod>();
+const registry = new Registry();
 const pluginTokens = new Map<string, string>();
 
 // --- objects --------------------------------------------------------------------------------------
@@ -192,6 +195,7 @@ describe('broker against a real API server and OpenBao', () => {
     await writeKvSecret(bao, `brk-${suffix}/db`, { username: 'app', password: markers.password });
     await writeKvSecret(bao, `brk-${suffix}/api`, { key: markers.apiKey });
     await writeKvSecret(bao, `shared-${suffix}/smtp`, { password: markers.shared });
+    await writeKvSecret(bao, `brk-${suffix}/rotating`, { value: markers.rotated1 });
     tokens.push(bao.rootToken);
     await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'openbao-token' }, stringData: { token: bao.rootToken } } });
     await core.createNamespacedSecret({ namespace: systemNs, body: { metadata: { name: 'openbao-token' }, stringData: { token: bao.rootToken } } });
@@ -227,6 +231,13 @@ describe('broker against a real API server and OpenBao', () => {
         { path: 'db-password', key: `brk-${suffix}/db`, property: 'password', mode: 0o440 },
         { path: 'config/app.env', format: 'dotenv', mode: 0o400, items: [{ name: 'API_KEY', key: `brk-${suffix}/api`, property: 'key' }, { name: 'DB_USER', key: `brk-${suffix}/db`, property: 'username' }] },
       ],
+    }));
+    await create(ns, binding('rotating', {
+      backendRef: { kind: 'SecretBackend', name: 'openbao' },
+      podSelector: { matchLabels: { app: 'web' } },
+      containers: ['app'],
+      refreshInterval: '10s',
+      files: [{ path: 'value', key: `brk-${suffix}/rotating`, property: 'value' }],
     }));
     await create(ns, binding('cluster-denied', {
       backendRef: { kind: 'ClusterSecretBackend', name: `brk-${suffix}` },
@@ -277,7 +288,7 @@ describe('broker against a real API server and OpenBao', () => {
       kubeConfig: kc,
       clients: createKubeClients(kc),
       logger: createLogger({ level: 'debug', component: 'controller', stream: logOut }),
-      registry: new Registry(),
+      registry,
       contentKey: SecretValue.fromBytes(readFileSync(hmacKey)),
       audit,
     });
@@ -461,6 +472,48 @@ describe('broker against a real API server and OpenBao', () => {
     expect((await revokedPoll).body.changed).toEqual([{ volumeId: volume.volumeId, contentHash: null, revoked: true }]);
     expect((await auditEvents()).some((e) => e['event'] === 'revoked' && (e['pod'] as { name?: string }).name === 'app-watch')).toBe(true);
   }, 60_000);
+
+  it('answers a held change poll when the backend value rotates (found by the reconciler), and serves the new value', async () => {
+    const pod = await createPod(ns, 'app-rotate', { node: nodeX, binding: 'rotating' });
+    const plugin = pluginTokens.get(nodeX);
+    const first = await publish(plugin, publishRequest(pod, await podToken(pod), 'rotating'));
+    expect(first.status).toBe(200);
+    expect(Buffer.from(first.body.files[0]?.contentBase64 ?? '', 'base64').toString('utf8')).toBe(markers.rotated1);
+    const volume = { volumeId: first.body.volumeId, namespace: ns, binding: 'rotating', contentHash: first.body.contentHash, pod: { name: 'app-rotate', uid: pod.metadata?.uid ?? '' } };
+    const held = call<ChangesAnswer>('/v1/changes', plugin, { volumes: [volume], waitSeconds: 60 });
+    const bao = currentWorld().openbao;
+    if (bao === undefined) throw new Error('the world has no OpenBao');
+    await writeKvSecret(bao, `brk-${suffix}/rotating`, { value: markers.rotated2 });
+    const answer = await held;
+    expect(answer.body.changed).toEqual([{ volumeId: volume.volumeId, contentHash: expect.stringMatching(/^hmac-sha256:/) as unknown as string, revoked: false }]);
+    expect(answer.body.changed[0]?.contentHash).not.toBe(first.body.contentHash);
+    const again = await publish(plugin, publishRequest(pod, await podToken(pod), 'rotating'));
+    expect(Buffer.from(again.body.files[0]?.contentBase64 ?? '', 'base64').toString('utf8')).toBe(markers.rotated2);
+    expect(again.body.contentHash).toBe(answer.body.changed[0]?.contentHash);
+  }, 60_000);
+
+  it('revokes a held volume when its pod stops matching the selector', async () => {
+    const pod = await createPod(ns, 'app-relabel', { node: nodeX, binding: 'rotating' });
+    const plugin = pluginTokens.get(nodeX);
+    const first = await publish(plugin, publishRequest(pod, await podToken(pod), 'rotating'));
+    expect(first.status).toBe(200);
+    const volume = { volumeId: first.body.volumeId, namespace: ns, binding: 'rotating', contentHash: first.body.contentHash, pod: { name: 'app-relabel', uid: pod.metadata?.uid ?? '' } };
+    const held = call<ChangesAnswer>('/v1/changes', plugin, { volumes: [volume], waitSeconds: 60 });
+    const relabeledAt = Date.now();
+    await core.patchNamespacedPod({ namespace: ns, name: 'app-relabel', body: [{ op: 'replace', path: '/metadata/labels/app', value: 'retired' }] });
+    expect((await held).body.changed).toEqual([{ volumeId: volume.volumeId, contentHash: null, revoked: true }]);
+    expect(Date.now() - relabeledAt).toBeLessThan(10_000);
+    expect((await auditEvents()).some((e) => e['event'] === 'revoked' && (e['pod'] as { name?: string }).name === 'app-relabel' && e['reason'] === 'NotEntitled')).toBe(true);
+  }, 60_000);
+
+  it('counts decisions with closed labels', async () => {
+    const text = await registry.metrics();
+    const value = (labels: string): number => Number(/ (\S+)$/.exec(text.split('\n').find((l) => l.startsWith(`secretbinder_broker_decisions_total{${labels}}`)) ?? '')?.[1] ?? 0);
+    expect(value('endpoint="publish",result="delivered",reason="none"')).toBeGreaterThanOrEqual(5);
+    expect(value('endpoint="publish",result="denied",reason="IdentityMismatch"')).toBeGreaterThanOrEqual(3);
+    expect(value('endpoint="changes",result="revoked",reason="none"')).toBeGreaterThanOrEqual(2);
+    expect(text).toContain('secretbinder_broker_request_duration_seconds_bucket{le="60",endpoint="changes"}');
+  });
 
   // --- leaks --------------------------------------------------------------------------------------
 
