@@ -49,6 +49,7 @@ async function main(): Promise<number> {
     watchNamespaces: config.watchNamespaces,
     http: `${config.http.host}:${config.http.port}`,
     broker: config.broker.enabled ? `${config.broker.host}:${config.broker.port}` : 'off',
+    webhook: config.webhook.enabled ? `${config.webhook.host}:${config.webhook.port}` : 'off',
   });
   try {
     await operator.manager.run(shutdown.signal);

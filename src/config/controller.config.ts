@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import type { BrokerTlsSource } from '../broker/broker-tls.ts';
 import type { KubeConfigSource } from '../kube/kube-clients.ts';
+import { webhookConfigFrom, type WebhookConfig } from '../webhook/webhook.config.ts';
 
 /** The controller's configuration: parsed once in `main.ts`, then passed down as plain data. */
 export interface ControllerConfig {
@@ -32,6 +33,8 @@ export interface ControllerConfig {
   readonly workers: { readonly bindings: number; readonly backends: number };
   /** The broker's HTTPS server (every replica), off unless `--broker-address` is given (ADR 0080). */
   readonly broker: BrokerConfig;
+  /** The admission webhook's HTTPS server (every replica), off unless `--webhook-address` is given. */
+  readonly webhook: WebhookConfig;
 }
 
 export type BrokerConfig =
@@ -84,6 +87,12 @@ const schema = z
       .string()
       .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?:[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/, 'must be namespace:name')
       .optional(),
+    'webhook-address': z.string().min(1).optional(),
+    'webhook-cert-file': z.string().min(1).optional(),
+    'webhook-key-file': z.string().min(1).optional(),
+    'webhook-ca-file': z.string().min(1).optional(),
+    'webhook-dns-names': z.string().optional(),
+    'webhook-configuration-name': z.string().min(1).optional(),
   })
   .refine((c) => (c['broker-cert-file'] === undefined) === (c['broker-key-file'] === undefined), {
     message: 'give both --broker-cert-file and --broker-key-file, or neither (self-managed certificate)',
@@ -117,6 +126,12 @@ const options = {
   'broker-ca-out': { type: 'string' },
   'broker-dns-names': { type: 'string' },
   'node-plugin-service-account': { type: 'string' },
+  'webhook-address': { type: 'string' },
+  'webhook-cert-file': { type: 'string' },
+  'webhook-key-file': { type: 'string' },
+  'webhook-ca-file': { type: 'string' },
+  'webhook-dns-names': { type: 'string' },
+  'webhook-configuration-name': { type: 'string' },
 } as const;
 
 /**
@@ -144,6 +159,18 @@ export function parseControllerConfig(argv: readonly string[], env: Readonly<Rec
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   }
   const c = parsed.data;
+  const webhook = webhookConfigFrom(
+    {
+      address: c['webhook-address'],
+      certFile: c['webhook-cert-file'],
+      keyFile: c['webhook-key-file'],
+      caFile: c['webhook-ca-file'],
+      dnsNames: c['webhook-dns-names'],
+      configurationName: c['webhook-configuration-name'],
+    },
+    c.namespace,
+  );
+  if (typeof webhook === 'string') throw new ConfigError(`invalid configuration: ${webhook}`);
   const [host, port] = splitHostPort(c['http-address']);
   return {
     kube:
@@ -172,6 +199,7 @@ export function parseControllerConfig(argv: readonly string[], env: Readonly<Rec
     auditLog: c['audit-log'],
     workers: { bindings: c['binding-workers'], backends: c['backend-workers'] },
     broker: brokerConfig(c),
+    webhook,
   };
 }
 

@@ -33,6 +33,7 @@ import { KubeTokenReviewer } from '../broker/token-review.ts';
 import { isNotFound } from '../kube/kube-errors.ts';
 import type { AuditLog } from '../observability/audit.ts';
 import { BindingReconciler, backendRefKey } from './binding/binding.reconciler.ts';
+import { webhookRunnable } from '../webhook/webhook.ts';
 
 export interface OperatorDeps {
   readonly config: ControllerConfig;
@@ -314,6 +315,11 @@ export function buildOperator(deps: OperatorDeps): Operator {
       logger: logger.child({ component: 'broker' }),
     });
     manager.add(brokerServer);
+  }
+  if (config.webhook.enabled) {
+    manager.add(
+      webhookRunnable({ config: config.webhook, bindings, operatorNamespace: config.operatorNamespace, kubeConfig, registry, logger: logger.child({ component: 'webhook' }), clock }),
+    );
   }
 
   return {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { ConfigError, parseControllerConfig } from '../config/controller.config.ts';
 import { webhookConfigFrom, type WebhookFlags } from './webhook.config.ts';
 
 const none: WebhookFlags = { address: undefined, certFile: undefined, keyFile: undefined, caFile: undefined, dnsNames: undefined, configurationName: undefined };
@@ -27,5 +28,23 @@ describe('webhookConfigFrom', () => {
     expect(webhookConfigFrom({ ...none, address: '9443' }, 'sb')).toContain('--webhook-address');
     expect(webhookConfigFrom({ ...none, address: 'h:99999' }, 'sb')).toContain('--webhook-address');
     expect(webhookConfigFrom({ ...none, address: 'h:1', certFile: '/c' }, 'sb')).toContain('--webhook-key-file');
+  });
+});
+
+describe('--webhook-* flags through the controller configuration', () => {
+  const env = { POD_NAMESPACE: 'ops', SECRET_BINDER_HMAC_KEY_FILE: '/keys/hmac' };
+
+  it('is off by default and on with --webhook-address', () => {
+    expect(parseControllerConfig([], env).webhook).toEqual({ enabled: false });
+    expect(parseControllerConfig(['--webhook-address', '0.0.0.0:9443', '--webhook-configuration-name', 'wh'], env).webhook).toMatchObject({
+      enabled: true,
+      port: 9443,
+      tls: { kind: 'self-managed', dnsNames: ['secret-binder-webhook.ops.svc'] },
+      configurationNames: { mutating: 'wh', validating: 'wh' },
+    });
+  });
+
+  it('refuses a certificate without its key', () => {
+    expect(() => parseControllerConfig(['--webhook-address', '0.0.0.0:9443', '--webhook-cert-file', '/c'], env)).toThrow(ConfigError);
   });
 });
