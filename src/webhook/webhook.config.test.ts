@@ -14,7 +14,7 @@ describe('webhookConfigFrom', () => {
       enabled: true,
       host: '0.0.0.0',
       port: 9443,
-      tls: { kind: 'self-managed', dnsNames: ['secret-binder-webhook.sb.svc'] },
+      tls: { kind: 'self-managed', dnsNames: ['secret-binder-webhook.sb.svc'], ipAddresses: [] },
       configurationNames: { mutating: 'secret-binder-webhook', validating: 'secret-binder-webhook' },
     });
   });
@@ -22,6 +22,12 @@ describe('webhookConfigFrom', () => {
   it('reads certificate files and a configuration name', () => {
     const c = webhookConfigFrom({ ...none, address: '127.0.0.1:8443', certFile: '/c', keyFile: '/k', caFile: '/ca', configurationName: 'sb-wh' }, 'sb');
     expect(c).toMatchObject({ tls: { kind: 'files', certFile: '/c', keyFile: '/k', caFile: '/ca' }, configurationNames: { mutating: 'sb-wh', validating: 'sb-wh' } });
+  });
+
+  it('puts IP addresses of --webhook-dns-names into IP SANs', () => {
+    expect(webhookConfigFrom({ ...none, address: '127.0.0.1:9443', dnsNames: 'localhost, 127.0.0.1,::1' }, 'sb')).toMatchObject({
+      tls: { kind: 'self-managed', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1', '::1'] },
+    });
   });
 
   it('names inconsistent flags', () => {

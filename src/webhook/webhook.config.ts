@@ -1,3 +1,5 @@
+import { isIP } from 'node:net';
+
 /**
  * The webhook's part of the controller configuration (parsed in `config/controller.config.ts` from
  * the `--webhook-*` flags, then passed down as plain data). Off unless `--webhook-address` is given.
@@ -10,7 +12,7 @@ export type WebhookConfig =
       readonly port: number;
       readonly tls:
         | { readonly kind: 'files'; readonly certFile: string; readonly keyFile: string; readonly caFile: string | undefined }
-        | { readonly kind: 'self-managed'; readonly dnsNames: readonly string[] };
+        | { readonly kind: 'self-managed'; readonly dnsNames: readonly string[]; readonly ipAddresses: readonly string[] };
       /** The MutatingWebhookConfiguration and ValidatingWebhookConfiguration whose caBundle we keep. */
       readonly configurationNames: { readonly mutating: string; readonly validating: string };
     };
@@ -20,6 +22,7 @@ export interface WebhookFlags {
   readonly certFile: string | undefined;
   readonly keyFile: string | undefined;
   readonly caFile: string | undefined;
+  /** Comma-separated names of the self-managed certificate; IP addresses become IP SANs. */
   readonly dnsNames: string | undefined;
   readonly configurationName: string | undefined;
 }
@@ -34,7 +37,7 @@ export function webhookConfigFrom(flags: WebhookFlags, operatorNamespace: string
     return '--webhook-cert-file: give both --webhook-cert-file and --webhook-key-file, or neither (self-managed certificate)';
   }
   const name = flags.configurationName ?? 'secret-binder-webhook';
-  const dnsNames = (flags.dnsNames ?? `secret-binder-webhook.${operatorNamespace}.svc`)
+  const names = (flags.dnsNames ?? `secret-binder-webhook.${operatorNamespace}.svc`)
     .split(',')
     .map((n) => n.trim())
     .filter((n) => n !== '');
@@ -45,7 +48,7 @@ export function webhookConfigFrom(flags: WebhookFlags, operatorNamespace: string
     tls:
       flags.certFile !== undefined && flags.keyFile !== undefined
         ? { kind: 'files', certFile: flags.certFile, keyFile: flags.keyFile, caFile: flags.caFile }
-        : { kind: 'self-managed', dnsNames },
+        : { kind: 'self-managed', dnsNames: names.filter((n) => isIP(n) === 0), ipAddresses: names.filter((n) => isIP(n) !== 0) },
     configurationNames: { mutating: name, validating: name },
   };
 }

@@ -67,7 +67,7 @@ export function webhookRunnable(deps: WebhookRunnableDeps): Runnable {
     needLeaderElection: false,
     start: async (signal) => {
       const loadTls = (): Promise<ServingTls> =>
-        config.tls.kind === 'files' ? readServingTls(config.tls) : generateServingTls({ dnsNames: config.tls.dnsNames });
+        config.tls.kind === 'files' ? readServingTls(config.tls) : generateServingTls({ dnsNames: config.tls.dnsNames, ipAddresses: config.tls.ipAddresses });
       let tls = await loadTls();
       const server = buildWebhookServer({ ...deps, host: config.host, port: config.port, tls });
       const tasks: Promise<void>[] = [server.start(signal)];
