@@ -1,0 +1,129 @@
+/**
+ * `npm run bench`: performance targets of DESIGN.md that can be measured in one process, printed as
+ * a table (medians and ratios from one run). Not a test: nothing here asserts.
+ *
+ * - Backend reads per refresh interval, with 1 → 1,000 consuming bindings over 10 unique secrets
+ *   (the target: equal to the number of unique secrets, flat in the number of consumers).
+ * - Binding resolution latency (median, p99) at 1,000 and 5,000 bindings.
+ * - Controller heap for 5,000 bindings' resolved content.
+ */
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { V1Namespace } from '@kubernetes/client-node';
+import { Registry } from 'prom-client';
+import type { AnyBackend, SecretBinding } from '../../src/api/v1alpha1/index.ts';
+import { createBackendMetrics } from '../../src/backends/backends.metrics.ts';
+import { FakeBackend, FakeSecretStore } from '../../src/backends/fake/index.ts';
+import { SecretResolver } from '../../src/backends/resolver/resolver.ts';
+import { BackendPool } from '../../src/controllers/backend/backend-pool.ts';
+import { BindingContentResolver } from '../../src/controllers/binding/binding-content.ts';
+import { SecretValue } from '../../src/observability/secret-value.ts';
+import { realClock } from '../../src/runtime/clock.ts';
+import { ObjectStore } from '../../src/runtime/object-store.ts';
+
+const uniqueKeys = 10;
+const refreshMs = 300;
+
+interface World {
+  readonly store: FakeSecretStore;
+  readonly content: BindingContentResolver;
+  readonly bindings: SecretBinding[];
+}
+
+function world(bindingCount: number): World {
+  const store = new FakeSecretStore({ clock: realClock });
+  for (let k = 0; k < uniqueKeys; k++) store.setJson(`app/key-${k}`, { user: `u${k}`, password: randomBytes(8).toString('hex') });
+  const backend = {
+    apiVersion: 'secretbinder.dev/v1alpha1',
+    kind: 'SecretBackend',
+    metadata: { name: 'bench', namespace: 'bench', uid: 'bench-uid', generation: 1 },
+    spec: { fake: { keys: [] }, refreshInterval: `${refreshMs}ms` },
+  } as unknown as AnyBackend;
+  const backends = new ObjectStore<AnyBackend>();
+  backends.upsert(backend);
+  const resolver = new SecretResolver({ clock: realClock, metrics: createBackendMetrics(new Registry()), contentKey: SecretValue.fromBytes(randomBytes(32)) });
+  const pool = new BackendPool(
+    resolver,
+    { parseBackendSpec: () => ({ provider: 'fake', config: {} }), createBackend: () => new FakeBackend(store) },
+    () => ({ namespace: 'bench', requestServiceAccountToken: () => Promise.reject(new Error('unused')), readOperatorSecret: () => Promise.reject(new Error('unused')), onLogin: () => undefined }),
+  );
+  const content = new BindingContentResolver({
+    clusterBackends: new ObjectStore<AnyBackend>(),
+    namespacedBackends: backends,
+    namespaces: new ObjectStore<V1Namespace>(),
+    pool,
+    resolver,
+    contentKey: SecretValue.fromBytes(randomBytes(32)),
+    resolveTimeoutMs: 30_000,
+  });
+  const bindings = Array.from({ length: bindingCount }, (_, i): SecretBinding => ({
+    apiVersion: 'secretbinder.dev/v1alpha1',
+    kind: 'SecretBinding',
+    metadata: { name: `b${i}`, namespace: 'bench', generation: 1 },
+    spec: {
+      backendRef: { kind: 'SecretBackend', name: 'bench' },
+      podSelector: { matchLabels: { app: `a${i}` } },
+      containers: ['app'],
+      files: [
+        { path: 'user', key: `app/key-${i % uniqueKeys}`, property: 'user' },
+        { path: 'password', key: `app/key-${i % uniqueKeys}`, property: 'password' },
+        { path: 'env', format: 'dotenv', items: [{ name: 'NEXT', key: `app/key-${(i + 1) % uniqueKeys}`, property: 'password' }] },
+      ],
+    },
+  }));
+  return { store, content, bindings };
+}
+
+async function resolveAll(w: World): Promise<number[]> {
+  const signal = new AbortController().signal;
+  return Promise.all(
+    w.bindings.map(async (binding) => {
+      const t = performance.now();
+      const result = await w.content.resolve(binding, signal);
+      if (result.kind !== 'resolved') throw new Error(`bench binding failed: ${result.reason}`);
+      return performance.now() - t;
+    }),
+  );
+}
+
+function quantile(values: readonly number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+}
+
+const rows: string[][] = [];
+for (const n of [1, 10, 100, 1000]) {
+  const w = world(n);
+  const perRound: { reads: number; checks: number }[] = [];
+  for (let round = 0; round < 3; round++) {
+    const before = { reads: w.store.stats.reads, checks: w.store.stats.versionChecks };
+    await resolveAll(w);
+    perRound.push({ reads: w.store.stats.reads - before.reads, checks: w.store.stats.versionChecks - before.checks });
+    await sleep(refreshMs + 50);
+  }
+  rows.push([
+    `reads per refresh, ${n} binding${n === 1 ? '' : 's'}`,
+    perRound.map((r) => r.reads).join(' / '),
+    perRound.map((r) => r.checks).join(' / '),
+    `${Math.min(n + 1, uniqueKeys)} (unique secrets used)`,
+  ]);
+}
+
+const latency: string[][] = [];
+for (const n of [1000, 5000]) {
+  const w = world(n);
+  await resolveAll(w); // warm: first reads
+  await sleep(refreshMs + 50);
+  const times = await resolveAll(w);
+  const heapBefore = process.memoryUsage().heapUsed;
+  latency.push([`${n} bindings resolved at once, after a refresh: time to each`, `${quantile(times, 0.5).toFixed(1)} ms`, `${quantile(times, 0.99).toFixed(1)} ms`, `heap ${(heapBefore / 2 ** 20).toFixed(0)} MiB, RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`]);
+}
+
+const print = (header: string[], table: string[][]): void => {
+  const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
+  process.stdout.write(`${line(header)}\n|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|\n${table.map(line).join('\n')}\n\n`);
+};
+process.stdout.write('secret-binder bench (one run; fake backend in process)\n\n');
+print(['scenario', 'value reads (round 1/2/3)', 'version checks (round 1/2/3)', 'target'], rows);
+print(['scenario', 'median', 'p99', 'memory'], latency);
