@@ -16,6 +16,12 @@ import { eventually, installCrds } from './crds.ts';
 import { writeKvSecret } from './openbao.ts';
 import { adminKubeConfig, down, up } from './world.ts';
 
+/** The kubectl built with the control plane, in the cache. */
+function kubectlPath(): string {
+  const cache = process.env.SECRET_BINDER_CACHE ?? join(process.env.HOME ?? '/root', '.cache/secret-binder');
+  return join(cache, 'kubernetes', process.env.SECRET_BINDER_K8S_VERSION ?? 'v1.34.4', 'bin/kubectl');
+}
+
 const { values: flags } = parseArgs({ options: { keep: { type: 'boolean', default: false } } });
 const t0 = Date.now();
 const say = (line: string): void => {
@@ -119,7 +125,11 @@ try {
 
   if (flags.keep) {
     say('running until Ctrl-C; try:');
-    process.stdout.write(`  eval "$(npm run -s harness -- env)"\n  kubectl get secretbinder -A    # the category: every secret-binder object\n  kubectl describe secretbinding -n ${ns} shop-credentials\n`);
+    process.stdout.write(
+      `  export KUBECONFIG=${world.kube.kubeconfigPath}\n` +
+        `  kubectl get secretbinder -A    # the category: every secret-binder object (kubectl: ${kubectlPath()})\n` +
+        `  kubectl describe secretbinding -n ${ns} shop-credentials\n`,
+    );
     await new Promise(() => undefined);
   }
   await stop();
