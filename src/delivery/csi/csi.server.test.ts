@@ -9,6 +9,7 @@ import { CsiServer } from './csi.server.ts';
 import { FakeBroker } from './fake-broker.ts';
 import { NodePlugin } from './node-plugin.ts';
 import { procMount, SystemMounter } from './tmpfs.mounter.ts';
+import { parseVolumeContext } from './volume-context.ts';
 
 // These tests mount real tmpfs volumes: they need root (the node plugin runs privileged).
 const namespace = 'shop';
@@ -177,9 +178,15 @@ describe('NodePublishVolume / NodeUnpublishVolume', () => {
     expect((await procMount(v.targetPath))?.fsType).toBe('tmpfs');
     expect(plugin.volumes().find((vol) => vol.volumeId === v.volumeId)?.contentHash).toBeNull();
 
-    // Entitled again: the stream publishes the files again.
+    // An emptied volume is not polled for (the broker would answer `revoked` at once, forever).
+    const polls = broker.changePolls;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(broker.changePolls - polls).toBeLessThan(5);
+
+    // Entitled again: the kubelet's next republish brings the files back.
     broker.entitle(namespace, v.binding, v.pod);
-    await eventually('re-entitlement', async () => (await read(join(v.targetPath, 'a'))) === 'a2');
+    await client.nodePublishVolume({ volumeId: v.volumeId, targetPath: v.targetPath, volumeContext: v.context });
+    expect(await read(join(v.targetPath, 'a'))).toBe('a2');
   });
 
   it('a broker outage never removes or changes files; the plugin catches up when it is back', async () => {
@@ -242,6 +249,37 @@ describe('NodePublishVolume / NodeUnpublishVolume', () => {
       });
       expect(await procMount(v.targetPath)).toBeUndefined();
     }
+  });
+
+  it('a restarted plugin adopts a mounted volume on the next republish without mounting twice', async () => {
+    const v = newVolume();
+    broker.setFiles(namespace, v.binding, [{ path: 'cert', mode: 0o444, content: 'c1' }]);
+    broker.entitle(namespace, v.binding, v.pod);
+    await client.nodePublishVolume({ volumeId: v.volumeId, targetPath: v.targetPath, volumeContext: v.context });
+
+    // A second plugin process (state in memory only) gets the kubelet's periodic republish.
+    const restarted = new NodePlugin({
+      broker,
+      mounter: new SystemMounter(),
+      logger: createLogger({ level: 'error', component: 'csi', stream: logs }),
+      tmpfsSizeBytes,
+      changesWaitSeconds: 5,
+      backoff: { minMs: 50, maxMs: 200 },
+    });
+    broker.setDown(true);
+    await expect(restarted.publish({ ...parseVolumeContext(v.context, ''), volumeId: v.volumeId, targetPath: v.targetPath })).rejects.toThrow();
+    // The outage left the mount and the files of the old process alone.
+    expect(await read(join(v.targetPath, 'cert'))).toBe('c1');
+    broker.setDown(false);
+    broker.setFiles(namespace, v.binding, [{ path: 'cert', mode: 0o444, content: 'c2' }]);
+    await restarted.publish({ ...parseVolumeContext(v.context, ''), volumeId: v.volumeId, targetPath: v.targetPath });
+    expect(await read(join(v.targetPath, 'cert'))).toBe('c2');
+    const mounts = (await readFile('/proc/mounts', 'utf8')).split('\n').filter((line) => line.split(' ')[1] === v.targetPath);
+    expect(mounts).toHaveLength(1);
+    await restarted.unpublish(v.volumeId, v.targetPath);
+    expect(await procMount(v.targetPath)).toBeUndefined();
+    await restarted.stop();
+    await client.nodeUnpublishVolume(v.volumeId, v.targetPath);
   });
 
   it('unpublish wipes the files, unmounts and removes the target; twice is fine', async () => {

@@ -11,6 +11,8 @@ export class FakeBroker implements NodeBrokerPort {
   readonly #waiters = new Set<() => void>();
   /** Every publish request received (tests check the pod identity and token passed on). */
   readonly publishes: PublishRequest[] = [];
+  /** How many change polls were received. */
+  changePolls = 0;
   down = false;
 
   /** Sets a binding's files (a rotation when it existed) and wakes change polls. */
@@ -49,6 +51,7 @@ export class FakeBroker implements NodeBrokerPort {
   }
 
   async changes(request: ChangesRequest, signal: AbortSignal): Promise<ChangesAnswer> {
+    this.changePolls++;
     const deadline = Date.now() + request.waitSeconds * 1000;
     for (;;) {
       if (signal.aborted) throw new Error('aborted');
@@ -57,7 +60,8 @@ export class FakeBroker implements NodeBrokerPort {
       for (const volume of request.volumes) {
         const entry = this.#bindings.get(`${volume.namespace}/${volume.binding}`);
         if (entry === undefined || !entry.entitled.has(volume.pod.name)) {
-          if (volume.contentHash !== '') changed.push({ volumeId: volume.volumeId, contentHash: null, revoked: true });
+          // Like the real broker: answered `revoked` whatever hash the node sends.
+          changed.push({ volumeId: volume.volumeId, contentHash: null, revoked: true });
           continue;
         }
         const hash = hashOf(entry.files);

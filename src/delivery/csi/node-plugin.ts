@@ -170,7 +170,9 @@ export class NodePlugin {
     let failures = 0;
     while (!this.#stopped) {
       const wake = this.#wake;
-      const held = [...this.#volumes.values()];
+      // An emptied (revoked) volume leaves the poll: the broker answers `revoked` for it at once,
+      // every time. The kubelet's next republish brings it back when the pod is entitled again.
+      const held = [...this.#volumes.values()].filter((v) => v.contentHash !== null);
       if (held.length === 0) {
         await waitFor(wake.signal);
         this.#rearm(wake);
@@ -191,25 +193,29 @@ export class NodePlugin {
           },
           wake.signal,
         );
+        let progressed = false;
         for (const change of answer.changed) {
-          const ok = await this.#serialized(change.volumeId, async () => {
+          const outcome = await this.#serialized(change.volumeId, async (): Promise<'done' | 'noop' | 'failed'> => {
             const state = this.#volumes.get(change.volumeId);
-            if (state === undefined) return true;
+            if (state === undefined) return 'noop';
             if (change.revoked) {
-              if (state.contentHash !== null || (await hasFiles(state.targetPath))) {
-                await this.#empty(state);
-                this.#logFor({ ...state.request, volumeId: state.volumeId }).warn('volume revoked: files removed', {});
-              }
-              return true;
+              if (state.contentHash === null && !(await hasFiles(state.targetPath))) return 'noop';
+              await this.#empty(state);
+              this.#logFor({ ...state.request, volumeId: state.volumeId }).warn('volume revoked: files removed', {});
+              return 'done';
             }
-            if (change.contentHash === state.contentHash) return true;
+            if (change.contentHash === state.contentHash) return 'noop';
             return this.#refresh(state, change.contentHash).then(
-              () => true,
-              () => false,
+              (result) => (result === 'unchanged' ? 'noop' : 'done'),
+              () => 'failed' as const,
             );
           });
-          if (!ok) failed = true;
+          if (outcome === 'failed') failed = true;
+          if (outcome === 'done') progressed = true;
         }
+        // Changes answered but none could be applied (e.g. the publish answer lags the stream's
+        // hash): pace the next poll instead of spinning on the same answer.
+        if (answer.changed.length > 0 && !progressed) failed = true;
       } catch (err) {
         if (wake.signal.aborted) {
           this.#rearm(wake);
