@@ -11,6 +11,10 @@ import { ChangeHub } from './change-hub.ts';
 import { entitlement } from './entitlement.ts';
 import { extraKeys, serviceAccountOf, singleExtra, type TokenReviewer } from './token-review.ts';
 
+export interface ContentSource {
+  resolve(binding: SecretBinding, signal: AbortSignal): Promise<BindingContent>;
+}
+
 /** What the HTTP layer sends back: a status code and a JSON body. */
 export interface BrokerReply {
   readonly status: number;
@@ -27,7 +31,10 @@ export interface BrokerDeps {
   readonly podsSynced: (namespace: string) => boolean;
   /** A direct GET of one pod; undefined when it does not exist. */
   readonly readPod: (namespace: string, name: string) => Promise<V1Pod | undefined>;
-  readonly content: { resolve(binding: SecretBinding, signal: AbortSignal): Promise<BindingContent> };
+  /** The binding's content, as the reconciler computes it (not recording: the broker records itself). */
+  readonly content: ContentSource;
+  /** The same, with a cache no older than a second: for when this replica's cache looks behind. */
+  readonly freshContent: ContentSource;
   readonly hub: ChangeHub;
   readonly audit: AuditLog;
   readonly metrics: BrokerMetrics;
@@ -110,7 +117,7 @@ export class Broker {
       const entitled = entitlement(binding, pod);
       if (!entitled.entitled) throw new Denial(403, 'NotEntitled', entitled.detail);
 
-      const content = await this.#deps.content.resolve(binding, signal);
+      const content = await this.#content(binding, signal);
       if (content.kind === 'failed') throw new Denial(statusForReason(content.reason), content.reason, content.message);
 
       const backendVersions: Record<string, string> = {};
@@ -163,6 +170,22 @@ export class Broker {
     } finally {
       this.#deps.metrics.duration.observe({ endpoint: 'changes' }, (performance.now() - started) / 1000);
     }
+  }
+
+  /**
+   * The binding's content, recorded in the change hub. When this replica's answer differs from
+   * the hash the hub holds (written by the leader's status, or an earlier resolution), the cache
+   * may be behind the backend: resolve once more with fresh version checks, so the change stream
+   * and the files agree and a follower never pins an old hash.
+   */
+  async #content(binding: SecretBinding, signal: AbortSignal): Promise<BindingContent> {
+    let content = await this.#deps.content.resolve(binding, signal);
+    const known = this.#deps.hub.current(binding.metadata.namespace ?? '', binding.metadata.name ?? '');
+    if (content.kind === 'resolved' && known?.kind === 'hash' && known.hash !== content.hmac) {
+      content = await this.#deps.freshContent.resolve(binding, signal);
+    }
+    this.#deps.hub.record(binding, content);
+    return content;
   }
 
   #refuse(endpoint: 'publish' | 'changes', error: unknown, context: Omit<DeniedEvent, 'reason'>): BrokerReply {

@@ -102,3 +102,15 @@ export class RecordingContentResolver extends BindingContentResolver {
     return content;
   }
 }
+
+/**
+ * The binding content resolver that accepts cached values only if confirmed within the last
+ * second. The broker uses it when its own resolution disagrees with the hash another replica (the
+ * leader) published: its cache may be behind, so it looks at the backend again (version checks
+ * first, so an unchanged secret costs no read).
+ */
+export class FreshContentResolver extends BindingContentResolver {
+  override refreshIntervalMs(): number {
+    return 1_000;
+  }
+}

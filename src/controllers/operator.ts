@@ -28,7 +28,8 @@ import { BackendReconciler, backendQueueKey } from './backend/backend.reconciler
 import { Broker } from '../broker/broker.ts';
 import { createBrokerMetrics } from '../broker/broker.metrics.ts';
 import { BrokerServer } from '../broker/broker.server.ts';
-import { ChangeHub, RecordingContentResolver } from '../broker/change-hub.ts';
+import { ChangeHub, FreshContentResolver, RecordingContentResolver } from '../broker/change-hub.ts';
+import { BindingContentResolver } from './binding/binding-content.ts';
 import { KubeTokenReviewer } from '../broker/token-review.ts';
 import { isNotFound } from '../kube/kube-errors.ts';
 import type { AuditLog } from '../observability/audit.ts';
@@ -130,7 +131,7 @@ export function buildOperator(deps: OperatorDeps): Operator {
   const pool = new BackendPool(resolver, { parseBackendSpec, createBackend }, contextFor);
   // Every resolution (reconciler or broker) feeds the change stream's current hashes.
   const hub = new ChangeHub();
-  const content = new RecordingContentResolver({
+  const contentDeps = {
     clusterBackends,
     namespacedBackends,
     namespaces,
@@ -138,7 +139,8 @@ export function buildOperator(deps: OperatorDeps): Operator {
     resolver,
     contentKey: deps.contentKey,
     resolveTimeoutMs: 20_000,
-  }, hub);
+  };
+  const content = new RecordingContentResolver(contentDeps, hub);
   const publisher = {
     custom: clients.custom,
     events: createEventRecorder(clients.core, 'secret-binder-controller', config.identity, config.operatorNamespace),
@@ -301,7 +303,8 @@ export function buildOperator(deps: OperatorDeps): Operator {
           throw error;
         }
       },
-      content,
+      content: new BindingContentResolver(contentDeps),
+      freshContent: new FreshContentResolver(contentDeps),
       hub,
       audit: deps.audit,
       metrics: createBrokerMetrics(registry),

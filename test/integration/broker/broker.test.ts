@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, V1MicroTime, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { group, resources, version } from '../../../src/api/v1alpha1/index.ts';
 import type { ChangesAnswer, PublishAnswer, PublishRequest } from '../../../src/broker/broker.protocol.ts';
@@ -39,6 +39,7 @@ const markers = {
   shared: `marker-shared-${randomBytes(6).toString('hex')}`,
   rotated1: `marker-rotated1-${randomBytes(6).toString('hex')}`,
   rotated2: `marker-rotated2-${randomBytes(6).toString('hex')}`,
+  rotated3: `marker-rotated3-${randomBytes(6).toString('hex')}`,
 };
 /** Every token minted by this suite: none may appear in any output. */
 const tokens: string[] = [];
@@ -46,12 +47,12 @@ const tokens: string[] = [];
 let kc: KubeConfig;
 let core: CoreV1Api;
 let custom: CustomObjectsApi;
-let operator: Operator;
 let brokerUrl: URL;
 let caPem: string;
-const stop = new AbortController();
-let running: Promise<void> | undefined;
 let tmp: string;
+let hmacKey: string;
+let main: Replica;
+const replicas: Replica[] = [];
 const logOut = new CapturedOutput();
 const auditOut = new CapturedOutput();
 let audit: AuditLog;
@@ -123,6 +124,65 @@ function binding(name: string, spec: Record<string, unknown>): Record<string, un
   return { apiVersion: `${group}/${version}`, kind: 'SecretBinding', metadata: { name }, spec };
 }
 
+// --- controller replicas, in-process ----------------------------------------------------------
+
+interface Replica {
+  readonly operator: Operator;
+  readonly url: URL;
+  readonly caPem: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A controller replica built like main.ts builds it, with the broker on a loopback port and a
+ * self-managed certificate. With `lease`, it runs leader election on that Lease (tests hold the
+ * Lease for someone else, so the replica never leads: no reconciler, broker only).
+ */
+async function startReplica(name: string, metrics: Registry, lease?: string): Promise<Replica> {
+  const caOut = join(tmp, `broker-ca-${name}.pem`);
+  const config = parseControllerConfig(
+    [
+      '--kubeconfig', currentWorld().kube.kubeconfigPath,
+      '--namespace', systemNs,
+      '--identity', `broker-test-${name}-${suffix}`,
+      '--watch-namespaces', [ns, otherNs].join(','),
+      ...(lease === undefined ? ['--leader-elect', 'false'] : ['--leader-elect', 'true', '--lease-name', lease]),
+      '--http-address', '127.0.0.1:0',
+      '--hmac-key-file', hmacKey,
+      '--broker-address', '127.0.0.1:0',
+      '--broker-ca-out', caOut,
+      '--node-plugin-service-account', `${systemNs}:node-plugin`,
+    ],
+    {},
+  );
+  const operator = buildOperator({
+    config,
+    kubeConfig: kc,
+    clients: createKubeClients(kc),
+    logger: createLogger({ level: 'debug', component: 'controller', stream: logOut }),
+    registry: metrics,
+    contentKey: SecretValue.fromBytes(readFileSync(hmacKey)),
+    audit,
+  });
+  const stop = new AbortController();
+  const running = operator.manager.run(stop.signal);
+  const broker = operator.broker;
+  if (broker === undefined) throw new Error('the broker is not enabled');
+  const address = await broker.address();
+  const replica: Replica = {
+    operator,
+    url: new URL(`https://127.0.0.1:${address.port}`),
+    caPem: readFileSync(caOut, 'utf8'),
+    stop: async () => {
+      stop.abort();
+      await running;
+      await operator.close();
+    },
+  };
+  replicas.push(replica);
+  return replica;
+}
+
 // --- the broker over HTTPS ------------------------------------------------------------------------
 
 interface Reply<T> {
@@ -130,14 +190,14 @@ interface Reply<T> {
   readonly body: T;
 }
 
-function call<T>(path: string, callerToken: string | undefined, body: unknown): Promise<Reply<T>> {
+function call<T>(path: string, callerToken: string | undefined, body: unknown, target: { url: URL; caPem: string } = { url: brokerUrl, caPem }): Promise<Reply<T>> {
   const text = JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = request(
-      new URL(path, brokerUrl),
+      new URL(path, target.url),
       {
         method: 'POST',
-        ca: caPem,
+        ca: target.caPem,
         headers: {
           'content-type': 'application/json',
           'content-length': Buffer.byteLength(text),
@@ -158,8 +218,8 @@ function call<T>(path: string, callerToken: string | undefined, body: unknown): 
   });
 }
 
-const publish = (callerToken: string | undefined, body: unknown): Promise<Reply<PublishAnswer & { reason?: string; message?: string }>> =>
-  call('/v1/publish', callerToken, body);
+const publish = (callerToken: string | undefined, body: unknown, target?: { url: URL; caPem: string }): Promise<Reply<PublishAnswer & { reason?: string; message?: string }>> =>
+  call('/v1/publish', callerToken, body, target);
 
 async function auditEvents(): Promise<Record<string, unknown>[]> {
   return (await auditOut.lines()).filter((l) => l['audit'] === true);
@@ -264,40 +324,12 @@ describe('broker against a real API server and OpenBao', () => {
       pluginTokens.set(node, await podToken(pod));
     }
 
-    const hmacKey = join(tmp, 'hmac.key');
+    hmacKey = join(tmp, 'hmac.key');
     writeFileSync(hmacKey, randomBytes(32), { mode: 0o600 });
-    const caOut = join(tmp, 'broker-ca.pem');
-    const config = parseControllerConfig(
-      [
-        '--kubeconfig', currentWorld().kube.kubeconfigPath,
-        '--namespace', systemNs,
-        '--identity', `broker-test-${suffix}`,
-        '--watch-namespaces', [ns, otherNs].join(','),
-        '--leader-elect', 'false',
-        '--http-address', '127.0.0.1:0',
-        '--hmac-key-file', hmacKey,
-        '--broker-address', '127.0.0.1:0',
-        '--broker-ca-out', caOut,
-        '--node-plugin-service-account', `${systemNs}:node-plugin`,
-      ],
-      {},
-    );
     audit = createAuditLog({ destination: { kind: 'stream', stream: auditOut } });
-    operator = buildOperator({
-      config,
-      kubeConfig: kc,
-      clients: createKubeClients(kc),
-      logger: createLogger({ level: 'debug', component: 'controller', stream: logOut }),
-      registry,
-      contentKey: SecretValue.fromBytes(readFileSync(hmacKey)),
-      audit,
-    });
-    running = operator.manager.run(stop.signal);
-    const broker = operator.broker;
-    if (broker === undefined) throw new Error('the broker is not enabled');
-    const address = await broker.address();
-    brokerUrl = new URL(`https://127.0.0.1:${address.port}`);
-    caPem = readFileSync(caOut, 'utf8');
+    main = await startReplica('main', registry);
+    brokerUrl = main.url;
+    caPem = main.caPem;
     // Served once the binding has been reconciled (its status carries the content HMAC).
     await eventually('binding web resolved', async () => {
       const b = (await custom.getNamespacedCustomObject({ group, version, plural: resources.SecretBinding.plural, namespace: ns, name: 'web' })) as {
@@ -308,9 +340,7 @@ describe('broker against a real API server and OpenBao', () => {
   }, 90_000);
 
   afterAll(async () => {
-    stop.abort();
-    await running;
-    await operator.close();
+    for (const replica of replicas) await replica.stop();
     await audit.close();
     for (const name of [ns, otherNs, systemNs]) await core.deleteNamespace({ name }).catch(() => undefined);
     for (const name of [nodeX, nodeY]) await core.deleteNode({ name }).catch(() => undefined);
@@ -514,6 +544,36 @@ describe('broker against a real API server and OpenBao', () => {
     expect(value('endpoint="changes",result="revoked",reason="none"')).toBeGreaterThanOrEqual(2);
     expect(text).toContain('secretbinder_broker_request_duration_seconds_bucket{le="60",endpoint="changes"}');
   });
+
+  it('serves from a replica that does not lead, which learns new content from the leader\'s status', async () => {
+    // A Lease held by someone else for an hour: the second replica never leads, never reconciles.
+    const lease = `brk-lease-${suffix}`;
+    await kc.makeApiClient(CoordinationV1Api).createNamespacedLease({
+      namespace: systemNs,
+      body: { metadata: { name: lease }, spec: { holderIdentity: 'someone-else', leaseDurationSeconds: 3600, acquireTime: new V1MicroTime(), renewTime: new V1MicroTime() } },
+    });
+    const follower = await startReplica('follower', new Registry(), lease);
+    expect(follower.caPem).not.toBe(main.caPem);
+    const pod = await createPod(ns, 'app-follower', { node: nodeY, binding: 'rotating' });
+    const plugin = pluginTokens.get(nodeY);
+    const first = await eventually('the follower serves', async () => {
+      const reply = await publish(plugin, publishRequest(pod, await podToken(pod), 'rotating'), follower);
+      return reply.status === 200 ? reply : undefined;
+    });
+    const volume = { volumeId: first.body.volumeId, namespace: ns, binding: 'rotating', contentHash: first.body.contentHash, pod: { name: 'app-follower', uid: pod.metadata?.uid ?? '' } };
+    const held = call<ChangesAnswer>('/v1/changes', plugin, { volumes: [volume], waitSeconds: 60 }, follower);
+    const bao = currentWorld().openbao;
+    if (bao === undefined) throw new Error('the world has no OpenBao');
+    await writeKvSecret(bao, `brk-${suffix}/rotating`, { value: markers.rotated3 });
+    const answer = await held;
+    expect(answer.body.changed).toHaveLength(1);
+    expect(answer.body.changed[0]?.contentHash).not.toBe(first.body.contentHash);
+    // The hash came from the leader's status write: the follower's own resolver has not re-read yet.
+    const status = (await custom.getNamespacedCustomObject({ group, version, plural: resources.SecretBinding.plural, namespace: ns, name: 'rotating' })) as { status?: { contentHmac?: string } };
+    expect(answer.body.changed[0]?.contentHash).toBe(status.status?.contentHmac);
+    const again = await publish(plugin, publishRequest(pod, await podToken(pod), 'rotating'), follower);
+    expect(Buffer.from(again.body.files[0]?.contentBase64 ?? '', 'base64').toString('utf8')).toBe(markers.rotated3);
+  }, 90_000);
 
   // --- leaks --------------------------------------------------------------------------------------
 
