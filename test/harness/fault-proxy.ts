@@ -1,0 +1,111 @@
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * A counting HTTP proxy for tests, in front of one plain-HTTP server of the world (moto): it
+ * records every request (time, method, path, the `X-Amz-Target` operation, the status answered)
+ * and either forwards it or, while throttling, answers it itself the way AWS's JSON protocol
+ * does: HTTP 400 `{"__type":"ThrottlingException","message":"Rate exceeded"}`.
+ *
+ * It binds 127.0.0.1 only, and closes itself after `maxLifetimeMs` (default 10 min) if the test
+ * that started it never calls {@link FaultProxy.stop}. It reads no body and logs nothing, so no
+ * secret value passes through anything but the forwarded bytes.
+ */
+
+export interface ProxiedRequest {
+  /** Epoch ms when the request arrived. */
+  readonly at: number;
+  readonly method: string;
+  readonly path: string;
+  /** The AWS operation, e.g. `secretsmanager.BatchGetSecretValue` (empty for other protocols). */
+  readonly target: string;
+  /** Whether the proxy answered it with a throttle instead of forwarding it. */
+  readonly throttled: boolean;
+}
+
+export type FaultMode = { readonly kind: 'forward' } | { readonly kind: 'throttle' };
+
+export interface FaultProxy {
+  /** http://127.0.0.1:<port> */
+  readonly url: string;
+  /** Every request so far, oldest first. */
+  requests(): readonly ProxiedRequest[];
+  setMode(mode: FaultMode): void;
+  stop(): Promise<void>;
+}
+
+export const throttlingBody = JSON.stringify({ __type: 'ThrottlingException', message: 'Rate exceeded' });
+
+export async function startFaultProxy(options: { readonly target: string; readonly maxLifetimeMs?: number }): Promise<FaultProxy> {
+  const target = new URL(options.target);
+  if (target.protocol !== 'http:') throw new Error(`fault proxy: only http:// targets (${target.protocol})`);
+  const log: ProxiedRequest[] = [];
+  let mode: FaultMode = { kind: 'forward' };
+
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const header = req.headers['x-amz-target'];
+    const entry = {
+      at: Date.now(),
+      method: req.method ?? 'GET',
+      path: req.url ?? '/',
+      target: typeof header === 'string' ? header : '',
+      throttled: mode.kind === 'throttle',
+    };
+    log.push(entry);
+    if (entry.throttled) {
+      // Drain the request body first, so the client sees a complete exchange.
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(400, { 'Content-Type': 'application/x-amz-json-1.1', 'x-amzn-ErrorType': 'ThrottlingException', 'Content-Length': Buffer.byteLength(throttlingBody) });
+        res.end(throttlingBody);
+      });
+      return;
+    }
+    const upstream = httpRequest(
+      {
+        host: target.hostname,
+        port: target.port,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, host: target.host },
+      },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.on('error', () => {
+      if (!res.headersSent) res.writeHead(502);
+      res.end();
+    });
+    req.pipe(upstream);
+  };
+
+  const server: Server = createServer(handle);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => { resolve(); });
+  });
+  const { port } = server.address() as AddressInfo;
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopped ??= new Promise<void>((resolve) => {
+      clearTimeout(lifetime);
+      server.close(() => { resolve(); });
+      server.closeAllConnections();
+    });
+    return stopped;
+  };
+  // Bounded lifetime: a test that dies before its afterAll still leaves no listener behind.
+  const lifetime = setTimeout(() => void stop(), options.maxLifetimeMs ?? 600_000);
+  lifetime.unref();
+
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests: () => [...log],
+    setMode: (next) => {
+      mode = next;
+    },
+    stop,
+  };
+}
