@@ -6,7 +6,7 @@ import {
   ThrottledError,
   UnavailableError,
 } from '../backend.port.ts';
-import { abortError, scrubMessage } from '../provider.support.ts';
+import { abortError, scrubMessage, networkErrorCodes } from '../provider.support.ts';
 
 /**
  * Maps an AWS SDK error (a service exception, a credential-provider error, a network error) to a
@@ -59,17 +59,7 @@ const throttled = new Set([
   'SlowDown',
 ]);
 const invalidConfig = new Set(['InvalidParameterException', 'ValidationException', 'InvalidParameterValue', 'InvalidNextTokenException']);
-const networkCodes = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EPIPE',
-  'ECONNABORTED',
-]);
+const networkCodes = new Set([...networkErrorCodes]);
 
 export function mapAwsError(err: unknown, context: AwsErrorContext): BackendError {
   if (context.signal?.aborted === true) return abortError(context.signal, `AWS ${context.operation}`);

@@ -6,7 +6,7 @@ import {
   ThrottledError,
   UnavailableError,
 } from '../backend.port.ts';
-import { abortError, scrubMessage } from '../provider.support.ts';
+import { abortError, scrubMessage, networkErrorCodes, tlsErrorCodes } from '../provider.support.ts';
 
 /**
  * Maps an Azure SDK error — a RestError from Key Vault, an AuthenticationError /
@@ -24,29 +24,8 @@ export interface AzureErrorContext {
   readonly credentials?: readonly string[];
 }
 
-const networkCodes = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EPIPE',
-  'ECONNABORTED',
-  'REQUEST_SEND_ERROR',
-]);
-const tlsCodes = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'CERT_UNTRUSTED',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
+const networkCodes = new Set([...networkErrorCodes, 'REQUEST_SEND_ERROR']);
+const tlsCodes = new Set([...tlsErrorCodes]);
 const credentialErrors = new Set([
   'AuthenticationError',
   'AggregateAuthenticationError',

@@ -5,7 +5,7 @@ import {
   NotFoundError,
   UnavailableError,
 } from '../backend.port.ts';
-import { abortError, scrubMessage } from '../provider.support.ts';
+import { abortError, scrubMessage, networkErrorCodes, tlsErrorCodes } from '../provider.support.ts';
 
 /**
  * Maps whatever node-vault or the transport threw to a port error. The message keeps Vault's own
@@ -26,32 +26,10 @@ export interface VaultErrorContext {
   readonly credentials?: readonly string[];
 }
 
-const networkCodes = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EPIPE',
-  'ECONNABORTED',
-  'UND_ERR_SOCKET',
-]);
+const networkCodes = new Set([...networkErrorCodes, 'UND_ERR_SOCKET']);
 
 /** OpenSSL / Node verification failures: the server's certificate does not chain to caBundle. */
-const tlsCodes = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'CERT_UNTRUSTED',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-  'ERR_SSL_WRONG_VERSION_NUMBER',
-]);
+const tlsCodes = new Set([...tlsErrorCodes, 'ERR_SSL_WRONG_VERSION_NUMBER']);
 
 export function mapVaultError(err: unknown, context: VaultErrorContext): BackendError {
   if (context.signal?.aborted === true) return abortError(context.signal, `Vault ${context.operation}`);
