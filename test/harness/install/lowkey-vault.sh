@@ -23,7 +23,7 @@ artifact="com.github.nagyesta.lowkey-vault:lowkey-vault-app:$version:jar"
 # A failed fetch is remembered for a day, so warm runs stay instant where Central lacks it.
 unavailable="$dest.unavailable"
 if [ -f "$unavailable" ] && [ -n "$(find "$unavailable" -mmin -1440 2>/dev/null)" ]; then
-  log "WARNING: $artifact is not available (checked $(date -r "$unavailable" -u +%FT%TZ), see $unavailable); Lowkey Vault tests will fail."
+  log "WARNING: $artifact is not available (checked $(date -r "$unavailable" -u +%FT%TZ), see $unavailable); the Azure Key Vault tests run against the Key Vault double instead (ADR 0070)."
   exit 0
 fi
 work="$(mktemp -d)"
@@ -31,7 +31,7 @@ trap 'rm -rf "$work"' EXIT
 log "fetching $artifact"
 if ! (cd "$work" && mvn -B -q -U -Dstyle.color=never org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
   "-Dartifact=$artifact" "-DoutputDirectory=$work/out" -Dmdep.stripVersion=true >"$work/mvn.log" 2>&1); then
-  log "WARNING: could not fetch $artifact from Maven Central; Lowkey Vault (Azure Key Vault) tests will fail."
+  log "WARNING: could not fetch $artifact from Maven Central; the Azure Key Vault tests run against the Key Vault double instead (ADR 0070)."
   mkdir -p "$(dirname "$unavailable")"
   sed 's/\x1b\[[0-9;]*m//g' "$work/mvn.log" | grep -m1 -E 'ERROR|Could not' | tee "$unavailable" >&2 || true
   exit 0
