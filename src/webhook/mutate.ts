@@ -2,6 +2,7 @@ import type { V1Container, V1Pod, V1Volume, V1VolumeMount } from '@kubernetes/cl
 import fastJsonPatch from 'fast-json-patch';
 import type { SecretBinding } from '../api/v1alpha1/index.ts';
 import { driverName } from '../broker/broker.protocol.ts';
+import { matchesLabelSelector } from '../controllers/binding/label-selector.ts';
 import { allow, deny, isPodRequest, podOf, type AdmissionRequest, type Decision, type JsonPatchOperation } from './admission.ts';
 import {
   bindingsAnnotation,
@@ -67,7 +68,11 @@ export function gate(request: AdmissionRequest, operatorNamespace: string): Step
   return { ok: true, value: { pod, namespace } };
 }
 
-/** Which containers get which binding: exactly the pod's containers the binding lists. */
+/**
+ * Which containers get which binding: exactly the pod's containers the binding lists. A pod the
+ * binding does not select (podSelector, serviceAccountNames) is refused: the broker would never
+ * serve it, and it would hang in ContainerCreating far from the cause.
+ */
 export function plan(pod: V1Pod, namespace: string, request: InjectRequest, lookup: BindingLookup): Step<InjectionPlan[]> {
   const podContainers = allContainers(pod).map((c) => c.name);
   const problems: string[] = [];
@@ -76,6 +81,11 @@ export function plan(pod: V1Pod, namespace: string, request: InjectRequest, look
     const binding = lookup(namespace, name);
     if (binding === undefined) {
       problems.push(`SecretBinding ${namespace}/${name} (annotation ${bindingsAnnotation}) not found`);
+      continue;
+    }
+    const selected = notSelectedBecause(binding, pod);
+    if (selected !== undefined) {
+      problems.push(`SecretBinding ${name} does not select this pod: ${selected}`);
       continue;
     }
     const listed = new Set(binding.spec.containers);
@@ -87,6 +97,14 @@ export function plan(pod: V1Pod, namespace: string, request: InjectRequest, look
     plans.push({ binding: name, volumeName: volumeNameOf(name), mountPath, containers });
   }
   return problems.length > 0 ? { ok: false, decision: deny(problems.join('; ')) } : { ok: true, value: plans };
+}
+
+function notSelectedBecause(binding: SecretBinding, pod: V1Pod): string | undefined {
+  if (!matchesLabelSelector(binding.spec.podSelector, pod.metadata?.labels)) return 'its labels do not match the podSelector';
+  const accounts = binding.spec.serviceAccountNames ?? [];
+  const account = pod.spec?.serviceAccountName ?? 'default';
+  if (accounts.length > 0 && !accounts.includes(account)) return `service account ${account} is not among serviceAccountNames (${accounts.join(', ')})`;
+  return undefined;
 }
 
 /**

@@ -9,7 +9,7 @@ import { webhookConfigurations } from '../../../src/webhook/webhook-configuratio
 import { hmacKeyFile, operatorNamespace } from '../../harness/controller-process.ts';
 import { startProcess, stopProcess, type ProcessRecord } from '../../harness/process.ts';
 import { currentWorld } from '../../harness/world-state.ts';
-import { adminKubeConfig, eventually, installCrds, root } from '../support/cluster.ts';
+import { adminKubeConfig, errorText, eventually, installCrds, root } from '../support/cluster.ts';
 
 /**
  * The controller as a process with `--webhook-address` and a self-managed certificate: it
@@ -133,9 +133,15 @@ describe('controller process with the webhook on', () => {
       metadata: { name: 'web', labels: { 'secretbinder.dev/inject': 'true' }, annotations: { 'secretbinder.dev/bindings': 'db' } },
       spec: { containers: [{ name: 'app', image: 'registry.invalid/none:1' }, { name: 'proxy', image: 'registry.invalid/none:1' }] },
     };
+    // Until its binding cache has synced the webhook refuses with a retryable 503 (fail closed).
     await eventually('mutating webhook active', async () => {
-      const dry = await core.createNamespacedPod({ namespace: ns, body, dryRun: 'All' });
-      return (dry.spec?.volumes ?? []).some((v) => v.name === 'secretbinder-db') ? true : undefined;
+      try {
+        const dry = await core.createNamespacedPod({ namespace: ns, body, dryRun: 'All' });
+        return (dry.spec?.volumes ?? []).some((v) => v.name === 'secretbinder-db') ? true : undefined;
+      } catch (error) {
+        if (!errorText(error).includes('SecretBinding cache not synced yet')) throw error;
+        return undefined;
+      }
     }, 30_000);
     const pod = await core.createNamespacedPod({ namespace: ns, body });
     // The ServiceAccount admission plugin adds its token volume too; only ours is under test.
