@@ -72,6 +72,15 @@ async function createPod(namespace: string, name: string, labels: Record<string,
   });
 }
 
+let operatorStopped = false;
+async function stopOperator(): Promise<void> {
+  if (operatorStopped) return;
+  operatorStopped = true;
+  stop.abort();
+  await running;
+  await operator.close();
+}
+
 const read = (path: string): Promise<string | undefined> => readFile(path, 'utf8').catch(() => undefined);
 
 describe('node plugin with the real broker', () => {
@@ -175,9 +184,7 @@ describe('node plugin with the real broker', () => {
     kubelet.close();
     await plugin.stop();
     await server.stop();
-    stop.abort();
-    await running;
-    await operator.close();
+    await stopOperator();
     await audit.close();
     for (const name of [ns, systemNs]) await core.deleteNamespace({ name }).catch(() => undefined);
     await core.deleteNode({ name: node }).catch(() => undefined);
@@ -221,4 +228,32 @@ describe('node plugin with the real broker', () => {
     const output = (await pluginLog.text()) + (await controllerLog.text()) + (await auditOut.text());
     for (const secret of [markers.password, markers.rotated, ...tokens]) expect(output).not.toContain(secret);
   }, 120_000);
+
+  it('keeps the files through a refused plugin token and a broker that is gone (invariant 7)', async () => {
+    const pod = await createPod(ns, 'web-1', { app: 'web' }, 'web', true);
+    const [mount] = await kubelet.publishPod(pod);
+    if (mount === undefined) throw new Error('no volume');
+    const password = join(mount.targetPath, 'db', 'password');
+    expect(await read(password)).toBe(markers.rotated);
+    const version = await readlink(join(mount.targetPath, '..data'));
+
+    // The broker refuses the plugin (401 Unauthenticated): not a revocation, the files stay.
+    const tokenFile = join(tmp, 'plugin-token');
+    const goodToken = readFileSync(tokenFile, 'utf8');
+    writeFileSync(tokenFile, 'not-a-token');
+    await kubelet.publishPod(pod);
+    const refusals = (await pluginLog.lines()).filter((l) => l['message'] === 'refresh failed: keeping the current files');
+    expect(refusals.map((l) => (l['error'] as { message?: string } | undefined)?.message)).toContainEqual(expect.stringContaining('401 Unauthenticated'));
+    expect(await read(password)).toBe(markers.rotated);
+    writeFileSync(tokenFile, goodToken);
+
+    // The broker is gone: republishes still succeed, the change stream retries, nothing moves.
+    await stopOperator();
+    await kubelet.publishPod(pod);
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    expect(await read(password)).toBe(markers.rotated);
+    expect(await readlink(join(mount.targetPath, '..data'))).toBe(version);
+    expect((await procMount(mount.targetPath))?.fsType).toBe('tmpfs');
+    expect(await pluginLog.text()).toMatch(/change stream failed: keeping every volume as it is/);
+  }, 60_000);
 });
