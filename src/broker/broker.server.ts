@@ -4,14 +4,16 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from '../observability/logger.ts';
 import type { Runnable } from '../runtime/runnable.ts';
 import type { Broker, BrokerReply } from './broker.ts';
-import { loadBrokerTls, type BrokerTlsSource } from './broker-tls.ts';
+import { loadBrokerTls, type BrokerTlsMaterial, type BrokerTlsSource } from './broker-tls.ts';
 
 export interface BrokerServerOptions {
   readonly host: string;
   readonly port: number;
   readonly tls: BrokerTlsSource;
-  readonly broker: Broker;
+  readonly broker: Pick<Broker, 'publish' | 'changes'>;
   readonly logger: Logger;
+  /** How often certificate files are checked for rotation (files mode); default 60 s. */
+  readonly certReloadMs?: number;
 }
 
 /** Largest request body accepted (a changes request for a busy node stays well below). */
@@ -68,10 +70,12 @@ export class BrokerServer implements Runnable {
       const address = server.address() as AddressInfo;
       logger.info('broker listening', { address: `${address.address}:${address.port}`, tls: this.#options.tls.kind });
       this.#resolveListening(address);
+      const reload = this.#watchCertificates(server, tls);
       await new Promise<void>((resolve) => {
         if (signal.aborted) resolve();
         signal.addEventListener('abort', () => { resolve(); }, { once: true });
       });
+      if (reload !== undefined) clearInterval(reload);
       // Held long polls answer "nothing changed" at once; then the server closes.
       requests.abort();
       await new Promise<void>((resolve) => {
@@ -82,6 +86,33 @@ export class BrokerServer implements Runnable {
       this.#rejectListening(error);
       throw error;
     }
+  }
+
+  /** Files mode: re-reads the PEM files and swaps the server's context when they changed (cert-manager rotation). */
+  #watchCertificates(server: Server, initial: BrokerTlsMaterial): NodeJS.Timeout | undefined {
+    const source = this.#options.tls;
+    if (source.kind !== 'files') return undefined;
+    let current = initial;
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      loadBrokerTls(source)
+        .then((next) => {
+          if (next.cert === current.cert && next.key === current.key) return;
+          // A half-written pair fails here and is retried at the next tick; the old context stays.
+          server.setSecureContext({ cert: next.cert, key: next.key, minVersion: 'TLSv1.2' });
+          current = next;
+          this.#options.logger.info('broker certificate reloaded');
+        })
+        .catch((error: unknown) => {
+          this.#options.logger.warn('broker certificate reload failed; keeping the current one', { error: error instanceof Error ? error.message : String(error) });
+        })
+        .finally(() => {
+          busy = false;
+        });
+    }, this.#options.certReloadMs ?? 60_000);
+    return timer;
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse, stopping: AbortSignal): Promise<void> {

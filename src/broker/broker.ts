@@ -22,7 +22,10 @@ export interface BrokerReply {
 }
 
 export interface BrokerDeps {
+  /** Reviews pod tokens (never cached: each is checked against its live pod). */
   readonly tokens: TokenReviewer;
+  /** Reviews the node plugin's own token; may cache successes briefly. Defaults to `tokens`. */
+  readonly callerTokens?: TokenReviewer;
   /** The node plugin's service account: the only caller of the node-scoped endpoints. */
   readonly nodePlugin: { readonly namespace: string; readonly name: string };
   readonly bindings: CacheReader<SecretBinding>;
@@ -204,7 +207,7 @@ export class Broker {
   async #callerNode(authorization: string | undefined): Promise<CallerNode> {
     const match = /^Bearer ([^\s]+)$/.exec(authorization ?? '');
     if (match?.[1] === undefined) throw new Denial(401, 'Unauthenticated', 'missing bearer token');
-    const identity = await this.#deps.tokens.review(match[1], [brokerAudience]);
+    const identity = await (this.#deps.callerTokens ?? this.#deps.tokens).review(match[1], [brokerAudience]);
     if (!identity.authenticated) throw new Denial(401, 'Unauthenticated', `caller token refused: ${identity.error}`);
     const account = serviceAccountOf(identity.username);
     const { nodePlugin } = this.#deps;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { AuthenticationV1Api } from '@kubernetes/client-node';
 
 /**
@@ -61,4 +62,48 @@ export function serviceAccountOf(username: string): { readonly namespace: string
   const [, , namespace, name] = parts;
   if (namespace === undefined || name === undefined || namespace === '' || name === '') return undefined;
   return { namespace, name };
+}
+
+/**
+ * Remembers successful reviews for a few seconds, keyed by a SHA-256 of token and audiences (the
+ * token itself is not kept). For the node plugin's own token, which it presents on every call:
+ * one TokenReview per node per `ttlMs` instead of one per volume. Refusals are never cached. A
+ * revoked caller token stays accepted for at most `ttlMs`; pod tokens are not cached at all.
+ */
+export class CachingTokenReviewer implements TokenReviewer {
+  readonly #inner: TokenReviewer;
+  readonly #ttlMs: number;
+  readonly #maxEntries: number;
+  readonly #now: () => number;
+  readonly #entries = new Map<string, { readonly identity: TokenIdentity; readonly until: number }>();
+
+  constructor(inner: TokenReviewer, options: { ttlMs: number; maxEntries?: number; now?: () => number }) {
+    this.#inner = inner;
+    this.#ttlMs = options.ttlMs;
+    this.#maxEntries = options.maxEntries ?? 1_000;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Entries held (tests check the bound). */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  async review(token: string, audiences: readonly string[]): Promise<TokenIdentity> {
+    const key = createHash('sha256').update(token).update('\u0000').update(audiences.join('\u0000')).digest('hex');
+    const now = this.#now();
+    const hit = this.#entries.get(key);
+    if (hit !== undefined && hit.until > now) return hit.identity;
+    this.#entries.delete(key);
+    const identity = await this.#inner.review(token, audiences);
+    if (identity.authenticated) {
+      if (this.#entries.size >= this.#maxEntries) {
+        for (const [k, entry] of this.#entries) if (entry.until <= now) this.#entries.delete(k);
+        // Still full: drop the oldest insertion.
+        if (this.#entries.size >= this.#maxEntries) this.#entries.delete(this.#entries.keys().next().value ?? '');
+      }
+      this.#entries.set(key, { identity, until: now + this.#ttlMs });
+    }
+    return identity;
+  }
 }

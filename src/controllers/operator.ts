@@ -30,7 +30,7 @@ import { createBrokerMetrics } from '../broker/broker.metrics.ts';
 import { BrokerServer } from '../broker/broker.server.ts';
 import { ChangeHub, FreshContentResolver, RecordingContentResolver } from '../broker/change-hub.ts';
 import { BindingContentResolver } from './binding/binding-content.ts';
-import { KubeTokenReviewer } from '../broker/token-review.ts';
+import { CachingTokenReviewer, KubeTokenReviewer } from '../broker/token-review.ts';
 import { isNotFound } from '../kube/kube-errors.ts';
 import type { AuditLog } from '../observability/audit.ts';
 import { BindingReconciler, backendRefKey } from './binding/binding.reconciler.ts';
@@ -289,8 +289,10 @@ export function buildOperator(deps: OperatorDeps): Operator {
   let brokerServer: BrokerServer | undefined;
   if (config.broker.enabled) {
     if (deps.audit === undefined) throw new Error('the broker needs an audit log');
+    const tokens = new KubeTokenReviewer(clients.auth);
     const broker = new Broker({
-      tokens: new KubeTokenReviewer(clients.auth),
+      tokens,
+      callerTokens: new CachingTokenReviewer(tokens, { ttlMs: 10_000 }),
       nodePlugin: config.broker.nodePlugin,
       bindings,
       pods,
