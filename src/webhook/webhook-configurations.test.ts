@@ -20,6 +20,18 @@ describe('deploy/webhook.yaml', () => {
     expect(docs.find((d) => d.kind === 'ValidatingWebhookConfiguration')).toEqual(deployed.validating);
   });
 
+  it('lets the controller get and update exactly these configurations (caBundle upkeep)', () => {
+    const role = docs.find((d) => d.kind === 'ClusterRole') as unknown as { rules: { resources: string[]; resourceNames: string[]; verbs: string[] }[] } | undefined;
+    expect(role?.rules).toEqual([
+      {
+        apiGroups: ['admissionregistration.k8s.io'],
+        resources: ['mutatingwebhookconfigurations', 'validatingwebhookconfigurations'],
+        resourceNames: [deployed.mutating.metadata?.name, deployed.validating.metadata?.name].filter((n, i, all) => all.indexOf(n) === i),
+        verbs: ['get', 'update'],
+      },
+    ]);
+  });
+
   it('scopes mutate to labelled pods, fails closed, no side effects, short timeout', () => {
     const m = deployed.mutating.webhooks?.[0];
     const v = deployed.validating.webhooks?.[0];
