@@ -113,6 +113,43 @@ export class BackendChannel {
     return this.#enqueue('versions', ref) as Promise<VersionOutcome>;
   }
 
+  /**
+   * The backend's connectivity check, within the same budget as reads: a concurrency slot and one
+   * token, and a throttled / unavailable answer pauses the backend like a read's would. Without
+   * this, a backend reconciler retrying a throttled check would add calls beyond the budget.
+   * Throws the port error; the caller decides about retries.
+   */
+  checkConnectivity(signal?: AbortSignal): Promise<void> {
+    const { clock, backend, metrics, callTimeoutMs } = this.#options;
+    return this.#limit(async () => {
+      const callSignal = AbortSignal.any([this.#closing.signal, ...(signal === undefined ? [] : [signal])]);
+      if (!(await this.#bucket.take(1, callSignal))) {
+        throw this.#closing.signal.aborted ? closedError() : new UnavailableError('connectivity check: the rate budget allowed no call before the check timed out');
+      }
+      const timeout = new AbortController();
+      const timer = clock.setTimeout(() => {
+        timeout.abort(new DOMException('connectivity check timed out', 'TimeoutError'));
+      }, callTimeoutMs);
+      const bounded = AbortSignal.any([callSignal, timeout.signal]);
+      const started = clock.now();
+      let error: unknown;
+      try {
+        await raceWithSignal(backend.checkConnectivity({ signal: bounded }), bounded, `${this.provider} connectivity check`);
+      } catch (err) {
+        error = err;
+        if (err instanceof BackendError && err.retryable) {
+          if (err.kind === 'Throttled') metrics.throttles.inc({ provider: this.provider });
+          this.#backOff(err, 1);
+        }
+        throw err;
+      } finally {
+        clock.clearTimeout(timer);
+        metrics.requests.inc({ provider: this.provider, operation: 'connectivity', result: resultOf(error) });
+        metrics.requestDuration.observe({ provider: this.provider, operation: 'connectivity' }, Math.max(0, clock.now() - started) / 1000);
+      }
+    });
+  }
+
   /** When the backend is paused by a throttle or backoff (clock ms), or 0. */
   get pausedUntil(): number {
     return this.#bucket.pausedUntil;

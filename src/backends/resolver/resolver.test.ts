@@ -155,6 +155,23 @@ describe('SecretResolver: rate budget, throttling and backoff', () => {
     expect(await metricValue(registry, 'secretbinder_backend_requests_total', { provider: 'fake', operation: 'fetch', result: 'Throttled' })).toBe(2);
   });
 
+  it('charges connectivity checks to the budget, and a throttled check pauses reads too', async () => {
+    const { clock, store, resolver, registry } = setup({ limits: { qps: 1, burst: 1, maxConcurrency: 4 } });
+    store.set('k0', 'v0');
+    store.failWith({ kind: 'Throttled', retryAfterMs: 5_000, times: 1, operations: ['connectivity'] });
+    await expect(settle(clock, resolver.checkConnectivity('b'))).rejects.toMatchObject({ kind: 'Throttled' });
+    // The read waits out the store's retry-after, like after a throttled read.
+    await settle(clock, resolver.resolve(req('k0'), { maxAgeMs: 60_000 }));
+    // Checks retried in a row keep to qps 1.
+    for (let i = 0; i < 3; i++) await settle(clock, resolver.checkConnectivity('b'));
+    const times = store.calls.map((c) => c.at);
+    expect(store.calls.map((c) => c.operation)).toEqual(['connectivity', 'fetch', 'connectivity', 'connectivity', 'connectivity']);
+    expect((times[1] ?? 0) - (times[0] ?? 0)).toBeGreaterThanOrEqual(5_000);
+    for (let i = 2; i < times.length; i++) expect((times[i] ?? 0) - (times[i - 1] ?? 0)).toBeGreaterThanOrEqual(1_000 - 1e-6);
+    expect(await metricValue(registry, 'secretbinder_backend_requests_total', { provider: 'fake', operation: 'connectivity', result: 'Throttled' })).toBe(1);
+    expect(await metricValue(registry, 'secretbinder_backend_requests_total', { provider: 'fake', operation: 'connectivity', result: 'ok' })).toBe(3);
+  });
+
   it('retries a throttled reference of a batch without re-reading the others', async () => {
     const { clock, store, resolver } = setup();
     store.set('a', 'x');

@@ -199,6 +199,14 @@ export class SecretResolver {
     return this.#backends.has(backendId);
   }
 
+  /**
+   * The backend's connectivity check, charged to its rate budget and paused by its throttling
+   * like every read (a check that bypassed them could exceed the budget while retried).
+   */
+  checkConnectivity(backendId: string, options: { readonly signal?: AbortSignal | undefined } = {}): Promise<void> {
+    return this.#state(backendId).channel.checkConnectivity(options.signal);
+  }
+
   /** Forgets a backend and its cache, fails its waiting requests and closes its client. */
   async removeBackend(backendId: string): Promise<void> {
     const state = this.#backends.get(backendId);

@@ -61,6 +61,11 @@ export class BackendPool {
     return pooled;
   }
 
+  /** The connectivity check of a pooled client, within its backend's rate budget. */
+  checkConnectivity(pooled: PooledBackend, options: { readonly signal?: AbortSignal | undefined }): Promise<void> {
+    return this.#resolver.checkConnectivity(pooled.backendId, options);
+  }
+
   get(objectKey: string): PooledBackend | undefined {
     return this.#byObject.get(objectKey);
   }

@@ -74,7 +74,7 @@ export class BackendReconciler implements Reconciler {
 
     const timeout = AbortSignal.any([context.signal, AbortSignal.timeout(this.#deps.checkTimeoutMs)]);
     try {
-      await pooled.client.checkConnectivity({ signal: timeout });
+      await this.#deps.pool.checkConnectivity(pooled, { signal: timeout });
     } catch (error) {
       if (!(error instanceof BackendError)) throw error;
       const reason = reasonForBackendError(error.kind);
