@@ -8,8 +8,8 @@ import type { AddressInfo } from 'node:net';
  * does: HTTP 400 `{"__type":"ThrottlingException","message":"Rate exceeded"}`.
  *
  * It binds 127.0.0.1 only, and closes itself after `maxLifetimeMs` (default 10 min) if the test
- * that started it never calls {@link FaultProxy.stop}. It reads no body and logs nothing, so no
- * secret value passes through anything but the forwarded bytes.
+ * that started it never calls {@link FaultProxy.stop}. From request bodies it keeps only the secret
+ * ids a call names; answers (which carry values) are forwarded untouched and never read.
  */
 
 export interface ProxiedRequest {
@@ -19,6 +19,8 @@ export interface ProxiedRequest {
   readonly path: string;
   /** The AWS operation, e.g. `secretsmanager.BatchGetSecretValue` (empty for other protocols). */
   readonly target: string;
+  /** The secret ids an AWS JSON request names (`SecretId`, `SecretIdList`); ids, never values. */
+  readonly secretIds: readonly string[];
   /** Whether the proxy answered it with a throttle instead of forwarding it. */
   readonly throttled: boolean;
 }
@@ -44,41 +46,44 @@ export async function startFaultProxy(options: { readonly target: string; readon
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const header = req.headers['x-amz-target'];
-    const entry = {
-      at: Date.now(),
-      method: req.method ?? 'GET',
-      path: req.url ?? '/',
-      target: typeof header === 'string' ? header : '',
-      throttled: mode.kind === 'throttle',
-    };
-    log.push(entry);
-    if (entry.throttled) {
-      // Drain the request body first, so the client sees a complete exchange.
-      req.resume();
-      req.on('end', () => {
+    const at = Date.now();
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const entry: ProxiedRequest = {
+        at,
+        method: req.method ?? 'GET',
+        path: req.url ?? '/',
+        target: typeof header === 'string' ? header : '',
+        secretIds: secretIdsOf(body),
+        throttled: mode.kind === 'throttle',
+      };
+      log.push(entry);
+      if (entry.throttled) {
         res.writeHead(400, { 'Content-Type': 'application/x-amz-json-1.1', 'x-amzn-ErrorType': 'ThrottlingException', 'Content-Length': Buffer.byteLength(throttlingBody) });
         res.end(throttlingBody);
+        return;
+      }
+      const upstream = httpRequest(
+        {
+          host: target.hostname,
+          port: target.port,
+          method: req.method,
+          path: req.url,
+          headers: { ...req.headers, host: target.host },
+        },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      upstream.on('error', () => {
+        if (!res.headersSent) res.writeHead(502);
+        res.end();
       });
-      return;
-    }
-    const upstream = httpRequest(
-      {
-        host: target.hostname,
-        port: target.port,
-        method: req.method,
-        path: req.url,
-        headers: { ...req.headers, host: target.host },
-      },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      },
-    );
-    upstream.on('error', () => {
-      if (!res.headersSent) res.writeHead(502);
-      res.end();
+      upstream.end(body);
     });
-    req.pipe(upstream);
   };
 
   const server: Server = createServer(handle);
@@ -108,4 +113,16 @@ export async function startFaultProxy(options: { readonly target: string; readon
     },
     stop,
   };
+}
+
+/** The ids of a Secrets Manager request body; anything else in it is never kept. */
+function secretIdsOf(body: Buffer): string[] {
+  if (body.length === 0) return [];
+  try {
+    const parsed = JSON.parse(body.toString('utf8')) as { SecretId?: unknown; SecretIdList?: unknown };
+    const ids: unknown[] = [parsed.SecretId, ...(Array.isArray(parsed.SecretIdList) ? (parsed.SecretIdList as unknown[]) : [])];
+    return ids.filter((id): id is string => typeof id === 'string');
+  } catch {
+    return [];
+  }
 }
