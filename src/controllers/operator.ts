@@ -31,7 +31,7 @@ import { BrokerServer } from '../broker/broker.server.ts';
 import { ChangeHub, FreshContentResolver, RecordingContentResolver } from '../broker/change-hub.ts';
 import { BindingContentResolver } from './binding/binding-content.ts';
 import { CachingTokenReviewer, KubeTokenReviewer } from '../broker/token-review.ts';
-import { isNotFound } from '../kube/kube-errors.ts';
+import { describeKubeError, isNotFound } from '../kube/kube-errors.ts';
 import type { AuditLog } from '../observability/audit.ts';
 import { BindingReconciler, backendRefKey } from './binding/binding.reconciler.ts';
 import { webhookRunnable } from '../webhook/webhook.ts';
@@ -143,7 +143,9 @@ export function buildOperator(deps: OperatorDeps): Operator {
   const content = new RecordingContentResolver(contentDeps, hub);
   const publisher = {
     custom: clients.custom,
-    events: createEventRecorder(clients.core, 'secret-binder-controller', config.identity, config.operatorNamespace),
+    events: createEventRecorder(clients.core, 'secret-binder-controller', config.identity, (error, subject) => {
+      logger.warn('could not record an Event', { kind: subject.kind, name: subject.name, namespace: subject.namespace, error: describeKubeError(error).message });
+    }),
   };
 
   const backendController = new Controller({

@@ -17,41 +17,58 @@ export interface EventRecord {
   readonly message: string;
 }
 
-/** Records core/v1 Events. Callers emit only on transitions, so there is no spam to aggregate. */
+/**
+ * Records core/v1 Events. Callers emit only on transitions, so there is no spam to aggregate.
+ * Best effort: an Event that cannot be written is reported to `onError` and never fails the
+ * reconcile that produced it (the status already says the same).
+ */
 export interface EventRecorder {
   record(subject: EventSubject, event: EventRecord): Promise<void>;
 }
 
-export function createEventRecorder(core: CoreV1Api, component: string, instance: string, eventNamespaceFallback: string): EventRecorder {
+/** The API server accepts Events about cluster-scoped objects only in `default`, as core controllers write them. */
+const clusterScopedEventNamespace = 'default';
+
+export function createEventRecorder(
+  core: CoreV1Api,
+  component: string,
+  instance: string,
+  onError: (error: unknown, subject: EventSubject) => void,
+): EventRecorder {
+  const write = async (subject: EventSubject, event: EventRecord): Promise<void> => {
+    const now = new Date();
+    const namespace = subject.namespace ?? clusterScopedEventNamespace;
+    await core.createNamespacedEvent({
+      namespace,
+      body: {
+        metadata: { generateName: `${subject.name}.`, namespace },
+        involvedObject: {
+          apiVersion: subject.apiVersion,
+          kind: subject.kind,
+          name: subject.name,
+          namespace: subject.namespace,
+          uid: subject.uid,
+        },
+        type: event.type,
+        reason: event.reason,
+        message: event.message.slice(0, 1024),
+        count: 1,
+        firstTimestamp: now,
+        lastTimestamp: now,
+        source: { component },
+        reportingComponent: component,
+        reportingInstance: instance,
+        action: event.reason,
+      },
+    });
+  };
   return {
     async record(subject, event) {
-      const now = new Date();
-      // Cluster-scoped subjects get their Events in the operator's namespace (kubectl shows them
-      // with --field-selector involvedObject.name=...), as core controllers do with "default".
-      const namespace = subject.namespace ?? eventNamespaceFallback;
-      await core.createNamespacedEvent({
-        namespace,
-        body: {
-          metadata: { generateName: `${subject.name}.`, namespace },
-          involvedObject: {
-            apiVersion: subject.apiVersion,
-            kind: subject.kind,
-            name: subject.name,
-            namespace: subject.namespace,
-            uid: subject.uid,
-          },
-          type: event.type,
-          reason: event.reason,
-          message: event.message.slice(0, 1024),
-          count: 1,
-          firstTimestamp: now,
-          lastTimestamp: now,
-          source: { component },
-          reportingComponent: component,
-          reportingInstance: instance,
-          action: event.reason,
-        },
-      });
+      try {
+        await write(subject, event);
+      } catch (error) {
+        onError(error, subject);
+      }
     },
   };
 }
