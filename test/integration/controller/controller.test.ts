@@ -92,8 +92,11 @@ async function leaseHolder(): Promise<string | undefined> {
 async function metric(controller: ControllerProcess, name: string, labels: string): Promise<number> {
   const port = await controller.healthPort();
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const line = text.split('\n').find((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(labels));
-  return line === undefined ? 0 : Number(line.split(' ').pop());
+  // Summed over every series that carries the labels (e.g. all results of one controller).
+  return text
+    .split('\n')
+    .filter((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(labels))
+    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
 }
 
 /**
