@@ -18,6 +18,8 @@ export interface ControllerOptions {
   readonly leaseName: string;
   readonly leaderElect?: boolean;
   readonly logLevel?: 'info' | 'debug';
+  /** Further flags (e.g. the broker's). */
+  readonly extraArgs?: readonly string[];
   /** Lease timing in seconds; default 10 / 8 / 1 (takeover ~11 s after a crash). */
   readonly lease?: { readonly durationSeconds: number; readonly renewDeadlineSeconds: number; readonly retryPeriodSeconds: number };
 }
@@ -62,6 +64,7 @@ export function startController(world: WorldState, options: ControllerOptions): 
       '--http-address', '127.0.0.1:0',
       '--hmac-key-file', hmacKeyFile(world),
       '--log-level', options.logLevel ?? 'debug',
+      ...(options.extraArgs ?? []),
     ],
     // No cloud credential discovery may leave this machine (the AWS default chain would ask the
     // EC2 metadata address).

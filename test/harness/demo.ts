@@ -13,7 +13,9 @@ import { parseAllDocuments } from 'yaml';
 import { group, resources, version, type ResourceKind, type SecretBinding } from '../../src/api/v1alpha1/index.ts';
 import { startController, operatorNamespace } from './controller-process.ts';
 import { eventually, installCrds } from './crds.ts';
+import { demoDelivery } from './demo-delivery.ts';
 import { writeKvSecret } from './openbao.ts';
+import { stopProcess, type ProcessRecord } from './process.ts';
 import { adminKubeConfig, down, up } from './world.ts';
 
 /** The kubectl built with the control plane, in the cache. */
@@ -34,11 +36,13 @@ let stopping = false;
 const stop = async (): Promise<void> => {
   if (stopping) return;
   stopping = true;
-  say('stopping the controller and the world');
+  say('stopping the node plugin, the controller and the world');
+  for (const p of processes) await stopProcess(p);
   await controller?.stop();
   await down(world);
 };
 let controller: ReturnType<typeof startController> | undefined;
+const processes: ProcessRecord[] = [];
 process.once('SIGINT', () => void stop().then(() => process.exit(130)));
 
 try {
@@ -78,11 +82,13 @@ try {
     } as KubernetesObject,
   ];
 
+  const brokerCa = join(world.dir, 'broker-ca.pem');
   controller = startController(world, {
     identity: 'demo-controller',
     watchNamespaces: [ns],
     leaseName: 'secret-binder-controller',
     logLevel: 'info',
+    extraArgs: ['--broker-address', '127.0.0.1:0', '--broker-ca-out', brokerCa, '--node-plugin-service-account', `${operatorNamespace}:secret-binder-node`],
   });
   say(`controller started (log: ${controller.record.logPath}); health on 127.0.0.1:${await controller.healthPort()}`);
 
@@ -123,6 +129,9 @@ try {
   const allReady = rows.every((r) => r[2] === 'True');
   say(allReady ? 'every binding is Ready' : 'some bindings are not Ready (see REASON)');
 
+  const delivered = await demoDelivery({ world, core, controller, brokerCa, namespace: ns, say });
+  processes.push(...delivered.processes);
+
   if (flags.keep) {
     say('running until Ctrl-C; try:');
     process.stdout.write(
@@ -133,7 +142,7 @@ try {
     await new Promise(() => undefined);
   }
   await stop();
-  process.exitCode = allReady ? 0 : 1;
+  process.exitCode = allReady && delivered.ok ? 0 : 1;
 } catch (error) {
   await stop();
   throw error;
