@@ -104,6 +104,7 @@ async function dedupRun(auth: Auth): Promise<{ counts: Counts; elapsedMs: number
     return { counts, elapsedMs, readyMs };
   } finally {
     await fleet.cleanup();
+    for (const key of keys) await openBaoRequest(bao, 'DELETE', `${bao.kvMount}/metadata/${key}`).catch(() => undefined);
     if (auth === 'kubernetes') {
       await openBaoRequest(bao, 'DELETE', `auth/${bao.kubernetesAuthMount}/role/${name}`).catch(() => undefined);
       await openBaoRequest(bao, 'DELETE', `sys/policies/acl/${name}`).catch(() => undefined);
