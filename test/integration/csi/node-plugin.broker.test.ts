@@ -52,6 +52,7 @@ let plugin: NodePlugin;
 let server: CsiServer;
 let kubelet: KubeletDriver;
 const controllerLog = new CapturedOutput();
+const registry = new Registry();
 const pluginLog = new CapturedOutput();
 const auditOut = new CapturedOutput();
 
@@ -145,7 +146,7 @@ describe('node plugin with the real broker', () => {
       kubeConfig: kc,
       clients: createKubeClients(kc),
       logger: createLogger({ level: 'debug', component: 'controller', stream: controllerLog }),
-      registry: new Registry(),
+      registry,
       contentKey: SecretValue.fromBytes(readFileSync(hmacKey)),
       audit,
     });
@@ -206,9 +207,9 @@ describe('node plugin with the real broker', () => {
     expect(file.gid).toBe(3000);
 
     // A republish (fresh token) with unchanged content keeps the same version.
-    const version = await readlink(join(mount.targetPath, '..data'));
+    const dataVersion = await readlink(join(mount.targetPath, '..data'));
     await kubelet.publishPod(pod);
-    expect(await readlink(join(mount.targetPath, '..data'))).toBe(version);
+    expect(await readlink(join(mount.targetPath, '..data'))).toBe(dataVersion);
 
     // Rotation in OpenBao → the controller notices (refreshInterval 10s) → change stream → new files.
     const bao = currentWorld().openbao;
@@ -225,7 +226,11 @@ describe('node plugin with the real broker', () => {
     expect(await procMount(mount.targetPath)).toBeUndefined();
     await expect(stat(mount.targetPath)).rejects.toThrow(/ENOENT/);
 
-    const output = (await pluginLog.text()) + (await controllerLog.text()) + (await auditOut.text());
+    // Logs, audit, metric text, Events and binding status: no value, no token.
+    const events = JSON.stringify((await core.listNamespacedEvent({ namespace: ns })).items);
+    const statuses = JSON.stringify(await custom.listNamespacedCustomObject({ group, version, plural: resources.SecretBinding.plural, namespace: ns }));
+    const output = (await pluginLog.text()) + (await controllerLog.text()) + (await auditOut.text()) + (await registry.metrics()) + events + statuses;
+    expect(await registry.metrics()).toContain('secretbinder_broker_decisions_total');
     for (const secret of [markers.password, markers.rotated, ...tokens]) expect(output).not.toContain(secret);
   }, 120_000);
 
@@ -235,7 +240,7 @@ describe('node plugin with the real broker', () => {
     if (mount === undefined) throw new Error('no volume');
     const password = join(mount.targetPath, 'db', 'password');
     expect(await read(password)).toBe(markers.rotated);
-    const version = await readlink(join(mount.targetPath, '..data'));
+    const dataVersion = await readlink(join(mount.targetPath, '..data'));
 
     // The broker refuses the plugin (401 Unauthenticated): not a revocation, the files stay.
     const tokenFile = join(tmp, 'plugin-token');
@@ -252,7 +257,7 @@ describe('node plugin with the real broker', () => {
     await kubelet.publishPod(pod);
     await new Promise((resolve) => setTimeout(resolve, 3000));
     expect(await read(password)).toBe(markers.rotated);
-    expect(await readlink(join(mount.targetPath, '..data'))).toBe(version);
+    expect(await readlink(join(mount.targetPath, '..data'))).toBe(dataVersion);
     expect((await procMount(mount.targetPath))?.fsType).toBe('tmpfs');
     expect(await pluginLog.text()).toMatch(/change stream failed: keeping every volume as it is/);
   }, 60_000);
