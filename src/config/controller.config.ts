@@ -31,6 +31,13 @@ export interface ControllerConfig {
   /** `stdout` or a file path: where the audit channel writes JSON lines. */
   readonly auditLog: string;
   readonly workers: { readonly bindings: number; readonly backends: number };
+  /** Rolling restarts of RollingRestart bindings' workloads (ADR 0101). */
+  readonly rotation: {
+    /** Template rollouts in progress at once, cluster-wide. */
+    readonly maxConcurrentRollouts: number;
+    /** A rollout that never completes stops counting against the cap after this long. */
+    readonly rolloutSlotTimeoutSeconds: number;
+  };
   /** The broker's HTTPS server (every replica), off unless `--broker-address` is given (ADR 0080). */
   readonly broker: BrokerConfig;
   /** The admission webhook's HTTPS server (every replica), off unless `--webhook-address` is given. */
@@ -75,6 +82,8 @@ const schema = z
     'audit-log': z.string().min(1).default('stdout'),
     'binding-workers': z.coerce.number().int().min(1).max(64).default(4),
     'backend-workers': z.coerce.number().int().min(1).max(16).default(2),
+    'max-concurrent-rollouts': z.coerce.number().int().min(1).max(1000).default(5),
+    'rollout-slot-timeout': durationSeconds.default(600),
     'broker-address': z
       .string()
       .regex(/^[^:]+:\d{1,5}$/, 'must be host:port, e.g. 0.0.0.0:8443')
@@ -120,6 +129,8 @@ const options = {
   'audit-log': { type: 'string' },
   'binding-workers': { type: 'string' },
   'backend-workers': { type: 'string' },
+  'max-concurrent-rollouts': { type: 'string' },
+  'rollout-slot-timeout': { type: 'string' },
   'broker-address': { type: 'string' },
   'broker-cert-file': { type: 'string' },
   'broker-key-file': { type: 'string' },
@@ -198,6 +209,7 @@ export function parseControllerConfig(argv: readonly string[], env: Readonly<Rec
     hmacKeyFile: c['hmac-key-file'],
     auditLog: c['audit-log'],
     workers: { bindings: c['binding-workers'], backends: c['backend-workers'] },
+    rotation: { maxConcurrentRollouts: c['max-concurrent-rollouts'], rolloutSlotTimeoutSeconds: c['rollout-slot-timeout'] },
     broker: brokerConfig(c),
     webhook,
   };

@@ -33,8 +33,11 @@ import { BindingContentResolver } from './binding/binding-content.ts';
 import { CachingTokenReviewer, KubeTokenReviewer } from '../broker/token-review.ts';
 import { describeKubeError, isNotFound } from '../kube/kube-errors.ts';
 import type { AuditLog } from '../observability/audit.ts';
-import { BindingReconciler, backendRefKey } from './binding/binding.reconciler.ts';
+import { BindingReconciler, backendRefKey, refreshRequestedAnnotation } from './binding/binding.reconciler.ts';
 import { webhookRunnable } from '../webhook/webhook.ts';
+import { kubeWorkloadApi } from './rotation/kube-workloads.ts';
+import { createRotationMetrics } from './rotation/rotation.metrics.ts';
+import { RotationReconciler, rotationKeyOfConsumer, rotationKeysOfBinding } from './rotation/rotation.reconciler.ts';
 
 export interface OperatorDeps {
   readonly config: ControllerConfig;
@@ -69,7 +72,7 @@ export function buildOperator(deps: OperatorDeps): Operator {
   const { config, kubeConfig, clients, logger, registry } = deps;
   const clock = deps.clock ?? realClock;
   const runtimeMetrics = new RuntimeMetrics(registry, {
-    controllers: ['backend', 'binding'],
+    controllers: ['backend', 'binding', 'rotation'],
     resources: [resources.ClusterSecretBackend.plural, resources.SecretBackend.plural, resources.SecretBinding.plural, 'namespaces', 'pods'],
     errorReasons: reasons,
   });
@@ -181,6 +184,49 @@ export function buildOperator(deps: OperatorDeps): Operator {
     observer: runtimeMetrics,
   });
 
+  // Rolling restarts (leader only): keyed by workload, fed by binding hashes and consuming pods.
+  const rotationController = new Controller({
+    name: 'rotation',
+    workers: 2,
+    reconciler: new RotationReconciler({
+      bindings,
+      pods,
+      api: kubeWorkloadApi(clients.apps, clients.core),
+      events: publisher.events,
+      metrics: createRotationMetrics(registry),
+      clock,
+      logger: logger.child({ controller: 'rotation' }),
+      maxConcurrentRollouts: config.rotation.maxConcurrentRollouts,
+      rolloutSlotTimeoutMs: config.rotation.rolloutSlotTimeoutSeconds * 1000,
+    }),
+    waitForSync: [bindings],
+    logger: logger.child({ controller: 'rotation' }),
+    observer: runtimeMetrics,
+  });
+  const enqueueRotationsOf = (b: SecretBinding): void => {
+    for (const key of rotationKeysOfBinding(b, pods.listNamespace(b.metadata.namespace ?? ''))) rotationController.enqueue(key);
+  };
+  const enqueueRotationOf = (p: V1Pod): void => {
+    const key = rotationKeyOfConsumer(p, bindings.listNamespace(p.metadata?.namespace ?? ''));
+    if (key !== undefined) rotationController.enqueue(key);
+  };
+  bindings.addHandler({
+    add: enqueueRotationsOf,
+    // A new content hash, or a changed selector or strategy (the old one's workloads may lose it).
+    update: (old, b) => {
+      if (old.status?.contentHmac === b.status?.contentHmac && !specChanged(old, b)) return;
+      enqueueRotationsOf(old);
+      enqueueRotationsOf(b);
+    },
+    delete: enqueueRotationsOf,
+  });
+  pods.addHandler({
+    add: enqueueRotationOf,
+    update: (old, p) => {
+      if (JSON.stringify(old.metadata?.labels ?? {}) !== JSON.stringify(p.metadata?.labels ?? {})) enqueueRotationOf(p);
+    },
+  });
+
   const enqueueBindingsOf = (backend: AnyBackend): void => {
     for (const b of bindings.byIndex(backendIndex, backendQueueKey(backend))) bindingController.enqueue(objectKey(b));
   };
@@ -241,7 +287,9 @@ export function buildOperator(deps: OperatorDeps): Operator {
       bindingController.enqueue(objectKey(b));
     },
     update: (old, b) => {
-      if (specChanged(old, b)) bindingController.enqueue(objectKey(b));
+      // A new refresh-requested value asks for a check now (an annotation does not move the generation).
+      const refreshRequested = old.metadata.annotations?.[refreshRequestedAnnotation] !== b.metadata.annotations?.[refreshRequestedAnnotation];
+      if (specChanged(old, b) || refreshRequested) bindingController.enqueue(objectKey(b));
     },
     delete: (b) => {
       const ns = b.metadata.namespace ?? '';
@@ -286,6 +334,7 @@ export function buildOperator(deps: OperatorDeps): Operator {
   for (const informer of [clusterBackends, namespacedBackends, bindings, namespaces, pods]) manager.addInformer(informer);
   manager.add(backendController);
   manager.add(bindingController);
+  manager.add(rotationController);
   manager.add(sweeper(resolver, clock));
 
   let brokerServer: BrokerServer | undefined;
