@@ -23,7 +23,7 @@ export interface BrokerTlsMaterial {
 
 const ecdsa = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const signingAlgorithm = { name: 'ECDSA', hash: 'SHA-256' } as const;
-const crypto: Crypto = webcrypto;
+const crypto = webcrypto;
 
 export async function loadBrokerTls(source: BrokerTlsSource): Promise<BrokerTlsMaterial> {
   if (source.kind === 'files') {

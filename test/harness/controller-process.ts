@@ -22,6 +22,10 @@ export interface ControllerOptions {
   readonly extraArgs?: readonly string[];
   /** Lease timing in seconds; default 10 / 8 / 1 (takeover ~11 s after a crash). */
   readonly lease?: { readonly durationSeconds: number; readonly renewDeadlineSeconds: number; readonly retryPeriodSeconds: number };
+  /** Another identity than the world's admin (e.g. the chart's service account); default the admin kubeconfig. */
+  readonly kubeconfigPath?: string;
+  /** The operator namespace (its Lease, credentials); default secret-binder-system. */
+  readonly namespace?: string;
 }
 
 /** A controller (`node src/main.ts`) running against the world as its own process, like in a pod. */
@@ -52,8 +56,8 @@ export function startController(world: WorldState, options: ControllerOptions): 
     command: process.execPath,
     args: [
       join(root, 'src/main.ts'),
-      '--kubeconfig', world.kube.kubeconfigPath,
-      '--namespace', operatorNamespace,
+      '--kubeconfig', options.kubeconfigPath ?? world.kube.kubeconfigPath,
+      '--namespace', options.namespace ?? operatorNamespace,
       '--identity', options.identity,
       '--watch-namespaces', options.watchNamespaces.join(','),
       '--leader-elect', String(options.leaderElect ?? true),

@@ -1,0 +1,347 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomBytes, X509Certificate } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { parse } from 'yaml';
+import { parseControllerConfig } from '../../../src/config/controller.config.ts';
+import { parseNodePluginConfig } from '../../../src/delivery/csi/node-plugin.config.ts';
+import { webhookConfigurations } from '../../../src/webhook/webhook-configurations.ts';
+import { adminKubeConfig } from '../support/cluster.ts';
+import {
+  chartDir,
+  find,
+  helm,
+  kubectl,
+  only,
+  plainManifestPath,
+  renderPlainManifests,
+  root,
+  template,
+  valuesFile,
+  type Manifest,
+} from './helm.support.ts';
+
+/**
+ * The Helm chart, rendered: lint, the schema, every value set accepted by the real API server
+ * (server-side dry-run), least-privilege RBAC, the pods' security settings, flags the binaries
+ * actually parse, and no drift from crds/, the webhook code and the plain manifests in deploy/.
+ */
+
+const suffix = randomBytes(3).toString('hex');
+const releaseNs = `pkg-chart-${suffix}`;
+const watched = [`pkg-chart-a-${suffix}`, `pkg-chart-b-${suffix}`];
+
+/** Kinds whose APIs the test world does not serve (cert-manager, prometheus-operator). */
+const foreignGroups = ['cert-manager.io/', 'monitoring.coreos.com/'];
+
+const valueSets: Record<string, unknown> = {
+  default: {},
+  namespaced: { watchNamespaces: watched },
+  certManager: { certManager: { enabled: true } },
+  certManagerClusterIssuer: { certManager: { enabled: true, issuerRef: { name: 'corp-ca', kind: 'ClusterIssuer', group: 'cert-manager.io' } } },
+  observability: { metrics: { serviceMonitor: { enabled: true } }, networkPolicy: { enabled: true } },
+  minimal: { controller: { replicas: 1, rollingRestart: { enabled: false } }, webhook: { enabled: false }, nodePlugin: { enabled: false } },
+  existingSecrets: { brokerTls: { existingSecret: 'my-broker-tls' }, hmacKey: { existingSecret: 'my-hmac' }, image: { digest: `sha256:${'a'.repeat(64)}` } },
+};
+
+type Rule = { apiGroups?: string[]; resources?: string[]; verbs?: string[]; resourceNames?: string[] };
+type Container = {
+  name: string;
+  args?: string[];
+  env?: { name: string; value?: string }[];
+  securityContext?: Record<string, unknown>;
+  volumeMounts?: { name: string; mountPath: string; mountPropagation?: string }[];
+  ports?: { name: string; containerPort: number }[];
+  livenessProbe?: { httpGet?: { path: string; port: string } };
+  readinessProbe?: { httpGet?: { path: string; port: string } };
+};
+type PodSpec = {
+  containers: Container[];
+  volumes?: Record<string, unknown>[];
+  securityContext?: Record<string, unknown>;
+  automountServiceAccountToken?: boolean;
+  serviceAccountName?: string;
+  affinity?: Record<string, unknown>;
+};
+
+function podSpec(m: Manifest): PodSpec {
+  return (m as unknown as { spec: { template: { spec: PodSpec } } }).spec.template.spec;
+}
+
+function rules(m: Manifest): Rule[] {
+  return (m as unknown as { rules?: Rule[] }).rules ?? [];
+}
+
+const rendered: Record<string, Manifest[]> = {};
+
+beforeAll(async () => {
+  await Promise.all(
+    Object.entries(valueSets).map(async ([name, values]) => {
+      const { manifests, result } = await template({ namespace: releaseNs, values });
+      if (result.code !== 0) throw new Error(`helm template (${name}) failed: ${result.stderr}`);
+      rendered[name] = manifests;
+    }),
+  );
+  const core = adminKubeConfig().makeApiClient(CoreV1Api);
+  for (const ns of [releaseNs, ...watched]) await core.createNamespace({ body: { metadata: { name: ns } } });
+}, 120_000);
+
+afterAll(async () => {
+  const core = adminKubeConfig().makeApiClient(CoreV1Api);
+  for (const ns of [releaseNs, ...watched]) await core.deleteNamespace({ name: ns }).catch(() => undefined);
+}, 60_000);
+
+function set(name: string): Manifest[] {
+  const manifests = rendered[name];
+  if (manifests === undefined) throw new Error(`value set ${name} not rendered`);
+  return manifests;
+}
+
+describe('chart', () => {
+  it('passes helm lint --strict with every value set', async () => {
+    for (const [name, values] of Object.entries(valueSets)) {
+      const result = await helm(['lint', '--strict', chartDir, '--namespace', releaseNs, '-f', valuesFile(values)]);
+      expect({ name, code: result.code, out: result.code === 0 ? '' : result.stdout + result.stderr }).toEqual({ name, code: 0, out: '' });
+    }
+  });
+
+  it('ships crds/ unchanged', () => {
+    const files = readdirSync(join(root, 'crds')).sort();
+    expect(readdirSync(join(chartDir, 'crds')).sort()).toEqual(files);
+    for (const file of files) expect(readFileSync(join(chartDir, 'crds', file), 'utf8')).toBe(readFileSync(join(root, 'crds', file), 'utf8'));
+  });
+
+  it('refuses unsafe or mistyped values through values.schema.json', async () => {
+    const refused: [unknown, string][] = [
+      [{ image: { tag: 'latest' } }, 'image.tag'],
+      [{ replicas: 2 }, 'replicas'],
+      [{ watchNamespaces: ['Not_A_Namespace'] }, 'watchNamespaces'],
+      [{ webhook: { failurePolicy: 'Sometimes' } }, 'failurePolicy'],
+      [{ nodePlugin: { tmpfsSize: 'lots' } }, 'tmpfsSize'],
+    ];
+    for (const [values, field] of refused) {
+      const { result } = await template({ values });
+      expect({ field, code: result.code }).toEqual({ field, code: 1 });
+      expect(result.stderr).toContain('values don');
+    }
+  });
+
+  it.each(Object.keys(valueSets))('renders %s, and the API server accepts every object (server-side dry-run)', async (name) => {
+    const manifests = set(name);
+    const served = manifests.filter((m) => !foreignGroups.some((g) => m.apiVersion.startsWith(g)));
+    const text = served.map((m) => JSON.stringify(m)).join('\n');
+    const result = await kubectl(['apply', '--server-side', '--force-conflicts', '--dry-run=server', '--field-manager=sb-packaging-test', '-f', '-'], text);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const applied = result.stdout.split('\n').filter((line) => line.includes('serverside-applied (server dry run)'));
+    expect(applied).toHaveLength(served.length);
+    // The value sets that need foreign APIs render them, they are just not servable here.
+    if (name.startsWith('certManager')) expect(find(manifests, 'Certificate').length).toBeGreaterThanOrEqual(2);
+    if (name === 'observability') expect(find(manifests, 'ServiceMonitor')).toHaveLength(1);
+  });
+
+  it('dry-runs the CRDs as packaged', async () => {
+    const { result, manifests } = await template({ namespace: releaseNs, includeCrds: true });
+    expect(result.code).toBe(0);
+    const crds = manifests.filter((m) => m.kind === 'CustomResourceDefinition');
+    expect(crds.map((c) => c.metadata.name).sort()).toEqual([
+      'clustersecretbackends.secretbinder.dev',
+      'secretbackends.secretbinder.dev',
+      'secretbindings.secretbinder.dev',
+    ]);
+    const apply = await kubectl(['apply', '--server-side', '--force-conflicts', '--dry-run=server', '--field-manager=sb-packaging-test', '-f', '-'], crds.map((m) => JSON.stringify(m)).join('\n'));
+    expect(apply.code).toBe(0);
+  });
+});
+
+describe('RBAC', () => {
+  it('never grants list or watch of Secrets or ConfigMaps, nor wildcards, in any value set', () => {
+    for (const name of Object.keys(valueSets)) {
+      for (const role of set(name).filter((m) => m.kind === 'ClusterRole' || m.kind === 'Role')) {
+        for (const rule of rules(role)) {
+          const where = `${name}: ${role.kind} ${role.metadata.name}`;
+          expect({ where, wild: [...(rule.verbs ?? []), ...(rule.resources ?? []), ...(rule.apiGroups ?? [])].includes('*') }).toEqual({ where, wild: false });
+          if ((rule.resources ?? []).some((r) => r === 'secrets' || r === 'configmaps')) {
+            expect({ where, verbs: rule.verbs }).toEqual({ where, verbs: ['get'] });
+            expect({ where, configmaps: rule.resources?.includes('configmaps') }).toEqual({ where, configmaps: false });
+          }
+        }
+      }
+    }
+  });
+
+  it('lets the controller get Secrets only in its own namespace; the credentials reader is bound by nobody', () => {
+    const manifests = set('default');
+    const withSecrets = manifests.filter((m) => (m.kind === 'ClusterRole' || m.kind === 'Role') && rules(m).some((r) => r.resources?.includes('secrets')));
+    expect(withSecrets.map((m) => `${m.kind}/${m.metadata.namespace ?? ''}/${m.metadata.name}`).sort()).toEqual([
+      'ClusterRole//secret-binder-credentials-reader',
+      `Role/${releaseNs}/secret-binder-controller`,
+    ]);
+    const refs = manifests.filter((m) => m.kind.endsWith('Binding')).map((m) => (m as unknown as { roleRef: { name: string } }).roleRef.name);
+    expect(refs).not.toContain('secret-binder-credentials-reader');
+    // Bound to the controller's service account only; the node plugin's has no binding at all.
+    const subjects = manifests
+      .filter((m) => m.kind.endsWith('Binding'))
+      .flatMap((m) => (m as unknown as { subjects: { name: string; namespace: string }[] }).subjects);
+    expect(new Set(subjects.map((s) => `${s.namespace}/${s.name}`))).toEqual(new Set([`${releaseNs}/secret-binder-controller`]));
+  });
+
+  it('grants exactly the verbs the controller uses (cluster mode)', () => {
+    const clusterRole = only(set('default'), 'ClusterRole', 'secret-binder-controller');
+    const grants = rules(clusterRole).flatMap((r) => (r.resources ?? []).flatMap((res) => (r.verbs ?? []).map((v) => `${res}:${v}`))).sort();
+    expect(grants).toEqual(
+      [
+        'clustersecretbackends:list', 'clustersecretbackends:watch', 'clustersecretbackends/status:patch',
+        'secretbindings:list', 'secretbindings:watch', 'secretbackends:list', 'secretbackends:watch',
+        'secretbindings/status:patch', 'secretbackends/status:patch',
+        'namespaces:list', 'namespaces:watch', 'tokenreviews:create',
+        'mutatingwebhookconfigurations:get', 'mutatingwebhookconfigurations:update', 'mutatingwebhookconfigurations:patch',
+        'validatingwebhookconfigurations:get', 'validatingwebhookconfigurations:update', 'validatingwebhookconfigurations:patch',
+        'pods:get', 'pods:list', 'pods:watch', 'events:create',
+        'deployments:patch', 'statefulsets:patch', 'daemonsets:patch', 'replicasets:get', 'pods/eviction:create',
+      ].sort(),
+    );
+    const webhookRule = rules(clusterRole).find((r) => r.resources?.includes('mutatingwebhookconfigurations'));
+    expect(webhookRule?.resourceNames).toEqual(['secret-binder-webhook']);
+  });
+
+  it('in the namespaced mode keeps pods, bindings and workloads in Roles of the watched namespaces', () => {
+    const manifests = set('namespaced');
+    const clusterRole = only(manifests, 'ClusterRole', 'secret-binder-controller');
+    const clusterResources = rules(clusterRole).flatMap((r) => r.resources ?? []);
+    for (const r of ['pods', 'secretbindings', 'secretbackends', 'deployments', 'events', 'pods/eviction']) expect(clusterResources).not.toContain(r);
+    for (const ns of watched) {
+      const role = only(manifests.filter((m) => m.metadata.namespace === ns), 'Role', 'secret-binder-controller');
+      expect(rules(role).flatMap((r) => r.resources ?? [])).toEqual(expect.arrayContaining(['pods', 'secretbindings', 'secretbackends', 'deployments']));
+      expect(find(manifests.filter((m) => m.metadata.namespace === ns), 'RoleBinding')).toHaveLength(1);
+    }
+    // The webhook sees only the watched namespaces.
+    const mutating = only(manifests, 'MutatingWebhookConfiguration') as unknown as { webhooks: { namespaceSelector: { matchExpressions: { operator: string; values: string[] }[] } }[] };
+    expect(mutating.webhooks[0]?.namespaceSelector.matchExpressions).toContainEqual({ key: 'kubernetes.io/metadata.name', operator: 'In', values: watched });
+  });
+
+  it('drops the RollingRestart grants when RollingRestart is off', () => {
+    const resources = rules(only(set('minimal'), 'ClusterRole', 'secret-binder-controller')).flatMap((r) => r.resources ?? []);
+    for (const r of ['deployments', 'statefulsets', 'daemonsets', 'replicasets', 'pods/eviction', 'mutatingwebhookconfigurations']) expect(resources).not.toContain(r);
+  });
+});
+
+describe('controller Deployment', () => {
+  const deployment = (): Manifest => only(set('default'), 'Deployment', 'secret-binder-controller');
+
+  it('runs two replicas, spread, under a PDB, locked down', () => {
+    const d = deployment() as unknown as { spec: { replicas: number } };
+    expect(d.spec.replicas).toBe(2);
+    const pod = podSpec(deployment());
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(JSON.stringify(pod.affinity)).toContain('kubernetes.io/hostname');
+    const c = pod.containers[0] as Container;
+    expect(c.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] } });
+    expect(c.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'http' });
+    expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'http' });
+    expect((c.ports ?? []).map((p) => p.name).sort()).toEqual(['broker', 'http', 'webhook']);
+    expect(only(set('default'), 'PodDisruptionBudget')).toMatchObject({ spec: { minAvailable: 1 } });
+    expect(pod.automountServiceAccountToken).not.toBe(false);
+  });
+
+  it('passes flags the controller parses: leader election, broker and webhook on, files for TLS and the HMAC key', () => {
+    for (const name of ['default', 'namespaced', 'certManager']) {
+      const c = podSpec(only(set(name), 'Deployment', 'secret-binder-controller')).containers[0] as Container;
+      const [script, ...args] = c.args ?? [];
+      expect(script).toBe('/app/dist/main.js');
+      const config = parseControllerConfig(args, { POD_NAMESPACE: releaseNs, POD_NAME: 'controller-0' });
+      expect(config.operatorNamespace).toBe(releaseNs);
+      expect(config.kube).toEqual({ kind: 'in-cluster' });
+      expect(config.leaderElection).toMatchObject({ enabled: true, leaseName: 'secret-binder-controller' });
+      expect(config.broker).toMatchObject({ enabled: true, port: 8443, tls: { kind: 'files' }, nodePlugin: { namespace: releaseNs, name: 'secret-binder-node' } });
+      expect(config.webhook).toMatchObject({ enabled: true, port: 9443, configurationNames: { mutating: 'secret-binder-webhook', validating: 'secret-binder-webhook' } });
+      expect(config.watchNamespaces).toEqual(name === 'namespaced' ? watched : []);
+      if (config.webhook.enabled) expect(config.webhook.tls.kind).toBe(name === 'certManager' ? 'files' : 'self-managed');
+    }
+  });
+});
+
+describe('node plugin DaemonSet', () => {
+  it('is privileged with Bidirectional propagation, has no API token, and presents a secretbinder.dev token', () => {
+    const ds = only(set('default'), 'DaemonSet', 'secret-binder-node');
+    const pod = podSpec(ds);
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.serviceAccountName).toBe('secret-binder-node');
+    const c = pod.containers[0] as Container;
+    expect(c.securityContext).toMatchObject({ privileged: true, runAsUser: 0 });
+    expect(c.volumeMounts).toContainEqual({ name: 'pods-mount-dir', mountPath: '/var/lib/kubelet/pods', mountPropagation: 'Bidirectional' });
+    const volumes = JSON.stringify(pod.volumes);
+    expect(volumes).toContain('"audience":"secretbinder.dev"');
+    // Only the CA of the broker's Secret reaches the node, never its key.
+    const ca = (pod.volumes ?? []).find((v) => v.name === 'broker-ca') as { projected: { sources: { secret: { items: unknown[] } }[] } };
+    expect(ca.projected.sources[0]?.secret.items).toEqual([{ key: 'ca.crt', path: 'ca.crt' }]);
+    expect(pod.containers).toHaveLength(1); // no node-driver-registrar: the plugin registers itself
+
+    const [script, ...args] = c.args ?? [];
+    expect(script).toBe('/app/dist/delivery/node-plugin.main.js');
+    const config = parseNodePluginConfig(args, { NODE_NAME: 'node-1' });
+    expect(config).toMatchObject({
+      tokenFile: '/var/run/secrets/secretbinder.dev/token',
+      brokerUrl: `https://secret-binder-broker.${releaseNs}.svc:443`,
+      brokerCaFile: '/etc/secret-binder/broker-ca/ca.crt',
+      kubeletCsiSocket: '/var/lib/kubelet/plugins/secretbinder.dev/csi.sock',
+      tmpfsSizeBytes: 4 * 1024 * 1024,
+    });
+    expect(c.volumeMounts?.map((m) => m.mountPath)).toEqual(expect.arrayContaining(['/csi', '/registration', '/var/run/secrets/secretbinder.dev', '/etc/secret-binder/broker-ca']));
+  });
+
+  it('declares the same CSIDriver as deploy/csidriver.yaml', () => {
+    const fromDeploy = parse(readFileSync(join(root, 'deploy', 'csidriver.yaml'), 'utf8')) as Manifest;
+    expect((only(set('default'), 'CSIDriver', 'secretbinder.dev') as unknown as { spec: unknown }).spec).toEqual((fromDeploy as unknown as { spec: unknown }).spec);
+  });
+});
+
+describe('webhook and certificates', () => {
+  it('registers the webhooks src/webhook/webhook-configurations.ts defines', () => {
+    const manifests = set('default');
+    const expected = webhookConfigurations({
+      names: { mutating: 'secret-binder-webhook', validating: 'secret-binder-webhook' },
+      clientConfig: (path) => ({ service: { namespace: releaseNs, name: 'secret-binder-webhook', port: 443, path } }),
+      excludedNamespaces: ['kube-system', 'kube-public', 'kube-node-lease', releaseNs],
+    });
+    expect((only(manifests, 'MutatingWebhookConfiguration') as unknown as { webhooks: unknown }).webhooks).toEqual(JSON.parse(JSON.stringify(expected.mutating.webhooks)));
+    expect((only(manifests, 'ValidatingWebhookConfiguration') as unknown as { webhooks: unknown }).webhooks).toEqual(JSON.parse(JSON.stringify(expected.validating.webhooks)));
+  });
+
+  it('makes a broker certificate for the broker Service, signed by the ca.crt the node plugin trusts', () => {
+    const secret = only(set('default'), 'Secret', 'secret-binder-broker-tls') as unknown as { data: Record<string, string> };
+    const ca = new X509Certificate(Buffer.from(secret.data['ca.crt'] ?? '', 'base64'));
+    const cert = new X509Certificate(Buffer.from(secret.data['tls.crt'] ?? '', 'base64'));
+    expect(cert.checkHost(`secret-binder-broker.${releaseNs}.svc`)).toBe(`secret-binder-broker.${releaseNs}.svc`);
+    expect(cert.verify(ca.publicKey)).toBe(true);
+    expect(ca.ca).toBe(true);
+    const hmac = only(set('default'), 'Secret', 'secret-binder-content-hmac') as unknown as { data: { key: string }; metadata: { annotations: Record<string, string> } };
+    expect(Buffer.from(hmac.data.key, 'base64')).toHaveLength(32);
+    expect(hmac.metadata.annotations['helm.sh/resource-policy']).toBe('keep');
+  });
+
+  it('with cert-manager, issues both certificates and lets its CA injector own caBundle', () => {
+    const manifests = set('certManager');
+    expect(find(manifests, 'Secret', 'secret-binder-broker-tls')).toHaveLength(0);
+    expect(find(manifests, 'Certificate').map((c) => c.metadata.name).sort()).toEqual(['secret-binder-broker-tls', 'secret-binder-ca', 'secret-binder-webhook-tls']);
+    expect(only(manifests, 'MutatingWebhookConfiguration').metadata.annotations?.['cert-manager.io/inject-ca-from']).toBe(`${releaseNs}/secret-binder-webhook-tls`);
+    const issuer = set('certManagerClusterIssuer');
+    expect(find(issuer, 'Issuer')).toHaveLength(0);
+    expect(JSON.stringify(only(issuer, 'Certificate', 'secret-binder-broker-tls'))).toContain('"kind":"ClusterIssuer"');
+  });
+
+  it('uses existing Secrets and an image digest when given', () => {
+    const manifests = set('existingSecrets');
+    expect(find(manifests, 'Secret')).toHaveLength(0);
+    expect(JSON.stringify(only(manifests, 'Deployment'))).toContain('"secretName":"my-hmac"');
+    expect(JSON.stringify(only(manifests, 'DaemonSet'))).toContain('"name":"my-broker-tls"');
+    expect(JSON.stringify(only(manifests, 'Deployment'))).toContain(`ghcr.io/secret-binder/secret-binder@sha256:${'a'.repeat(64)}`);
+  });
+});
+
+describe('plain manifests', () => {
+  it('deploy/secret-binder.yaml is the chart rendered (node test/integration/packaging/render-deploy.ts)', async () => {
+    expect(readFileSync(plainManifestPath, 'utf8')).toBe(await renderPlainManifests());
+  });
+});

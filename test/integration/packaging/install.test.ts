@@ -1,0 +1,230 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  AdmissionregistrationV1Api,
+  ApiException,
+  AppsV1Api,
+  AuthenticationV1Api,
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  RbacAuthorizationV1Api,
+  StorageV1Api,
+} from '@kubernetes/client-node';
+import { parse } from 'yaml';
+import { group, resources, version } from '../../../src/api/v1alpha1/index.ts';
+import { startController, type ControllerProcess } from '../../harness/controller-process.ts';
+import { currentWorld } from '../../harness/world-state.ts';
+import { adminKubeConfig, eventually } from '../support/cluster.ts';
+import { chartDir, helm, valuesFile } from './helm.support.ts';
+
+/**
+ * `helm install` into the world's real API server (no kubelet: the pods stay Pending), then the
+ * controller's own identity — a token minted for the chart's service account — shows the RBAC is
+ * least privilege: no Secret outside the operator namespace until a namespace owner opts in, yet
+ * everything the controller needs works, proven by running the controller under that identity.
+ */
+
+const suffix = randomBytes(3).toString('hex');
+const release = `pkg-${suffix}`;
+const releaseNs = `pkg-rel-${suffix}`;
+const tenantNs = `pkg-tenant-${suffix}`;
+const otherNs = `pkg-other-${suffix}`;
+const fullname = `sbpkg-${suffix}`;
+const controllerSa = `${fullname}-controller`;
+
+// Cluster mode (the default). The validating webhook sees every pod of the shared test world while
+// installed; Ignore keeps other suites safe should the uninstall below not run.
+const values = { fullnameOverride: fullname, webhook: { failurePolicy: 'Ignore' } };
+
+let admin: KubeConfig;
+let core: CoreV1Api;
+let saConfigPath: string;
+let sa: KubeConfig;
+let controller: ControllerProcess | undefined;
+
+function code(error: unknown): number | undefined {
+  return error instanceof ApiException ? (error as ApiException<unknown>).code : undefined;
+}
+
+/**
+ * The status code of a call: 200 when it succeeds. 429 is retried for a while, as client-go does:
+ * the API server answers it while the watch cache of a just-installed CRD initializes.
+ */
+async function statusOf(call: () => Promise<unknown>): Promise<number | undefined> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      await call();
+      return 200;
+    } catch (error) {
+      const status = code(error) ?? -1;
+      if (status !== 429 || Date.now() > deadline) return status;
+      await sleep(250);
+    }
+  }
+}
+
+/** A kubeconfig holding only a bearer token of the chart's controller service account. */
+async function serviceAccountKubeConfig(): Promise<{ config: KubeConfig; path: string }> {
+  const world = currentWorld();
+  const token = await core.createNamespacedServiceAccountToken({
+    name: controllerSa,
+    namespace: releaseNs,
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
+  const text = JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'world', cluster: { server: world.kube.server, 'certificate-authority-data': Buffer.from(world.kube.caPem).toString('base64') } }],
+    users: [{ name: controllerSa, user: { token: token.status?.token ?? '' } }],
+    contexts: [{ name: 'sa', context: { cluster: 'world', user: controllerSa } }],
+    'current-context': 'sa',
+  });
+  const path = join(mkdtempSync(join(tmpdir(), 'sb-sa-')), 'kubeconfig');
+  writeFileSync(path, text, { mode: 0o600 });
+  const config = new KubeConfig();
+  config.loadFromFile(path);
+  return { config, path };
+}
+
+beforeAll(async () => {
+  admin = adminKubeConfig();
+  core = admin.makeApiClient(CoreV1Api);
+  for (const ns of [tenantNs, otherNs]) await core.createNamespace({ body: { metadata: { name: ns } } });
+  await core.createNamespacedSecret({ namespace: tenantNs, body: { metadata: { name: 'db' }, stringData: { password: 'not-for-the-controller' } } });
+  const installed = await helm(['install', release, chartDir, '--namespace', releaseNs, '--create-namespace', '--kubeconfig', currentWorld().kube.kubeconfigPath, '-f', valuesFile(values)]);
+  if (installed.code !== 0) throw new Error(`helm install failed: ${installed.stderr}`);
+  ({ config: sa, path: saConfigPath } = await serviceAccountKubeConfig());
+}, 120_000);
+
+afterAll(async () => {
+  await controller?.stop();
+  await helm(['uninstall', release, '--namespace', releaseNs, '--kubeconfig', currentWorld().kube.kubeconfigPath]);
+  for (const ns of [tenantNs, otherNs, releaseNs]) await core.deleteNamespace({ name: ns }).catch(() => undefined);
+}, 120_000);
+
+describe('helm install', () => {
+  it('creates the controller, the node plugin, RBAC, the webhook and the CSI driver', async () => {
+    const apps = admin.makeApiClient(AppsV1Api);
+    const deployment = await apps.readNamespacedDeployment({ name: `${fullname}-controller`, namespace: releaseNs });
+    expect(deployment.spec?.replicas).toBe(2);
+    expect(deployment.spec?.template.spec?.serviceAccountName).toBe(controllerSa);
+    const ds = await apps.readNamespacedDaemonSet({ name: `${fullname}-node`, namespace: releaseNs });
+    expect(ds.spec?.template.spec?.containers[0]?.securityContext?.privileged).toBe(true);
+    // No kubelet in this world: nothing runs, but the objects are there and valid.
+    const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
+    await rbac.readClusterRole({ name: `${fullname}-controller` });
+    await rbac.readClusterRole({ name: `${fullname}-credentials-reader` });
+    await rbac.readNamespacedRole({ name: `${fullname}-controller`, namespace: releaseNs });
+    const admission = admin.makeApiClient(AdmissionregistrationV1Api);
+    const mutating = await admission.readMutatingWebhookConfiguration({ name: `${fullname}-webhook` });
+    expect(mutating.webhooks?.[0]?.objectSelector?.matchLabels).toEqual({ 'secretbinder.dev/inject': 'true' });
+    expect(mutating.webhooks?.[0]?.namespaceSelector?.matchExpressions?.[0]?.values).toContain(releaseNs);
+    await admission.readValidatingWebhookConfiguration({ name: `${fullname}-webhook` });
+    const driver = await admin.makeApiClient(StorageV1Api).readCSIDriver({ name: 'secretbinder.dev' });
+    expect(driver.spec.tokenRequests?.[0]?.audience).toBe('secretbinder.dev');
+    const tls = await core.readNamespacedSecret({ name: `${fullname}-broker-tls`, namespace: releaseNs });
+    expect(Object.keys(tls.data ?? {}).sort()).toEqual(['ca.crt', 'tls.crt', 'tls.key']);
+  });
+
+  it('keeps the broker certificate and the content-HMAC key across an upgrade', async () => {
+    const before = await Promise.all([`${fullname}-broker-tls`, `${fullname}-content-hmac`].map((name) => core.readNamespacedSecret({ name, namespace: releaseNs })));
+    const upgraded = await helm(['upgrade', release, chartDir, '--namespace', releaseNs, '--kubeconfig', currentWorld().kube.kubeconfigPath, '-f', valuesFile({ ...values, logLevel: 'debug' })]);
+    expect(upgraded.stderr).toBe('');
+    expect(upgraded.code).toBe(0);
+    const after = await Promise.all([`${fullname}-broker-tls`, `${fullname}-content-hmac`].map((name) => core.readNamespacedSecret({ name, namespace: releaseNs })));
+    expect(after.map((s) => s.data)).toEqual(before.map((s) => s.data));
+  });
+});
+
+describe("the controller's service account", () => {
+  it('cannot read or list Secrets or ConfigMaps outside its namespace, nor list Secrets in it', async () => {
+    const client = sa.makeApiClient(CoreV1Api);
+    expect(await statusOf(() => client.readNamespacedSecret({ name: 'db', namespace: tenantNs }))).toBe(403);
+    expect(await statusOf(() => client.listNamespacedSecret({ namespace: tenantNs }))).toBe(403);
+    expect(await statusOf(() => client.listSecretForAllNamespaces())).toBe(403);
+    expect(await statusOf(() => client.listNamespacedSecret({ namespace: releaseNs }))).toBe(403);
+    expect(await statusOf(() => client.listConfigMapForAllNamespaces())).toBe(403);
+    expect(await statusOf(() => client.readNamespacedConfigMap({ name: 'kube-root-ca.crt', namespace: otherNs }))).toBe(403);
+    // Its own namespace: one get by name (ClusterSecretBackend credentials).
+    expect(await statusOf(() => client.readNamespacedSecret({ name: `${fullname}-content-hmac`, namespace: releaseNs }))).toBe(200);
+  });
+
+  it('lists bindings, backends, namespaces and pods, and reviews tokens', async () => {
+    const custom = sa.makeApiClient(CustomObjectsApi);
+    for (const kind of ['SecretBinding', 'SecretBackend', 'ClusterSecretBackend'] as const) {
+      expect(await statusOf(() => custom.listClusterCustomObject({ group, version, plural: resources[kind].plural }))).toBe(200);
+    }
+    const client = sa.makeApiClient(CoreV1Api);
+    expect(await statusOf(() => client.listNamespace())).toBe(200);
+    expect(await statusOf(() => client.listPodForAllNamespaces())).toBe(200);
+    const review = await sa.makeApiClient(AuthenticationV1Api).createTokenReview({ body: { spec: { token: 'not-a-token', audiences: ['secretbinder.dev'] } } });
+    expect(review.status?.authenticated).not.toBe(true);
+    // Not allowed: anything it does not need.
+    expect(await statusOf(() => client.deleteNamespace({ name: otherNs }))).toBe(403);
+    expect(await statusOf(() => custom.createNamespacedCustomObject({ group, version, plural: 'secretbindings', namespace: tenantNs, body: {} }))).toBe(403);
+    expect(await statusOf(() => sa.makeApiClient(AppsV1Api).listDeploymentForAllNamespaces())).toBe(403);
+  });
+
+  it('mints tokens only in its namespace, and reads a tenant Secret only after the tenant binds the credentials reader', async () => {
+    const client = sa.makeApiClient(CoreV1Api);
+    const mint = (namespace: string): Promise<unknown> =>
+      client.createNamespacedServiceAccountToken({ name: 'default', namespace, body: { spec: { audiences: ['vault'], expirationSeconds: 600 } } });
+    await eventually('default service account in the tenant namespace', async () => ((await statusOf(() => core.readNamespacedServiceAccount({ name: 'default', namespace: tenantNs }))) === 200 ? true : undefined));
+    expect(await statusOf(() => mint(tenantNs))).toBe(403);
+    expect(await statusOf(() => mint(releaseNs))).toBe(200);
+
+    await admin.makeApiClient(RbacAuthorizationV1Api).createNamespacedRoleBinding({
+      namespace: tenantNs,
+      body: {
+        metadata: { name: 'secret-binder-credentials' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${fullname}-credentials-reader` },
+        subjects: [{ kind: 'ServiceAccount', name: controllerSa, namespace: releaseNs }],
+      },
+    });
+    await eventually('tenant opt-in effective', async () => ((await statusOf(() => client.readNamespacedSecret({ name: 'db', namespace: tenantNs }))) === 200 ? true : undefined));
+    expect(await statusOf(() => mint(tenantNs))).toBe(200);
+    // Still one get by name: no listing, and no other namespace.
+    expect(await statusOf(() => client.listNamespacedSecret({ namespace: tenantNs }))).toBe(403);
+    expect(await statusOf(() => client.readNamespacedSecret({ name: 'db', namespace: otherNs }))).toBe(403);
+  });
+
+  it('is enough to run the controller: it takes the lease and reconciles bindings to Ready', async () => {
+    const custom = admin.makeApiClient(CustomObjectsApi);
+    const examples = join(process.cwd(), 'deploy', 'examples');
+    for (const [file, plural] of [['secret-backend-fake.yaml', 'secretbackends'], ['binding-single-files.yaml', 'secretbindings']] as const) {
+      const body = parse(readFileSync(join(examples, file), 'utf8')) as { metadata: Record<string, unknown> };
+      await custom.createNamespacedCustomObject({ group, version, plural, namespace: tenantNs, body: { ...body, metadata: { ...body.metadata, namespace: tenantNs } } });
+    }
+    controller = startController(currentWorld(), {
+      identity: `pkg-${suffix}-0`,
+      watchNamespaces: [tenantNs],
+      // The chart's Role allows get/update of this Lease name only.
+      leaseName: `${fullname}-controller`,
+      kubeconfigPath: saConfigPath,
+      namespace: releaseNs,
+      logLevel: 'info',
+    });
+    const binding = await eventually(
+      'binding shop-credentials Ready=True',
+      async () => {
+        const b = (await custom.getNamespacedCustomObject({ group, version, plural: 'secretbindings', namespace: tenantNs, name: 'shop-credentials' })) as {
+          status?: { conditions?: { type: string; status: string; reason: string }[] };
+        };
+        return b.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true ? b : undefined;
+      },
+      60_000,
+    );
+    expect(binding.status?.conditions?.find((c) => c.type === 'Ready')?.reason).toBe('Reconciled');
+    const lease = await admin.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: `${fullname}-controller`, namespace: releaseNs });
+    expect(lease.spec?.holderIdentity).toBe(`pkg-${suffix}-0`);
+    // No request of the controller was refused.
+    expect(controller.log()).not.toMatch(/forbidden|"code":403|\b403\b/i);
+  });
+});
