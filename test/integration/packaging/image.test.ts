@@ -91,7 +91,7 @@ describe('the image build step, run here', () => {
     for (const proto of ['csi.proto', 'pluginregistration.proto']) copyFileSync(join(root, 'src/delivery/csi', proto), join(out, 'delivery/csi', proto));
   }, 180_000);
 
-  afterAll(() => rmSync(out, { recursive: true, force: true }));
+  afterAll(() => { rmSync(out, { recursive: true, force: true }); });
 
   it('emits the entry points the chart starts', () => {
     expect(existsSync(join(out, 'main.js'))).toBe(true);
@@ -115,7 +115,7 @@ describe('the image build step, run here', () => {
     let log = '';
     child.stdout.on('data', (d: Buffer) => (log += d.toString()));
     child.stderr.on('data', (d: Buffer) => (log += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code); }));
     try {
       const deadline = Date.now() + 20_000;
       while (!log.includes('node plugin started') && Date.now() < deadline && child.exitCode === null) await sleep(100);
