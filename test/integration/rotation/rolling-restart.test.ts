@@ -1,0 +1,302 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  AppsV1Api,
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+  type V1Deployment,
+} from '@kubernetes/client-node';
+import { group, resources, version, type SecretBinding } from '../../../src/api/v1alpha1/index.ts';
+import { contentHashAnnotation, workloadContentHash } from '../../../src/controllers/rotation/rollout-hash.ts';
+import { operatorNamespace, startController, type ControllerProcess } from '../../harness/controller-process.ts';
+import { currentWorld } from '../../harness/world-state.ts';
+import { adminKubeConfig, eventually, installCrds } from '../support/cluster.ts';
+
+/**
+ * RollingRestart against the real API server and kube-controller-manager: Deployments really
+ * create a ReplicaSet per pod template, so a rollout is counted as a new ReplicaSet (pods stay
+ * Pending without a kubelet, which does not matter here). A rotation is a change of a binding's
+ * files (a new path changes the content HMAC at once, with no backend polling in between).
+ *
+ * - web consumes `shared`, `web-two` and `web-three`; api consumes `shared` only.
+ * - adoption records the hash without a restart;
+ * - one rotation → exactly one new ReplicaSet per Deployment;
+ * - a controller restart and a leader failover afterwards → none;
+ * - two rotations within one second → one rollout carrying the final hash;
+ * - three keys rotated within the debounce window → one rollout.
+ */
+
+const suffix = randomBytes(3).toString('hex');
+const ns = `rr-${suffix}`;
+const leaseName = `rr-${suffix}`;
+const debounceSeconds = 2;
+/** Time for a rotation to show: the binding's reconcile, the debounce, then slack for a stray second rollout. */
+const settleMs = debounceSeconds * 1000 + 4_000;
+
+let kc: KubeConfig;
+let core: CoreV1Api;
+let apps: AppsV1Api;
+let custom: CustomObjectsApi;
+let controllers: ControllerProcess[] = [];
+
+const bindingRef = { group, version, plural: resources.SecretBinding.plural, namespace: '' };
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+/** Which bindings each Deployment consumes (by the selectors below). */
+const consumed: Record<string, readonly string[]> = { web: ['shared', 'web-three', 'web-two'], api: ['shared'] };
+
+function binding(name: string, selector: Record<string, string>, key: string, path: string): object {
+  return {
+    apiVersion: `${group}/${version}`,
+    kind: 'SecretBinding',
+    metadata: { name, namespace: ns },
+    spec: {
+      backendRef: { kind: 'SecretBackend', name: 'fake' },
+      podSelector: { matchLabels: selector },
+      containers: ['app'],
+      files: [{ path, key }],
+      rotation: { strategy: 'RollingRestart', debounce: `${debounceSeconds}s` },
+    },
+  };
+}
+
+function deployment(name: string, labels: Record<string, string>): V1Deployment {
+  return {
+    metadata: { name, namespace: ns },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels },
+        spec: { containers: [{ name: 'app', image: 'registry.invalid/app:1' }] },
+      },
+    },
+  };
+}
+
+async function getBinding(name: string): Promise<SecretBinding> {
+  return (await custom.getNamespacedCustomObject({ ...bindingRef, namespace: ns, name })) as SecretBinding;
+}
+
+/** Points a binding's file at a new path: its content HMAC changes with the next reconcile. */
+async function rotate(name: string, path: string): Promise<void> {
+  const current = await getBinding(name);
+  const file = current.spec.files[0];
+  if (file === undefined) throw new Error(`${name} has no file`);
+  await custom.patchNamespacedCustomObject(
+    { ...bindingRef, namespace: ns, name, body: { spec: { files: [{ ...file, path }] } } },
+    mergePatch,
+  );
+}
+
+/** The hash the workload should carry: from the bindings' current statuses, once all are settled. */
+async function expectedHash(workload: string): Promise<string | undefined> {
+  const hashes: string[] = [];
+  for (const name of consumed[workload] ?? []) {
+    const b = await getBinding(name);
+    const settled = b.status?.observedGeneration === b.metadata.generation && b.status?.contentHmac !== undefined;
+    if (!settled || b.status?.contentHmac === undefined) return undefined;
+    hashes.push(b.status.contentHmac);
+  }
+  return workloadContentHash(hashes);
+}
+
+async function annotations(workload: string): Promise<{ template: string | undefined; recorded: string | undefined; generation: number | undefined }> {
+  const d = await apps.readNamespacedDeployment({ name: workload, namespace: ns });
+  return {
+    template: d.spec?.template.metadata?.annotations?.[contentHashAnnotation],
+    recorded: d.metadata?.annotations?.[contentHashAnnotation],
+    generation: d.metadata?.generation,
+  };
+}
+
+/** ReplicaSets the Deployment owns: one per distinct pod template it has run. */
+async function replicaSets(workload: string): Promise<number> {
+  const list = await apps.listNamespacedReplicaSet({ namespace: ns });
+  return list.items.filter((rs) => rs.metadata?.ownerReferences?.some((o) => o.kind === 'Deployment' && o.name === workload)).length;
+}
+
+async function counts(): Promise<Record<string, number>> {
+  return { web: await replicaSets('web'), api: await replicaSets('api') };
+}
+
+/** Waits until the template of `workload` carries the hash of its bindings' current content. */
+async function rolledTo(workload: string): Promise<string> {
+  return eventually(`${workload} rolled to the current hash`, async () => {
+    const want = await expectedHash(workload);
+    const got = (await annotations(workload)).template;
+    return want !== undefined && got === want ? got : undefined;
+  }, 30_000);
+}
+
+async function metric(controller: ControllerProcess, name: string, labels: string): Promise<number> {
+  const port = await controller.healthPort();
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return text
+    .split('\n')
+    .filter((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(labels))
+    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+}
+
+async function events(reason: string, kind: string, name: string): Promise<number> {
+  const list = await core.listNamespacedEvent({ namespace: ns });
+  return list.items.filter((e) => e.reason === reason && e.involvedObject.kind === kind && e.involvedObject.name === name).length;
+}
+
+async function leaseHolder(): Promise<string | undefined> {
+  try {
+    const lease = await kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: leaseName, namespace: operatorNamespace });
+    return lease.spec?.holderIdentity ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const patientLease = { durationSeconds: 25, renewDeadlineSeconds: 20, retryPeriodSeconds: 1 };
+const quickLease = { durationSeconds: 8, renewDeadlineSeconds: 6, retryPeriodSeconds: 1 };
+
+function start(identity: string, lease = patientLease): ControllerProcess {
+  const controller = startController(currentWorld(), { identity: `${identity}-${suffix}`, watchNamespaces: [ns], leaseName, lease });
+  controllers.push(controller);
+  return controller;
+}
+
+/** The leader has looked at both Deployments since it started. */
+async function reconciledBoth(controller: ControllerProcess): Promise<void> {
+  await eventually(`${controller.identity} reconciled the workloads`, async () =>
+    (await metric(controller, 'secretbinder_reconcile_total', 'controller="rotation"')) >= 2 ? true : undefined,
+  60_000);
+}
+
+describe('RollingRestart against a real API server and controller-manager', () => {
+  beforeAll(async () => {
+    kc = adminKubeConfig();
+    core = kc.makeApiClient(CoreV1Api);
+    apps = kc.makeApiClient(AppsV1Api);
+    custom = kc.makeApiClient(CustomObjectsApi);
+    await installCrds(kc);
+    await core.createNamespace({ body: { metadata: { name: operatorNamespace } } }).catch(() => undefined);
+    await core.createNamespace({ body: { metadata: { name: ns } } });
+    await custom.createNamespacedCustomObject({
+      group, version, plural: resources.SecretBackend.plural, namespace: ns,
+      body: {
+        apiVersion: `${group}/${version}`,
+        kind: 'SecretBackend',
+        metadata: { name: 'fake', namespace: ns },
+        spec: { fake: { seed: `rr-${suffix}`, keys: [{ key: 'k1' }, { key: 'k2' }, { key: 'k3' }] }, refreshInterval: '10m' },
+      },
+    });
+    for (const body of [
+      binding('shared', { tier: 'backend' }, 'k1', 'one-v1'),
+      binding('web-two', { app: 'web' }, 'k2', 'two-v1'),
+      binding('web-three', { app: 'web' }, 'k3', 'three-v1'),
+    ]) {
+      await custom.createNamespacedCustomObject({ ...bindingRef, namespace: ns, body });
+    }
+    await apps.createNamespacedDeployment({ namespace: ns, body: deployment('web', { app: 'web', tier: 'backend' }) });
+    await apps.createNamespacedDeployment({ namespace: ns, body: deployment('api', { app: 'api', tier: 'backend' }) });
+    await eventually('each Deployment has its first ReplicaSet', async () => {
+      const c = await counts();
+      return c.web === 1 && c.api === 1 ? true : undefined;
+    });
+    start('a');
+  }, 90_000);
+
+  afterAll(async () => {
+    await Promise.all(controllers.map((c) => c.stop()));
+    controllers = [];
+    await core.deleteNamespace({ name: ns }).catch(() => undefined);
+  }, 60_000);
+
+  it('adopts running workloads by recording the hash, without restarting them', async () => {
+    for (const workload of ['web', 'api']) {
+      await eventually(`${workload} adopted`, async () => {
+        const want = await expectedHash(workload);
+        return want !== undefined && (await annotations(workload)).recorded === want ? true : undefined;
+      }, 60_000);
+      expect((await annotations(workload)).template).toBeUndefined();
+    }
+    await sleep(settleMs);
+    expect(await counts()).toEqual({ web: 1, api: 1 });
+    expect(await events('RestartTriggered', 'Deployment', 'web')).toBe(0);
+  }, 120_000);
+
+  it('rolls every consuming Deployment exactly once on one rotation, with Events and a metric', async () => {
+    await rotate('shared', 'one-v2');
+    const web = await rolledTo('web');
+    const api = await rolledTo('api');
+    expect(web).not.toBe(api);
+    await sleep(settleMs);
+    expect(await counts()).toEqual({ web: 2, api: 2 });
+    expect((await annotations('web')).recorded).toBe(web);
+    await eventually('RestartTriggered Events', async () =>
+      (await events('RestartTriggered', 'Deployment', 'web')) === 1 &&
+      (await events('RestartTriggered', 'Deployment', 'api')) === 1 &&
+      (await events('RestartTriggered', 'SecretBinding', 'shared')) === 2
+        ? true
+        : undefined,
+    );
+    const [leader] = controllers;
+    if (leader === undefined) throw new Error('no controller');
+    expect(await metric(leader, 'secretbinder_rollouts_total', 'kind="Deployment",result="triggered"')).toBe(2);
+  }, 60_000);
+
+  it('restarts nothing when the controller restarts, nor when leadership moves', async () => {
+    const before = await counts();
+    const generations = { web: (await annotations('web')).generation, api: (await annotations('api')).generation };
+    const [first] = controllers;
+    if (first === undefined) throw new Error('no controller');
+    await first.stop();
+    const second = start('b', quickLease);
+    // A graceful stop releases the lease; if the release does not reach the API server, b waits out a's 25 s.
+    await eventually('b leads', async () => ((await leaseHolder()) === second.identity ? true : undefined), 60_000);
+    await reconciledBoth(second);
+    await sleep(settleMs);
+    expect(await counts()).toEqual(before);
+
+    const standby = start('c', quickLease);
+    await standby.healthPort();
+    await second.kill();
+    await eventually('the standby leads', async () => ((await leaseHolder()) === standby.identity ? true : undefined), 30_000);
+    await reconciledBoth(standby);
+    await sleep(settleMs);
+    expect(await counts()).toEqual(before);
+    expect({ web: (await annotations('web')).generation, api: (await annotations('api')).generation }).toEqual(generations);
+    expect(await metric(standby, 'secretbinder_rollouts_total', 'result="triggered"')).toBe(0);
+  }, 180_000);
+
+  it('makes one rollout carrying the final hash of two rotations within the same second', async () => {
+    const before = await counts();
+    await rotate('shared', 'one-v3');
+    await rotate('shared', 'one-v4');
+    await eventually('shared settled on one-v4', async () => {
+      const b = await getBinding('shared');
+      return b.spec.files[0]?.path === 'one-v4' && b.status?.observedGeneration === b.metadata.generation ? true : undefined;
+    });
+    await rolledTo('web');
+    await rolledTo('api');
+    await sleep(settleMs);
+    expect(await counts()).toEqual({ web: (before.web ?? 0) + 1, api: (before.api ?? 0) + 1 });
+    // Still the final hash after the window: nothing rolled back or forth.
+    expect((await annotations('web')).template).toBe(await expectedHash('web'));
+  }, 60_000);
+
+  it('makes one rollout for three keys rotated within the debounce window', async () => {
+    const before = await counts();
+    await rotate('shared', 'one-v5');
+    await sleep(300);
+    await rotate('web-two', 'two-v2');
+    await sleep(300);
+    await rotate('web-three', 'three-v2');
+    await rolledTo('web');
+    await rolledTo('api');
+    await sleep(settleMs);
+    expect(await counts()).toEqual({ web: (before.web ?? 0) + 1, api: (before.api ?? 0) + 1 });
+    expect((await annotations('web')).template).toBe(await expectedHash('web'));
+  }, 60_000);
+});
