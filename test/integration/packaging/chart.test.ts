@@ -199,7 +199,8 @@ describe('RBAC', () => {
         'mutatingwebhookconfigurations:get', 'mutatingwebhookconfigurations:update', 'mutatingwebhookconfigurations:patch',
         'validatingwebhookconfigurations:get', 'validatingwebhookconfigurations:update', 'validatingwebhookconfigurations:patch',
         'pods:get', 'pods:list', 'pods:watch', 'events:create',
-        'deployments:patch', 'statefulsets:patch', 'daemonsets:patch', 'replicasets:get', 'pods/eviction:create',
+        'deployments:get', 'deployments:patch', 'statefulsets:get', 'statefulsets:patch', 'daemonsets:get', 'daemonsets:patch',
+        'pods:patch', 'pods/eviction:create',
       ].sort(),
     );
     const webhookRule = rules(clusterRole).find((r) => r.resources?.includes('mutatingwebhookconfigurations'));
@@ -223,7 +224,9 @@ describe('RBAC', () => {
 
   it('drops the RollingRestart grants when RollingRestart is off', () => {
     const resources = rules(only(set('minimal'), 'ClusterRole', 'secret-binder-controller')).flatMap((r) => r.resources ?? []);
-    for (const r of ['deployments', 'statefulsets', 'daemonsets', 'replicasets', 'pods/eviction', 'mutatingwebhookconfigurations']) expect(resources).not.toContain(r);
+    for (const r of ['deployments', 'statefulsets', 'daemonsets', 'pods/eviction', 'mutatingwebhookconfigurations']) expect(resources).not.toContain(r);
+    const podVerbs = rules(only(set('minimal'), 'ClusterRole', 'secret-binder-controller')).filter((r) => r.resources?.includes('pods')).flatMap((r) => r.verbs ?? []);
+    expect(podVerbs.sort()).toEqual(['get', 'list', 'watch']);
   });
 });
 
