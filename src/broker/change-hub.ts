@@ -1,5 +1,5 @@
 import type { SecretBinding } from '../api/v1alpha1/index.ts';
-import { BindingContentResolver, type BindingContent } from '../controllers/binding/binding-content.ts';
+import { BindingContentResolver, type BindingContent, type ResolveOptions } from '../controllers/binding/binding-content.ts';
 
 /** What the broker knows of a binding's current content. */
 export type CurrentContent =
@@ -96,8 +96,8 @@ export class RecordingContentResolver extends BindingContentResolver {
     this.#hub = hub;
   }
 
-  override async resolve(binding: SecretBinding, signal: AbortSignal): Promise<BindingContent> {
-    const content = await super.resolve(binding, signal);
+  override async resolve(binding: SecretBinding, signal: AbortSignal, options?: ResolveOptions): Promise<BindingContent> {
+    const content = await super.resolve(binding, signal, options);
     this.#hub.record(binding, content);
     return content;
   }

@@ -33,7 +33,7 @@ import { BindingContentResolver } from './binding/binding-content.ts';
 import { CachingTokenReviewer, KubeTokenReviewer } from '../broker/token-review.ts';
 import { describeKubeError, isNotFound } from '../kube/kube-errors.ts';
 import type { AuditLog } from '../observability/audit.ts';
-import { BindingReconciler, backendRefKey } from './binding/binding.reconciler.ts';
+import { BindingReconciler, backendRefKey, refreshRequestedAnnotation } from './binding/binding.reconciler.ts';
 import { webhookRunnable } from '../webhook/webhook.ts';
 import { kubeWorkloadApi } from './rotation/kube-workloads.ts';
 import { createRotationMetrics } from './rotation/rotation.metrics.ts';
@@ -287,7 +287,9 @@ export function buildOperator(deps: OperatorDeps): Operator {
       bindingController.enqueue(objectKey(b));
     },
     update: (old, b) => {
-      if (specChanged(old, b)) bindingController.enqueue(objectKey(b));
+      // A new refresh-requested value asks for a check now (an annotation does not move the generation).
+      const refreshRequested = old.metadata.annotations?.[refreshRequestedAnnotation] !== b.metadata.annotations?.[refreshRequestedAnnotation];
+      if (specChanged(old, b) || refreshRequested) bindingController.enqueue(objectKey(b));
     },
     delete: (b) => {
       const ns = b.metadata.namespace ?? '';

@@ -38,6 +38,11 @@ export type BindingContent =
       readonly stale: { readonly reason: Reason; readonly message: string } | undefined;
     };
 
+export interface ResolveOptions {
+  /** Check the binding's keys at the backend now, whatever the age of the cached versions. */
+  readonly refresh?: boolean;
+}
+
 export interface BindingContentDeps {
   readonly clusterBackends: CacheReader<AnyBackend>;
   readonly namespacedBackends: CacheReader<AnyBackend>;
@@ -62,8 +67,12 @@ export class BindingContentResolver {
     this.#deps = deps;
   }
 
-  async resolve(binding: SecretBinding, signal: AbortSignal): Promise<BindingContent> {
-    return this.#conclude(binding, signal, this.refreshIntervalMs(binding));
+  /**
+   * The binding's content. With `refresh`, the resolver's cache of the binding's keys counts as
+   * unconfirmed, so their versions are checked now (a user's `secretbinder.dev/refresh-requested`).
+   */
+  async resolve(binding: SecretBinding, signal: AbortSignal, options?: ResolveOptions): Promise<BindingContent> {
+    return this.#conclude(binding, signal, this.refreshIntervalMs(binding), options?.refresh === true);
   }
 
   /**
@@ -84,7 +93,7 @@ export class BindingContentResolver {
       : this.#deps.namespacedBackends.get(`${binding.metadata.namespace ?? ''}/${ref.name}`);
   }
 
-  async #conclude(binding: SecretBinding, signal: AbortSignal, refreshMs: number): Promise<BindingContent> {
+  async #conclude(binding: SecretBinding, signal: AbortSignal, refreshMs: number, refresh: boolean): Promise<BindingContent> {
     const namespace = binding.metadata.namespace ?? '';
     const refKey = backendRefKey(binding);
     const ref = binding.spec.backendRef;
@@ -131,6 +140,7 @@ export class BindingContentResolver {
         : undefined;
     const timeout = AbortSignal.any([signal, AbortSignal.timeout(this.#deps.resolveTimeoutMs)]);
     const secretRefs = dedupeSecretRefs(refs);
+    if (refresh) for (const key of new Set(secretRefs.map((r) => r.key))) this.#deps.resolver.invalidate(pooled.backendId, key);
     // Cheap version checks first: a value is read only where the version moved.
     await this.#deps.resolver.checkVersions(pooled.backendId, secretRefs, { maxAgeMs: refreshMs, signal: timeout });
     const outcomes = await this.#deps.resolver.resolveAll(

@@ -32,6 +32,9 @@ export interface BindingReconcilerDeps {
 
 type Conclusion = BindingContent;
 
+/** Annotation whose every new value asks for a check of the binding's secrets now (`kubectl-secretbinder refresh`). */
+export const refreshRequestedAnnotation = 'secretbinder.dev/refresh-requested';
+
 /**
  * Converges a SecretBinding: resolves its backend and access, computes its file set through the
  * resolver (one read per unique secret, shared with every other binding), and publishes what it
@@ -39,6 +42,8 @@ type Conclusion = BindingContent;
  */
 export class BindingReconciler implements Reconciler {
   readonly #deps: BindingReconcilerDeps;
+  /** The refresh-requested value last acted on, per binding: in memory only, never written to status. */
+  readonly #refreshHandled = new Map<string, string>();
 
   constructor(deps: BindingReconcilerDeps) {
     this.#deps = deps;
@@ -47,12 +52,22 @@ export class BindingReconciler implements Reconciler {
   async reconcile(key: string, context: ReconcileContext): Promise<ReconcileResult> {
     const binding = this.#deps.bindings.get(key);
     // Gone or going: nothing to publish; consumers lose access through the broker's own checks.
-    if (binding === undefined || binding.metadata.deletionTimestamp !== undefined) return {};
+    if (binding === undefined || binding.metadata.deletionTimestamp !== undefined) {
+      this.#refreshHandled.delete(key);
+      return {};
+    }
     // The namespace's pod cache starts when its first binding appears; publishing before it has
     // listed would count zero consumers and write a status that is wrong a moment later.
     if (!this.#deps.podsSynced(binding.metadata.namespace ?? '')) return { requeueAfterMs: 250 };
     const refreshMs = this.#deps.content.refreshIntervalMs(binding);
-    const conclusion = await this.#deps.content.resolve(binding, context.signal);
+    // A new refresh-requested value bypasses the cache's freshness once; the same value seen
+    // again (any other reconcile) is a no-op. After a controller restart a present value counts
+    // as new: one extra version check, nothing written.
+    const requested = binding.metadata.annotations?.[refreshRequestedAnnotation];
+    const refresh = requested !== undefined && this.#refreshHandled.get(key) !== requested;
+    if (requested === undefined) this.#refreshHandled.delete(key);
+    else this.#refreshHandled.set(key, requested);
+    const conclusion = await this.#deps.content.resolve(binding, context.signal, { refresh });
     await this.#publish(binding, conclusion);
     if (conclusion.kind === 'failed' && conclusion.retry) {
       // Outages and throttling: retried with the queue's per-key backoff (the resolver's failure
