@@ -19,7 +19,11 @@ export interface NodePluginOptions {
   readonly changesWaitSeconds: number;
   /** Backoff after a failed change poll or refresh: from `min` doubling up to `max`, jittered. */
   readonly backoff: { readonly minMs: number; readonly maxMs: number };
+  /** How many changed volumes are refreshed at once after a change answer (default 16). */
+  readonly refreshConcurrency?: number;
 }
+
+const defaultRefreshConcurrency = 16;
 
 export interface PublishVolume extends PodVolume {
   readonly volumeId: string;
@@ -193,8 +197,10 @@ export class NodePlugin {
           },
           wake.signal,
         );
-        let progressed = false;
-        for (const change of answer.changed) {
+        const applied = { progressed: false };
+        // Changed volumes are refreshed a few at a time: one rotation reaches every volume of the
+        // node in about one broker round trip per batch, not one per volume (ADR 0105).
+        await eachBounded(answer.changed, this.#options.refreshConcurrency ?? defaultRefreshConcurrency, async (change) => {
           const outcome = await this.#serialized(change.volumeId, async (): Promise<'done' | 'noop' | 'failed'> => {
             const state = this.#volumes.get(change.volumeId);
             if (state === undefined) return 'noop';
@@ -211,11 +217,11 @@ export class NodePlugin {
             );
           });
           if (outcome === 'failed') failed = true;
-          if (outcome === 'done') progressed = true;
-        }
+          if (outcome === 'done') applied.progressed = true;
+        });
         // Changes answered but none could be applied (e.g. the publish answer lags the stream's
         // hash): pace the next poll instead of spinning on the same answer.
-        if (answer.changed.length > 0 && !progressed) failed = true;
+        if (answer.changed.length > 0 && !applied.progressed) failed = true;
       } catch (err) {
         if (wake.signal.aborted) {
           this.#rearm(wake);
@@ -263,6 +269,15 @@ export class NodePlugin {
       if (this.#locks.get(volumeId) === settled) this.#locks.delete(volumeId);
     }
   }
+}
+
+/** Runs `task` for every item, at most `limit` at a time. */
+async function eachBounded<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < items.length; i = next++) await task(items[i] as T);
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
 }
 
 function filesOf(answer: PublishAnswer): RenderedFile[] {

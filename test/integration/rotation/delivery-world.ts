@@ -1,0 +1,248 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { Registry } from 'prom-client';
+import { group, resources, version } from '../../../src/api/v1alpha1/index.ts';
+import { parseControllerConfig } from '../../../src/config/controller.config.ts';
+import { buildOperator, type Operator } from '../../../src/controllers/operator.ts';
+import { BrokerHttpClient } from '../../../src/delivery/csi/broker-http.client.ts';
+import { CsiServer } from '../../../src/delivery/csi/csi.server.ts';
+import { NodePlugin } from '../../../src/delivery/csi/node-plugin.ts';
+import { SystemMounter } from '../../../src/delivery/csi/tmpfs.mounter.ts';
+import { createKubeClients } from '../../../src/kube/kube-clients.ts';
+import { createAuditLog, type AuditLog } from '../../../src/observability/audit.ts';
+import { CapturedOutput } from '../../../src/observability/captured-output.ts';
+import { createLogger } from '../../../src/observability/logger.ts';
+import { SecretValue } from '../../../src/observability/secret-value.ts';
+import { KubeletDriver, type PodVolumeMount } from '../../harness/kubelet-driver.ts';
+import type { OpenBaoEndpoint } from '../../harness/world-state.ts';
+import { currentWorld } from '../../harness/world-state.ts';
+import { adminKubeConfig, eventually, installCrds } from '../support/cluster.ts';
+
+/**
+ * The delivery path of the rotation suites, all real but the kubelet: the controller with its
+ * broker in-process against the world's API server and OpenBao, one in-process node plugin per
+ * Node object (each on its own CSI unix socket, with a token bound to its own pod on that node),
+ * and one kubelet driver per plugin publishing real pods' volumes into real tmpfs (root only).
+ */
+
+export interface NodeSide {
+  readonly node: string;
+  readonly plugin: NodePlugin;
+  readonly server: CsiServer;
+  readonly kubelet: KubeletDriver;
+}
+
+export interface DeliveryWorld {
+  readonly suffix: string;
+  readonly ns: string;
+  readonly kc: KubeConfig;
+  readonly core: CoreV1Api;
+  readonly custom: CustomObjectsApi;
+  readonly bao: OpenBaoEndpoint;
+  readonly nodes: readonly NodeSide[];
+  readonly operator: Operator;
+  readonly controllerLog: CapturedOutput;
+  readonly pluginLog: CapturedOutput;
+  readonly auditOut: CapturedOutput;
+  readonly registry: Registry;
+  /** Whether the controller's manager has returned (it runs until close). */
+  managerExited(): boolean;
+  /** Creates a pod bound to `binding` on node `nodeIndex` and publishes its volume there. */
+  podWithVolume(name: string, binding: string, nodeIndex: number): Promise<{ pod: V1Pod; mount: PodVolumeMount; side: NodeSide }>;
+  createBinding(name: string, spec: Record<string, unknown>): Promise<void>;
+  bindingStatus(name: string): Promise<BindingStatus | undefined>;
+  /** Stops everything started here and deletes what was created. */
+  close(): Promise<void>;
+}
+
+export interface BindingStatus {
+  readonly contentHmac?: string;
+  readonly lastRotationTime?: string;
+  readonly conditions?: { type: string; status: string; reason: string; message?: string; lastTransitionTime?: string }[];
+  readonly consumers?: { pods?: number; stale?: number };
+}
+
+export const readText = (path: string): Promise<string | undefined> => readFile(path, 'utf8').catch(() => undefined);
+
+export async function startDeliveryWorld(options: { readonly prefix: string; readonly nodes: number }): Promise<DeliveryWorld> {
+  const kc = adminKubeConfig();
+  const core = kc.makeApiClient(CoreV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  await installCrds(kc);
+  const bao = currentWorld().openbao;
+  if (bao === undefined) throw new Error('the world has no OpenBao');
+  const suffix = randomBytes(3).toString('hex');
+  const ns = `${options.prefix}-app-${suffix}`;
+  const systemNs = `${options.prefix}-sys-${suffix}`;
+  const tmp = mkdtempSync(`/tmp/sb-${options.prefix}-`);
+  const nodeNames = Array.from({ length: options.nodes }, (_, i) => `${options.prefix}-node-${String(i)}-${suffix}`);
+
+  for (const name of [ns, systemNs]) await core.createNamespace({ body: { metadata: { name } } });
+  for (const node of nodeNames) await core.createNode({ body: { metadata: { name: node } } });
+  await core.createNamespacedServiceAccount({ namespace: systemNs, body: { metadata: { name: 'node-plugin' } } });
+  await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'web' } } });
+  await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'openbao-token' }, stringData: { token: bao.rootToken } } });
+  await custom.createNamespacedCustomObject({
+    group, version, plural: resources.SecretBackend.plural, namespace: ns,
+    body: {
+      apiVersion: `${group}/${version}`, kind: 'SecretBackend', metadata: { name: 'openbao' },
+      spec: { vault: { address: bao.address, mount: bao.kvMount, kvVersion: 2, auth: { token: { secretRef: { name: 'openbao-token', key: 'token' } } } } },
+    },
+  });
+
+  const hmacKey = join(tmp, 'hmac.key');
+  writeFileSync(hmacKey, randomBytes(32), { mode: 0o600 });
+  const caOut = join(tmp, 'broker-ca.pem');
+  const config = parseControllerConfig(
+    [
+      '--kubeconfig', currentWorld().kube.kubeconfigPath,
+      '--namespace', systemNs,
+      '--identity', `${options.prefix}-test-${suffix}`,
+      '--watch-namespaces', ns,
+      '--leader-elect', 'false',
+      '--http-address', '127.0.0.1:0',
+      '--hmac-key-file', hmacKey,
+      '--broker-address', '127.0.0.1:0',
+      '--broker-ca-out', caOut,
+      '--node-plugin-service-account', `${systemNs}:node-plugin`,
+    ],
+    {},
+  );
+  const controllerLog = new CapturedOutput();
+  const pluginLog = new CapturedOutput();
+  const auditOut = new CapturedOutput();
+  const registry = new Registry();
+  const audit: AuditLog = createAuditLog({ destination: { kind: 'stream', stream: auditOut } });
+  const operator = buildOperator({
+    config,
+    kubeConfig: kc,
+    clients: createKubeClients(kc),
+    logger: createLogger({ level: 'info', component: 'controller', stream: controllerLog }),
+    registry,
+    contentKey: SecretValue.fromBytes(readFileSync(hmacKey)),
+    audit,
+  });
+  const stop = new AbortController();
+  let exited = false;
+  const running = operator.manager.run(stop.signal).finally(() => {
+    exited = true;
+  });
+  if (operator.broker === undefined) throw new Error('the broker is not enabled');
+  const address = await operator.broker.address();
+
+  const nodes: NodeSide[] = [];
+  for (const [i, node] of nodeNames.entries()) {
+    const dir = join(tmp, `node-${String(i)}`);
+    const socket = join(dir, 'plugin', 'csi.sock');
+    const kubelet = new KubeletDriver({ kubeConfig: kc, csiSocket: socket, rootDir: join(dir, 'kubelet') });
+    const pluginPod = await core.createNamespacedPod({
+      namespace: systemNs,
+      body: {
+        metadata: { name: `node-plugin-${String(i)}` },
+        spec: { nodeName: node, serviceAccountName: 'node-plugin', automountServiceAccountToken: false, containers: [{ name: 'plugin', image: 'busybox' }] },
+      },
+    });
+    const tokenFile = join(tmp, `plugin-token-${String(i)}`);
+    writeFileSync(tokenFile, (await kubelet.mintPodToken(pluginPod)).token, { mode: 0o600 });
+    const logger = createLogger({ level: 'info', component: 'csi', stream: pluginLog });
+    const plugin = new NodePlugin({
+      broker: new BrokerHttpClient({ url: `https://127.0.0.1:${String(address.port)}`, caPem: readFileSync(caOut, 'utf8'), tokenFile, timeoutMs: 10_000 }),
+      mounter: new SystemMounter(),
+      logger,
+      tmpfsSizeBytes: 64 * 1024,
+      changesWaitSeconds: 30,
+      backoff: { minMs: 200, maxMs: 2000 },
+    });
+    const server = new CsiServer({ plugin, logger, nodeName: node, version: 'test', csiSocket: socket });
+    await server.start();
+    plugin.start();
+    nodes.push({ node, plugin, server, kubelet });
+  }
+
+  const bindingStatus = async (name: string): Promise<BindingStatus | undefined> => {
+    const b = (await custom.getNamespacedCustomObject({ group, version, plural: resources.SecretBinding.plural, namespace: ns, name })) as { status?: BindingStatus };
+    return b.status;
+  };
+
+  let closed = false;
+  return {
+    suffix, ns, kc, core, custom, bao, nodes, operator, controllerLog, pluginLog, auditOut, registry,
+    bindingStatus,
+    managerExited: () => exited,
+    createBinding: async (name, spec) => {
+      await custom.createNamespacedCustomObject({
+        group, version, plural: resources.SecretBinding.plural, namespace: ns,
+        body: { apiVersion: `${group}/${version}`, kind: 'SecretBinding', metadata: { name }, spec: { backendRef: { kind: 'SecretBackend', name: 'openbao' }, containers: ['app'], ...spec } },
+      });
+      await eventually(`binding ${name} resolved`, async () => (await bindingStatus(name))?.contentHmac, 60_000);
+    },
+    podWithVolume: async (name, binding, nodeIndex) => {
+      const side = nodes[nodeIndex];
+      if (side === undefined) throw new Error(`no node ${String(nodeIndex)}`);
+      const pod = await core.createNamespacedPod({
+        namespace: ns,
+        body: {
+          metadata: { name, labels: { binding } },
+          spec: {
+            nodeName: side.node,
+            serviceAccountName: 'web',
+            automountServiceAccountToken: false,
+            containers: [{ name: 'app', image: 'busybox', volumeMounts: [{ name: 'secrets', mountPath: '/secrets', readOnly: true }] }],
+            volumes: [{ name: 'secrets', csi: { driver: 'secretbinder.dev', readOnly: true, volumeAttributes: { binding } } }],
+          },
+        },
+      });
+      // The broker checks pods in its cache (or one GET): a publish right after the create may race
+      // the watch; the kubelet retries too.
+      const mount = await eventually(`publish ${name}`, async () => (await side.kubelet.publishPod(pod).catch(() => undefined))?.[0], 30_000);
+      return { pod, mount, side };
+    },
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      for (const side of nodes) {
+        for (const volume of side.plugin.volumes()) await side.plugin.unpublish(volume.volumeId, volume.targetPath).catch(() => undefined);
+        side.kubelet.close();
+        await side.plugin.stop();
+        await side.server.stop();
+      }
+      stop.abort();
+      await running;
+      await operator.close();
+      await audit.close();
+      for (const name of [ns, systemNs]) await core.deleteNamespace({ name }).catch(() => undefined);
+      for (const node of nodeNames) await core.deleteNode({ name: node }).catch(() => undefined);
+      rmSync(tmp, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Runs `task` over `items` with at most `limit` at a time. */
+export async function inParallel<T, R>(items: readonly T[], limit: number, task: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await task(items[i] as T, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+/** OpenBao audit responses after byte `from` (JSON lines). */
+export function baoResponses(bao: OpenBaoEndpoint, from: number): { request?: { operation?: string; path?: string } }[] {
+  return readFileSync(bao.auditLogPath)
+    .subarray(from)
+    .toString('utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as { type?: string; request?: { operation?: string; path?: string } })
+    .filter((e) => e.type === 'response');
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
