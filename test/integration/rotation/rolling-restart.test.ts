@@ -7,6 +7,7 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   PatchStrategy,
+  PolicyV1Api,
   setHeaderOptions,
   type KubeConfig,
   type V1Deployment,
@@ -28,7 +29,9 @@ import { adminKubeConfig, eventually, installCrds } from '../support/cluster.ts'
  * - one rotation → exactly one new ReplicaSet per Deployment;
  * - a controller restart and a leader failover afterwards → none;
  * - two rotations within one second → one rollout carrying the final hash;
- * - three keys rotated within the debounce window → one rollout.
+ * - three keys rotated within the debounce window → one rollout;
+ * - a bare pod is evicted through the Eviction API: a PodDisruptionBudget's refusal is a
+ *   RestartFailed Event and a retry, and the eviction goes through once the budget allows it.
  */
 
 const suffix = randomBytes(3).toString('hex');
@@ -299,4 +302,46 @@ describe('RollingRestart against a real API server and controller-manager', () =
     expect(await counts()).toEqual({ web: (before.web ?? 0) + 1, api: (before.api ?? 0) + 1 });
     expect((await annotations('web')).template).toBe(await expectedHash('web'));
   }, 60_000);
+
+  it('evicts a bare pod on rotation, retrying while a PodDisruptionBudget refuses', async () => {
+    const policy = kc.makeApiClient(PolicyV1Api);
+    const leader = controllers.find((c) => c.alive() && c.identity.startsWith('c-'));
+    if (leader === undefined) throw new Error('no leader');
+    await custom.createNamespacedCustomObject({ ...bindingRef, namespace: ns, body: binding('solo', { app: 'solo' }, 'k1', 'solo-v1') });
+    await core.createNamespacedPod({ namespace: ns, body: { metadata: { name: 'solo', labels: { app: 'solo' } }, spec: { containers: [{ name: 'app', image: 'registry.invalid/app:1' }] } } });
+    const podHash = async (): Promise<string | undefined> => {
+      try {
+        return (await core.readNamespacedPod({ namespace: ns, name: 'solo' })).metadata?.annotations?.[contentHashAnnotation];
+      } catch {
+        return undefined;
+      }
+    };
+    await eventually('the bare pod adopted', async () => ((await podHash()) !== undefined ? true : undefined), 30_000);
+    // Without a kubelet the pod stays Pending, and the Eviction API ignores budgets for Pending
+    // pods; as the kubelet would, report it Running and not Ready, so a budget of 1 allows nothing.
+    const now = new Date();
+    await core.patchNamespacedPodStatus(
+      { namespace: ns, name: 'solo', body: { status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'False', lastTransitionTime: now }] } } },
+      mergePatch,
+    );
+    await policy.createNamespacedPodDisruptionBudget({ namespace: ns, body: { metadata: { name: 'solo' }, spec: { minAvailable: 1, selector: { matchLabels: { app: 'solo' } } } } });
+    await eventually('the budget is observed', async () => {
+      const pdb = await policy.readNamespacedPodDisruptionBudget({ namespace: ns, name: 'solo' });
+      return pdb.status?.observedGeneration === pdb.metadata?.generation && pdb.status?.disruptionsAllowed === 0 ? true : undefined;
+    });
+
+    await rotate('solo', 'solo-v2');
+    await eventually('RestartFailed on the pod and the binding', async () =>
+      (await events('RestartFailed', 'Pod', 'solo')) === 1 && (await events('RestartFailed', 'SecretBinding', 'solo')) === 1 ? true : undefined,
+    );
+    expect(await podHash()).toBeDefined();
+    expect(await metric(leader, 'secretbinder_rollouts_total', 'kind="Pod",result="blocked"')).toBeGreaterThanOrEqual(1);
+    expect(await metric(leader, 'secretbinder_rollouts_total', 'kind="Pod",result="triggered"')).toBe(0);
+
+    await policy.deleteNamespacedPodDisruptionBudget({ namespace: ns, name: 'solo' });
+    await eventually('the bare pod evicted', async () => ((await podHash()) === undefined ? true : undefined), 60_000);
+    expect(await events('RestartTriggered', 'Pod', 'solo')).toBe(1);
+    expect(await events('RestartFailed', 'Pod', 'solo')).toBe(1);
+    expect(await metric(leader, 'secretbinder_rollouts_total', 'kind="Pod",result="triggered"')).toBe(1);
+  }, 120_000);
 });
