@@ -130,7 +130,7 @@ interface Entry {
   doc: FetchedSecret | undefined;
   version: string | undefined;
   confirmedAt: number;
-  failure: { error: BackendError; count: number; holdUntil: number } | undefined;
+  failure: { error: BackendError; count: number; at: number; holdUntil: number } | undefined;
   fetching: Promise<BackendError | undefined> | undefined;
   checking: Promise<VersionCheck> | undefined;
   lastUsedAt: number;
@@ -237,9 +237,10 @@ export class SecretResolver {
       return this.#resolution(entry, entry.doc, request.property, false);
     }
     let error: BackendError | undefined;
-    if (entry.failure !== undefined && now < entry.failure.holdUntil && entry.fetching === undefined) {
+    const held = this.#held(entry, options.maxAgeMs, now);
+    if (held !== undefined && entry.fetching === undefined) {
       // A failure within its hold time is the answer: asking again now would only hammer the store.
-      error = entry.failure.error;
+      error = held;
     } else {
       this.#metrics.cacheMisses.inc(provider);
       error = await abortable(this.#refresh(state, entry), options.signal);
@@ -293,8 +294,9 @@ export class SecretResolver {
         if (entry.doc !== undefined && entry.version !== undefined && this.#isFresh(entry, options.maxAgeMs, now)) {
           return { ok: true, ref, version: entry.version, previousVersion: entry.version, changed: false };
         }
-        if (entry.failure !== undefined && now < entry.failure.holdUntil && entry.fetching === undefined && entry.checking === undefined) {
-          return { ok: false, ref, error: entry.failure.error };
+        const held = this.#held(entry, options.maxAgeMs, now);
+        if (held !== undefined && entry.fetching === undefined && entry.checking === undefined) {
+          return { ok: false, ref, error: held };
         }
         if (entry.checking === undefined) {
           const checking = this.#check(state, entry);
@@ -436,7 +438,17 @@ export class SecretResolver {
   #recordFailure(entry: Entry, error: BackendError, now: number): void {
     const count = (entry.failure?.count ?? 0) + 1;
     const hold = backoffDelay(count, { ...this.#failureHold, jitter: 0.2, random: this.#random });
-    entry.failure = { error, count, holdUntil: now + hold };
+    entry.failure = { error, count, at: now, holdUntil: now + hold };
+  }
+
+  /**
+   * The error of a failed entry that is still held: within its growing hold time, but never longer than the
+   * asker's refresh interval since the failure — so a recovered backend is seen within one
+   * interval, and an outage still costs at most one attempt per interval (ADR 0106).
+   */
+  #held(entry: Entry, maxAgeMs: number, now: number): BackendError | undefined {
+    const failure = entry.failure;
+    return failure !== undefined && now < Math.min(failure.holdUntil, failure.at + maxAgeMs) ? failure.error : undefined;
   }
 
   #versionOf(secret: FetchedSecret): string {
