@@ -218,6 +218,24 @@ describe('SecretResolver: rate budget, throttling and backoff', () => {
     expect(store.stats.fetchCalls).toBe(3);
   });
 
+  it('holds a failure no longer than the asking interval, so a recovered backend is seen within it (ADR 0106)', async () => {
+    const { clock, store, resolver } = setup({ resolver: { retry: { maxAttempts: 1, baseMs: 100, capMs: 100 }, failureHold: { baseMs: 60_000, capMs: 60_000 } } });
+    store.set('k', 'v');
+    store.failWith({ kind: 'Unavailable' });
+    await expect(settle(clock, resolver.resolve(req('k'), { maxAgeMs: 10_000 }))).rejects.toMatchObject({ kind: 'Unavailable' });
+    const calls = store.calls.length;
+    store.recover();
+    // Within the interval the failure is the answer, whatever the asker's interval.
+    await clock.advance(5_000);
+    await expect(resolver.resolve(req('k'), { maxAgeMs: 10_000 })).rejects.toMatchObject({ kind: 'Unavailable' });
+    await expect(resolver.resolve(req('k'), { maxAgeMs: 60_000 })).rejects.toMatchObject({ kind: 'Unavailable' });
+    expect(store.calls).toHaveLength(calls);
+    // One interval after the failure the asker tries again, although the 60 s hold has not passed.
+    await clock.advance(5_100);
+    expect((await settle(clock, resolver.resolve(req('k'), { maxAgeMs: 10_000 }))).value.revealText()).toBe('v');
+    expect(store.calls).toHaveLength(calls + 1);
+  });
+
   it('times out a hanging call and retries it', async () => {
     const { clock, store, resolver } = setup({ resolver: { callTimeoutMs: 5_000, retry: { maxAttempts: 2, baseMs: 100, capMs: 1_000 } } });
     store.set('k', 'v');
