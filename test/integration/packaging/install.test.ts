@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
+import { request as httpsRequest } from 'node:https';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -202,6 +203,10 @@ describe("the controller's service account", () => {
       const body = parse(readFileSync(join(examples, file), 'utf8')) as { metadata: Record<string, unknown> };
       await custom.createNamespacedCustomObject({ group, version, plural, namespace: tenantNs, body: { ...body, metadata: { ...body.metadata, namespace: tenantNs } } });
     }
+    // The broker serves with the certificate the chart made, as in the Deployment.
+    const tls = await core.readNamespacedSecret({ name: `${fullname}-broker-tls`, namespace: releaseNs });
+    const tlsDir = mkdtempSync(join(tmpdir(), 'sb-broker-tls-'));
+    for (const key of ['tls.crt', 'tls.key', 'ca.crt']) writeFileSync(join(tlsDir, key), Buffer.from(tls.data?.[key] ?? '', 'base64'), { mode: 0o600 });
     controller = startController(currentWorld(), {
       identity: `pkg-${suffix}-0`,
       watchNamespaces: [tenantNs],
@@ -210,6 +215,12 @@ describe("the controller's service account", () => {
       kubeconfigPath: saConfigPath,
       namespace: releaseNs,
       logLevel: 'info',
+      extraArgs: [
+        '--broker-address=127.0.0.1:0',
+        `--broker-cert-file=${join(tlsDir, 'tls.crt')}`,
+        `--broker-key-file=${join(tlsDir, 'tls.key')}`,
+        `--node-plugin-service-account=${releaseNs}:${fullname}-node`,
+      ],
     });
     const binding = await eventually(
       'binding shop-credentials Ready=True',
@@ -224,6 +235,32 @@ describe("the controller's service account", () => {
     expect(binding.status?.conditions?.find((c) => c.type === 'Ready')?.reason).toBe('Reconciled');
     const lease = await admin.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: `${fullname}-controller`, namespace: releaseNs });
     expect(lease.spec?.holderIdentity).toBe(`pkg-${suffix}-0`);
+
+    // The node plugin's view of the broker: the chart's ca.crt verifies it under the Service name,
+    // and a token of the node plugin's account is reviewed (TokenReview under the controller's own
+    // identity) — refused here only because it is not bound to a pod on a node.
+    const running = controller;
+    const address = await eventually('broker listening', () => Promise.resolve(/[^\n]*"message":"broker listening"[^\n]*/.exec(running.log())?.[0]));
+    const port = Number(/"address":"127\.0\.0\.1:(\d+)"/.exec(address)?.[1]);
+    const nodeToken = await core.createNamespacedServiceAccountToken({ name: `${fullname}-node`, namespace: releaseNs, body: { spec: { audiences: ['secretbinder.dev'], expirationSeconds: 600 } } });
+    const ask = (ca: string | undefined): Promise<{ status: number; body: string }> =>
+      new Promise((resolve, reject) => {
+        const req = httpsRequest(
+          { host: '127.0.0.1', port, path: '/v1/changes', method: 'POST', servername: `${fullname}-broker.${releaseNs}.svc`, ...(ca === undefined ? {} : { ca }), headers: { authorization: `Bearer ${nodeToken.status?.token ?? ''}`, 'content-type': 'application/json' } },
+          (res) => {
+            let body = '';
+            res.on('data', (d: Buffer) => (body += d.toString()));
+            res.on('end', () => { resolve({ status: res.statusCode ?? 0, body }); });
+          },
+        );
+        req.on('error', reject);
+        req.end(JSON.stringify({ node: 'node-1', volumes: [], waitSeconds: 1 }));
+      });
+    const answer = await ask(readFileSync(join(tlsDir, 'ca.crt'), 'utf8'));
+    expect(answer.status).toBe(403);
+    expect(answer.body).toContain('Unauthenticated');
+    await expect(ask(undefined)).rejects.toThrow(/self-signed|unable to verify|certificate/i);
+
     // No request of the controller was refused.
     expect(controller.log()).not.toMatch(/forbidden|"code":403|\b403\b/i);
   });
