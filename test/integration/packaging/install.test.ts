@@ -4,16 +4,14 @@ import { request as httpsRequest } from 'node:https';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AdmissionregistrationV1Api,
-  ApiException,
   AppsV1Api,
   AuthenticationV1Api,
   CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
-  KubeConfig,
+  type KubeConfig,
   RbacAuthorizationV1Api,
   StorageV1Api,
 } from '@kubernetes/client-node';
@@ -23,6 +21,7 @@ import { startController, type ControllerProcess } from '../../harness/controlle
 import { currentWorld } from '../../harness/world-state.ts';
 import { adminKubeConfig, eventually } from '../support/cluster.ts';
 import { chartDir, helm, valuesFile } from './helm.support.ts';
+import { serviceAccountKubeConfig, statusOf } from './identity.support.ts';
 
 /**
  * `helm install` into the world's real API server (no kubelet: the pods stay Pending), then the
@@ -49,51 +48,6 @@ let saConfigPath: string;
 let sa: KubeConfig;
 let controller: ControllerProcess | undefined;
 
-function code(error: unknown): number | undefined {
-  return error instanceof ApiException ? (error as ApiException<unknown>).code : undefined;
-}
-
-/**
- * The status code of a call: 200 when it succeeds. 429 is retried for a while, as client-go does:
- * the API server answers it while the watch cache of a just-installed CRD initializes.
- */
-async function statusOf(call: () => Promise<unknown>): Promise<number | undefined> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    try {
-      await call();
-      return 200;
-    } catch (error) {
-      const status = code(error) ?? -1;
-      if (status !== 429 || Date.now() > deadline) return status;
-      await sleep(250);
-    }
-  }
-}
-
-/** A kubeconfig holding only a bearer token of the chart's controller service account. */
-async function serviceAccountKubeConfig(): Promise<{ config: KubeConfig; path: string }> {
-  const world = currentWorld();
-  const token = await core.createNamespacedServiceAccountToken({
-    name: controllerSa,
-    namespace: releaseNs,
-    body: { spec: { audiences: [], expirationSeconds: 3600 } },
-  });
-  const text = JSON.stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'world', cluster: { server: world.kube.server, 'certificate-authority-data': Buffer.from(world.kube.caPem).toString('base64') } }],
-    users: [{ name: controllerSa, user: { token: token.status?.token ?? '' } }],
-    contexts: [{ name: 'sa', context: { cluster: 'world', user: controllerSa } }],
-    'current-context': 'sa',
-  });
-  const path = join(mkdtempSync(join(tmpdir(), 'sb-sa-')), 'kubeconfig');
-  writeFileSync(path, text, { mode: 0o600 });
-  const config = new KubeConfig();
-  config.loadFromFile(path);
-  return { config, path };
-}
-
 beforeAll(async () => {
   admin = adminKubeConfig();
   core = admin.makeApiClient(CoreV1Api);
@@ -101,7 +55,7 @@ beforeAll(async () => {
   await core.createNamespacedSecret({ namespace: tenantNs, body: { metadata: { name: 'db' }, stringData: { password: 'not-for-the-controller' } } });
   const installed = await helm(['install', release, chartDir, '--namespace', releaseNs, '--create-namespace', '--kubeconfig', currentWorld().kube.kubeconfigPath, '-f', valuesFile(values)]);
   if (installed.code !== 0) throw new Error(`helm install failed: ${installed.stderr}`);
-  ({ config: sa, path: saConfigPath } = await serviceAccountKubeConfig());
+  ({ config: sa, path: saConfigPath } = await serviceAccountKubeConfig(core, releaseNs, controllerSa));
 }, 120_000);
 
 afterAll(async () => {
