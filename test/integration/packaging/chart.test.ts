@@ -265,6 +265,40 @@ describe('controller Deployment', () => {
   });
 });
 
+describe('wiring', () => {
+  type Service = { metadata: { name: string; labels?: Record<string, string> }; spec: { selector: Record<string, string>; ports: { name: string; targetPort: string }[] } };
+
+  it('every Service selects the controller pods and targets a named port they declare; the ServiceMonitor finds the metrics Service', () => {
+    const manifests = set('observability');
+    const deployment = only(manifests, 'Deployment');
+    const podLabels = (deployment as unknown as { spec: { template: { metadata: { labels: Record<string, string> } } } }).spec.template.metadata.labels;
+    const portNames = (podSpec(deployment).containers[0]?.ports ?? []).map((p) => p.name);
+    const services = find(manifests, 'Service') as unknown as Service[];
+    expect(services.map((svc) => svc.metadata.name).sort()).toEqual(['secret-binder-broker', 'secret-binder-metrics', 'secret-binder-webhook']);
+    for (const svc of services) {
+      expect(podLabels).toMatchObject(svc.spec.selector);
+      for (const port of svc.spec.ports) expect(portNames).toContain(port.targetPort);
+    }
+    const monitor = only(manifests, 'ServiceMonitor') as unknown as { spec: { selector: { matchLabels: Record<string, string> }; endpoints: { port: string; path: string }[] } };
+    const metrics = services.find((svc) => svc.metadata.name === 'secret-binder-metrics');
+    expect(metrics?.metadata.labels).toMatchObject(monitor.spec.selector.matchLabels);
+    expect(metrics?.spec.ports.map((p) => p.name)).toContain(monitor.spec.endpoints[0]?.port);
+    expect(monitor.spec.endpoints[0]?.path).toBe('/metrics');
+    // The NetworkPolicy opens exactly the ports the controller serves.
+    const policy = only(manifests, 'NetworkPolicy') as unknown as { spec: { ingress: { ports: { port: string }[] }[] } };
+    expect(policy.spec.ingress.flatMap((rule) => rule.ports.map((p) => p.port)).sort()).toEqual([...portNames].sort());
+  });
+
+  it('the broker URL of the node plugin names the broker Service and a DNS name of its certificate', () => {
+    const manifests = set('default');
+    const args = podSpec(only(manifests, 'DaemonSet')).containers[0]?.args ?? [];
+    const url = new URL((args.find((a) => a.startsWith('--broker-url=')) ?? '').slice('--broker-url='.length));
+    expect(url.hostname).toBe(`secret-binder-broker.${releaseNs}.svc`);
+    const secret = only(manifests, 'Secret', 'secret-binder-broker-tls') as unknown as { data: Record<string, string> };
+    expect(new X509Certificate(Buffer.from(secret.data['tls.crt'] ?? '', 'base64')).checkHost(url.hostname)).toBe(url.hostname);
+  });
+});
+
 describe('node plugin DaemonSet', () => {
   it('is privileged with Bidirectional propagation, has no API token, and presents a secretbinder.dev token', () => {
     const ds = only(set('default'), 'DaemonSet', 'secret-binder-node');
