@@ -11,6 +11,8 @@ import {
   setHeaderOptions,
   type KubeConfig,
   type V1Deployment,
+  type V1PodTemplateSpec,
+  type V1StatefulSet,
 } from '@kubernetes/client-node';
 import { group, resources, version, type SecretBinding } from '../../../src/api/v1alpha1/index.ts';
 import { contentHashAnnotation, workloadContentHash } from '../../../src/controllers/rotation/rollout-hash.ts';
@@ -24,7 +26,9 @@ import { adminKubeConfig, eventually, installCrds } from '../support/cluster.ts'
  * Pending without a kubelet, which does not matter here). A rotation is a change of a binding's
  * files (a new path changes the content HMAC at once, with no backend polling in between).
  *
- * - web consumes `shared`, `web-two` and `web-three`; api consumes `shared` only.
+ * - Deployment web consumes `shared`, `web-two` and `web-three`; Deployment api and StatefulSet
+ *   store consume `shared` only (store is counted by ControllerRevisions, its ReplicaSets). A
+ *   DaemonSet has no pods in a world without nodes, so it consumes nothing here (unit tests only);
  * - adoption records the hash without a restart;
  * - one rotation → exactly one new ReplicaSet per Deployment;
  * - a controller restart and a leader failover afterwards → none;
@@ -51,7 +55,10 @@ const bindingRef = { group, version, plural: resources.SecretBinding.plural, nam
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 /** Which bindings each Deployment consumes (by the selectors below). */
-const consumed: Record<string, readonly string[]> = { web: ['shared', 'web-three', 'web-two'], api: ['shared'] };
+const consumed: Record<string, readonly string[]> = { web: ['shared', 'web-three', 'web-two'], api: ['shared'], store: ['shared'] };
+const workloads = ['web', 'api', 'store'] as const;
+type WorkloadName = (typeof workloads)[number];
+const kindOf: Record<WorkloadName, string> = { web: 'Deployment', api: 'Deployment', store: 'StatefulSet' };
 
 function binding(name: string, selector: Record<string, string>, key: string, path: string): object {
   return {
@@ -68,18 +75,12 @@ function binding(name: string, selector: Record<string, string>, key: string, pa
   };
 }
 
+function template(labels: Record<string, string>): V1PodTemplateSpec {
+  return { metadata: { labels }, spec: { containers: [{ name: 'app', image: 'registry.invalid/app:1' }] } };
+}
+
 function deployment(name: string, labels: Record<string, string>): V1Deployment {
-  return {
-    metadata: { name, namespace: ns },
-    spec: {
-      replicas: 1,
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels },
-        spec: { containers: [{ name: 'app', image: 'registry.invalid/app:1' }] },
-      },
-    },
-  };
+  return { metadata: { name, namespace: ns }, spec: { replicas: 1, selector: { matchLabels: { app: name } }, template: template(labels) } };
 }
 
 async function getBinding(name: string): Promise<SecretBinding> {
@@ -109,8 +110,14 @@ async function expectedHash(workload: string): Promise<string | undefined> {
   return workloadContentHash(hashes);
 }
 
+async function readWorkload(workload: string): Promise<V1Deployment | V1StatefulSet> {
+  return kindOf[workload as WorkloadName] === 'StatefulSet'
+    ? apps.readNamespacedStatefulSet({ name: workload, namespace: ns })
+    : apps.readNamespacedDeployment({ name: workload, namespace: ns });
+}
+
 async function annotations(workload: string): Promise<{ template: string | undefined; recorded: string | undefined; generation: number | undefined }> {
-  const d = await apps.readNamespacedDeployment({ name: workload, namespace: ns });
+  const d = await readWorkload(workload);
   return {
     template: d.spec?.template.metadata?.annotations?.[contentHashAnnotation],
     recorded: d.metadata?.annotations?.[contentHashAnnotation],
@@ -118,14 +125,28 @@ async function annotations(workload: string): Promise<{ template: string | undef
   };
 }
 
-/** ReplicaSets the Deployment owns: one per distinct pod template it has run. */
-async function replicaSets(workload: string): Promise<number> {
-  const list = await apps.listNamespacedReplicaSet({ namespace: ns });
-  return list.items.filter((rs) => rs.metadata?.ownerReferences?.some((o) => o.kind === 'Deployment' && o.name === workload)).length;
+/**
+ * Pod templates the workload has run: ReplicaSets of a Deployment, ControllerRevisions of a
+ * StatefulSet or DaemonSet (one per distinct template; pods need not start for them to appear).
+ */
+async function revisions(workload: WorkloadName): Promise<number> {
+  const kind = kindOf[workload];
+  const owned = (o: { metadata?: { ownerReferences?: { kind: string; name: string }[] } }): boolean =>
+    o.metadata?.ownerReferences?.some((r) => r.kind === kind && r.name === workload) ?? false;
+  if (kind === 'Deployment') return (await apps.listNamespacedReplicaSet({ namespace: ns })).items.filter(owned).length;
+  return (await apps.listNamespacedControllerRevision({ namespace: ns })).items.filter(owned).length;
 }
 
-async function counts(): Promise<Record<string, number>> {
-  return { web: await replicaSets('web'), api: await replicaSets('api') };
+async function counts(): Promise<Record<WorkloadName, number>> {
+  return { web: await revisions('web'), api: await revisions('api'), store: await revisions('store') };
+}
+
+function plusOne(before: Record<WorkloadName, number>): Record<WorkloadName, number> {
+  return { web: before.web + 1, api: before.api + 1, store: before.store + 1 };
+}
+
+async function generations(): Promise<(number | undefined)[]> {
+  return Promise.all(workloads.map(async (w) => (await annotations(w)).generation));
 }
 
 /** Waits until the template of `workload` carries the hash of its bindings' current content. */
@@ -169,10 +190,10 @@ function start(identity: string, lease = patientLease): ControllerProcess {
   return controller;
 }
 
-/** The leader has looked at both Deployments since it started. */
-async function reconciledBoth(controller: ControllerProcess): Promise<void> {
+/** The leader has looked at every workload since it started. */
+async function reconciledAll(controller: ControllerProcess): Promise<void> {
   await eventually(`${controller.identity} reconciled the workloads`, async () =>
-    (await metric(controller, 'secretbinder_reconcile_total', 'controller="rotation"')) >= 2 ? true : undefined,
+    (await metric(controller, 'secretbinder_reconcile_total', 'controller="rotation"')) >= workloads.length ? true : undefined,
   60_000);
 }
 
@@ -203,9 +224,13 @@ describe('RollingRestart against a real API server and controller-manager', () =
     }
     await apps.createNamespacedDeployment({ namespace: ns, body: deployment('web', { app: 'web', tier: 'backend' }) });
     await apps.createNamespacedDeployment({ namespace: ns, body: deployment('api', { app: 'api', tier: 'backend' }) });
-    await eventually('each Deployment has its first ReplicaSet', async () => {
+    await apps.createNamespacedStatefulSet({
+      namespace: ns,
+      body: { metadata: { name: 'store' }, spec: { replicas: 1, serviceName: 'store', selector: { matchLabels: { app: 'store' } }, template: template({ app: 'store', tier: 'backend' }) } },
+    });
+    await eventually('each workload has its first revision', async () => {
       const c = await counts();
-      return c.web === 1 && c.api === 1 ? true : undefined;
+      return Object.values(c).every((n) => n === 1) ? true : undefined;
     });
     start('a');
   }, 90_000);
@@ -217,7 +242,7 @@ describe('RollingRestart against a real API server and controller-manager', () =
   }, 60_000);
 
   it('adopts running workloads by recording the hash, without restarting them', async () => {
-    for (const workload of ['web', 'api']) {
+    for (const workload of workloads) {
       await eventually(`${workload} adopted`, async () => {
         const want = await expectedHash(workload);
         return want !== undefined && (await annotations(workload)).recorded === want ? true : undefined;
@@ -225,7 +250,7 @@ describe('RollingRestart against a real API server and controller-manager', () =
       expect((await annotations(workload)).template).toBeUndefined();
     }
     await sleep(settleMs);
-    expect(await counts()).toEqual({ web: 1, api: 1 });
+    expect(await counts()).toEqual({ web: 1, api: 1, store: 1 });
     expect(await events('RestartTriggered', 'Deployment', 'web')).toBe(0);
   }, 120_000);
 
@@ -234,31 +259,34 @@ describe('RollingRestart against a real API server and controller-manager', () =
     const web = await rolledTo('web');
     const api = await rolledTo('api');
     expect(web).not.toBe(api);
+    expect(await rolledTo('store')).toBe(api);
     await sleep(settleMs);
-    expect(await counts()).toEqual({ web: 2, api: 2 });
+    expect(await counts()).toEqual({ web: 2, api: 2, store: 2 });
     expect((await annotations('web')).recorded).toBe(web);
     await eventually('RestartTriggered Events', async () =>
       (await events('RestartTriggered', 'Deployment', 'web')) === 1 &&
       (await events('RestartTriggered', 'Deployment', 'api')) === 1 &&
-      (await events('RestartTriggered', 'SecretBinding', 'shared')) === 2
+      (await events('RestartTriggered', 'StatefulSet', 'store')) === 1 &&
+      (await events('RestartTriggered', 'SecretBinding', 'shared')) === 3
         ? true
         : undefined,
     );
     const [leader] = controllers;
     if (leader === undefined) throw new Error('no controller');
     expect(await metric(leader, 'secretbinder_rollouts_total', 'kind="Deployment",result="triggered"')).toBe(2);
+    expect(await metric(leader, 'secretbinder_rollouts_total', 'kind="StatefulSet",result="triggered"')).toBe(1);
   }, 60_000);
 
   it('restarts nothing when the controller restarts, nor when leadership moves', async () => {
     const before = await counts();
-    const generations = { web: (await annotations('web')).generation, api: (await annotations('api')).generation };
+    const generationsBefore = await generations();
     const [first] = controllers;
     if (first === undefined) throw new Error('no controller');
     await first.stop();
     const second = start('b', quickLease);
     // A graceful stop releases the lease; if the release does not reach the API server, b waits out a's 25 s.
     await eventually('b leads', async () => ((await leaseHolder()) === second.identity ? true : undefined), 60_000);
-    await reconciledBoth(second);
+    await reconciledAll(second);
     await sleep(settleMs);
     expect(await counts()).toEqual(before);
 
@@ -266,10 +294,10 @@ describe('RollingRestart against a real API server and controller-manager', () =
     await standby.healthPort();
     await second.kill();
     await eventually('the standby leads', async () => ((await leaseHolder()) === standby.identity ? true : undefined), 30_000);
-    await reconciledBoth(standby);
+    await reconciledAll(standby);
     await sleep(settleMs);
     expect(await counts()).toEqual(before);
-    expect({ web: (await annotations('web')).generation, api: (await annotations('api')).generation }).toEqual(generations);
+    expect(await generations()).toEqual(generationsBefore);
     expect(await metric(standby, 'secretbinder_rollouts_total', 'result="triggered"')).toBe(0);
   }, 180_000);
 
@@ -281,10 +309,9 @@ describe('RollingRestart against a real API server and controller-manager', () =
       const b = await getBinding('shared');
       return b.spec.files[0]?.path === 'one-v4' && b.status?.observedGeneration === b.metadata.generation ? true : undefined;
     });
-    await rolledTo('web');
-    await rolledTo('api');
+    for (const w of workloads) await rolledTo(w);
     await sleep(settleMs);
-    expect(await counts()).toEqual({ web: (before.web ?? 0) + 1, api: (before.api ?? 0) + 1 });
+    expect(await counts()).toEqual(plusOne(before));
     // Still the final hash after the window: nothing rolled back or forth.
     expect((await annotations('web')).template).toBe(await expectedHash('web'));
   }, 60_000);
@@ -296,10 +323,9 @@ describe('RollingRestart against a real API server and controller-manager', () =
     await rotate('web-two', 'two-v2');
     await sleep(300);
     await rotate('web-three', 'three-v2');
-    await rolledTo('web');
-    await rolledTo('api');
+    for (const w of workloads) await rolledTo(w);
     await sleep(settleMs);
-    expect(await counts()).toEqual({ web: (before.web ?? 0) + 1, api: (before.api ?? 0) + 1 });
+    expect(await counts()).toEqual(plusOne(before));
     expect((await annotations('web')).template).toBe(await expectedHash('web'));
   }, 60_000);
 
