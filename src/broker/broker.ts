@@ -136,6 +136,7 @@ export class Broker {
         backendVersions,
         via: 'csi',
       });
+      this.#deps.hub.held(namespace, request.binding, request.pod.uid, content.hmac);
       this.#deps.metrics.decisions.inc({ endpoint: 'publish', result: 'delivered', reason: 'none' });
       return {
         status: 200,
@@ -251,6 +252,8 @@ export class Broker {
     waitMs: number,
     signal: AbortSignal,
   ): Promise<ChangedVolume[]> {
+    // What the node holds now: the binding status counts consumers still on an older hash.
+    for (const v of volumes) this.#deps.hub.held(v.namespace, v.binding, v.pod.uid, v.contentHash);
     const first = this.#evaluate(volumes, caller);
     if (first.length > 0 || waitMs === 0 || volumes.length === 0) return first;
     const keys = volumes.flatMap((v) => [ChangeHub.bindingKey(v.namespace, v.binding), ChangeHub.podKey(v.namespace, v.pod.name)]);

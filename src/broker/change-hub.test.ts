@@ -39,4 +39,18 @@ describe('ChangeHub', () => {
     hub.touch(ChangeHub.podKey('apps', 'b'));
     expect(woken).toEqual(['b']);
   });
+
+  it('counts consuming pods known to hold another hash, and forgets pods that stopped consuming', () => {
+    const hub = new ChangeHub();
+    hub.held('apps', 'web', 'uid-1', 'h1');
+    hub.held('apps', 'web', 'uid-2', 'h1');
+    hub.held('apps', 'web', 'uid-3', 'h2');
+    expect(hub.staleConsumers('apps', 'web', ['uid-1', 'uid-2', 'uid-3', 'uid-never-served'], 'h2')).toBe(2);
+    hub.held('apps', 'web', 'uid-1', 'h2');
+    // uid-2 no longer consumes: not counted, and dropped.
+    expect(hub.staleConsumers('apps', 'web', ['uid-1', 'uid-3'], 'h2')).toBe(0);
+    expect(hub.staleConsumers('apps', 'web', ['uid-1', 'uid-2', 'uid-3'], 'h2')).toBe(0);
+    hub.forget('apps', 'web');
+    expect(hub.staleConsumers('apps', 'other', ['uid-1'], 'h2')).toBe(0);
+  });
 });

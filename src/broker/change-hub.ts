@@ -18,6 +18,8 @@ export type CurrentContent =
 export class ChangeHub {
   readonly #current = new Map<string, CurrentContent>();
   readonly #waiters = new Map<string, Set<() => void>>();
+  /** Per binding key: the content hash each consuming pod (by uid) was last known to hold. */
+  readonly #held = new Map<string, Map<string, string>>();
 
   static bindingKey(namespace: string, name: string): string {
     return `binding:${namespace}/${name}`;
@@ -48,9 +50,37 @@ export class ChangeHub {
     else if (content.reason === 'AccessDenied') this.set(namespace, name, { kind: 'revoked', reason: content.reason });
   }
 
+  /** Records the hash a pod's volume of the binding holds: a delivery, or what its node reports in a change poll. */
+  held(namespace: string, name: string, podUid: string, hash: string): void {
+    const key = ChangeHub.bindingKey(namespace, name);
+    let pods = this.#held.get(key);
+    if (pods === undefined) {
+      pods = new Map();
+      this.#held.set(key, pods);
+    }
+    pods.set(podUid, hash);
+  }
+
+  /**
+   * How many of the binding's consuming pods (`podUids`) are known to hold another hash than
+   * `current` (pods this replica never served are not counted). Forgets pods that no longer consume.
+   */
+  staleConsumers(namespace: string, name: string, podUids: readonly string[], current: string): number {
+    const pods = this.#held.get(ChangeHub.bindingKey(namespace, name));
+    if (pods === undefined) return 0;
+    const consuming = new Set(podUids);
+    let stale = 0;
+    for (const [uid, hash] of pods) {
+      if (!consuming.has(uid)) pods.delete(uid);
+      else if (hash !== current) stale++;
+    }
+    return stale;
+  }
+
   forget(namespace: string, name: string): void {
     const key = ChangeHub.bindingKey(namespace, name);
     this.#current.delete(key);
+    this.#held.delete(key);
     this.touch(key);
   }
 

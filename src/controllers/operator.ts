@@ -176,6 +176,7 @@ export function buildOperator(deps: OperatorDeps): Operator {
       podsSynced: (ns) => pods.hasSyncedNamespace(ns),
       content,
       publisher,
+      ...(config.broker.enabled ? { deliveries: hub } : {}),
       clock,
       logger: logger.child({ controller: 'binding' }),
     }),

@@ -15,7 +15,7 @@ import type { CacheReader } from '../../runtime/object-store.ts';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../../runtime/reconciler.ts';
 import { publishStatus, type StatusPublisher } from '../status-sync.ts';
 import type { BindingContent, BindingContentResolver } from './binding-content.ts';
-import { countConsumers } from './consumers.ts';
+import { countConsumers, isConsumer } from './consumers.ts';
 
 export { backendRefKey } from './binding-content.ts';
 
@@ -26,6 +26,8 @@ export interface BindingReconcilerDeps {
   readonly podsSynced: (namespace: string) => boolean;
   readonly content: BindingContentResolver;
   readonly publisher: StatusPublisher;
+  /** Which hash each consuming pod holds (the broker's change hub); absent without a broker. */
+  readonly deliveries?: { staleConsumers(namespace: string, name: string, podUids: readonly string[], current: string): number };
   readonly clock: Clock;
   readonly logger: Logger;
 }
@@ -79,11 +81,23 @@ export class BindingReconciler implements Reconciler {
     return { requeueAfterMs: refreshMs };
   }
 
+  /**
+   * Consumers known to hold another hash than the published one. Counted when the reconcile runs
+   * (at least once per interval), not on every delivery: a rotation costs at most one more write,
+   * when the count settles (invariant 5).
+   */
+  #stale(binding: SecretBinding, pods: readonly V1Pod[], hmac: string | undefined): { stale?: number } {
+    if (this.#deps.deliveries === undefined || hmac === undefined) return {};
+    const uids = pods.filter((p) => isConsumer(binding, p)).flatMap((p) => (p.metadata?.uid === undefined ? [] : [p.metadata.uid]));
+    return { stale: this.#deps.deliveries.staleConsumers(binding.metadata.namespace ?? '', binding.metadata.name ?? '', uids, hmac) };
+  }
+
   async #publish(binding: SecretBinding, conclusion: Conclusion): Promise<void> {
     const now = this.#deps.clock.wallNow();
     const current = binding.status;
     const generation = binding.metadata.generation;
-    const consumers = countConsumers(binding, this.#deps.pods.listNamespace(binding.metadata.namespace ?? ''));
+    const pods = this.#deps.pods.listNamespace(binding.metadata.namespace ?? '');
+    const consumers = countConsumers(binding, pods);
     let updates: ConditionUpdate[];
     let content: Pick<SecretBindingStatus, 'contentHmac' | 'backendVersions' | 'lastSyncTime' | 'lastRotationTime'>;
     if (conclusion.kind === 'failed') {
@@ -121,11 +135,12 @@ export class BindingReconciler implements Reconciler {
         lastRotationTime: changed && current?.contentHmac !== undefined ? stamp : current?.lastRotationTime,
       };
     }
+    const desiredHmac = content.contentHmac;
     const desired: SecretBindingStatus = {
       observedGeneration: generation,
       conditions: setConditions(current?.conditions, updates, now),
       ...content,
-      consumers: { ...current?.consumers, pods: consumers.pods, workloads: consumers.workloads },
+      consumers: { ...current?.consumers, pods: consumers.pods, workloads: consumers.workloads, ...this.#stale(binding, pods, desiredHmac) },
     };
     const name = binding.metadata.name ?? '';
     const namespace = binding.metadata.namespace;
