@@ -23,6 +23,17 @@ describe('controller configuration', () => {
     expect(config.watchNamespaces).toEqual(['a', 'b']);
   });
 
+  it('bounds rolling restarts: 5 rollouts in progress and a 600 s slot by default, flags override, nonsense refused', () => {
+    const env = { SECRET_BINDER_HMAC_KEY_FILE: '/k' };
+    expect(parseControllerConfig([], env).rotation).toEqual({ maxConcurrentRollouts: 5, rolloutSlotTimeoutSeconds: 600 });
+    expect(parseControllerConfig(['--max-concurrent-rollouts', '2', '--rollout-slot-timeout', '90'], env).rotation).toEqual({
+      maxConcurrentRollouts: 2,
+      rolloutSlotTimeoutSeconds: 90,
+    });
+    expect(() => parseControllerConfig(['--max-concurrent-rollouts', '0'], env)).toThrow(/--max-concurrent-rollouts/);
+    expect(() => parseControllerConfig(['--rollout-slot-timeout', 'soon'], env)).toThrow(/--rollout-slot-timeout/);
+  });
+
   it('names every bad flag in one error', () => {
     const parse = (): unknown =>
       parseControllerConfig(['--namespace', 'Bad_NS', '--lease-duration', '5', '--renew-deadline', '9', '--log-level', 'loud'], {});
