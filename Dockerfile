@@ -12,6 +12,8 @@ WORKDIR /src
 # (npm/cli#8805); the project pins npm 10 (test/harness/install/env.sh).
 RUN npm install --global npm@10.9.9 && npm --version
 COPY package.json package-lock.json ./
+# No install scripts: the only production one (protobufjs) just prints version-scheme warnings;
+# the build needs tsc only, not @swc/core's native binding.
 RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
