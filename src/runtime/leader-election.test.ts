@@ -55,6 +55,39 @@ describe('LeaderElector', () => {
     expect(await a.ended).toBe('stopped');
   });
 
+  it('leads when its create went through but the answer was lost (the lease already names it)', async () => {
+    const clock = new FakeClock(0);
+    const shared = new FakeLeaseStore();
+    const view = shared.view();
+    const store: LeaseStore = {
+      description: view.description,
+      get: (signal) => view.get(signal),
+      update: (record, version, signal) => view.update(record, version, signal),
+      // The apiserver stored the lease, the client saw a socket hang up.
+      create: (record, signal) => view.create(record, signal).then(() => Promise.reject(new Error('socket hang up'))),
+    };
+    const started: number[] = [];
+    const elector = new LeaderElector({
+      store,
+      identity: 'a',
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+      clock,
+      random: () => 0,
+      callbacks: { onStartedLeading: () => started.push(clock.now()), onStoppedLeading: () => undefined },
+    });
+    const stop = new AbortController();
+    const ended = elector.run(stop.signal);
+    await clock.flush();
+    expect(shared.holder).toBe('a');
+    await clock.advance(2_000);
+    expect(elector.isLeader()).toBe(true);
+    expect(started).toEqual([2_000]);
+    stop.abort();
+    expect(await ended).toBe('stopped');
+  });
+
   it('lets exactly one of two candidates lead while the leader renews', async () => {
     const clock = new FakeClock(0);
     const shared = new FakeLeaseStore();

@@ -139,7 +139,10 @@ export class LeaderElector {
     let acquiredAt: number | undefined;
     while (!signal.aborted) {
       const started = this.#clock.now();
-      if ((await this.#tryAcquireOrRenew(signal, this.#renewDeadlineMs)) === 'acquired') {
+      // 'renewed' while campaigning: the lease already names us (our create went through but its
+      // answer was lost, or we restarted under the same identity), so it is ours to lead with.
+      const attempt = await this.#tryAcquireOrRenew(signal, this.#renewDeadlineMs);
+      if (attempt === 'acquired' || attempt === 'renewed') {
         acquiredAt = started;
         break;
       }
