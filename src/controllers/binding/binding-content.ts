@@ -142,10 +142,14 @@ export class BindingContentResolver {
     const secretRefs = dedupeSecretRefs(refs);
     if (refresh) for (const key of new Set(secretRefs.map((r) => r.key))) this.#deps.resolver.invalidate(pooled.backendId, key);
     // Cheap version checks first: a value is read only where the version moved.
+    const checkStartedAt = performance.now();
     await this.#deps.resolver.checkVersions(pooled.backendId, secretRefs, { maxAgeMs: refreshMs, signal: timeout });
+    // What the check found fresh (or confirmed) must still count as fresh for the reads that
+    // follow, or an entry that turned stale in between would be read again instead of checked.
+    const checkedMaxAgeMs = refreshMs + (performance.now() - checkStartedAt);
     const outcomes = await this.#deps.resolver.resolveAll(
       refs.map((r) => ({ backendId: pooled.backendId, ref: { key: r.key, version: r.version }, property: r.property })),
-      { maxAgeMs: refreshMs, serveStaleUpToMs, signal: timeout },
+      { maxAgeMs: checkedMaxAgeMs, serveStaleUpToMs, signal: timeout },
     );
 
     const failed = outcomes.find((o): o is Extract<ResolveOutcome, { ok: false }> => !o.ok);
