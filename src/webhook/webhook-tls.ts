@@ -1,16 +1,14 @@
-import { webcrypto } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 // @peculiar/x509 resolves its services through tsyringe, which needs the Reflect metadata API.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
+import { generateSelfManagedTls } from '../tls/self-managed-tls.ts';
 
 /**
  * The webhook's serving certificate: read from files (cert-manager, Helm) or self-managed — a CA
  * and a serving certificate made in memory at start (ECDSA P-256, WebCrypto), whose CA the caBundle
  * reconciler publishes in the webhook configurations (ADR 0093).
  */
-
-x509.cryptoProvider.set(webcrypto);
 
 export interface ServingTls {
   readonly certPem: string;
@@ -19,12 +17,6 @@ export interface ServingTls {
   readonly caPem: string | undefined;
 }
 
-const ecdsa = { name: 'ECDSA', namedCurve: 'P-256' } as const;
-const signingAlgorithm = { name: 'ECDSA', hash: 'SHA-256' } as const;
-
-function toPem(label: string, der: ArrayBuffer): string {
-  return `-----BEGIN ${label}-----\n${Buffer.from(der).toString('base64').replace(/.{1,64}/g, '$&\n')}-----END ${label}-----\n`;
-}
 
 export interface SelfManagedOptions {
   /** DNS names of the serving certificate, e.g. `secret-binder-webhook.<ns>.svc`. */
@@ -36,53 +28,13 @@ export interface SelfManagedOptions {
 
 /** A fresh CA and a serving certificate it signed, in memory. */
 export async function generateServingTls(options: SelfManagedOptions): Promise<ServingTls> {
-  const now = options.now ?? new Date();
-  // Back-dated an hour so clock skew between the API server and this process never matters.
-  const validity = { notBefore: new Date(now.getTime() - 3_600_000), notAfter: new Date(now.getTime() + (options.validityDays ?? 365) * 86_400_000) };
-  const caKeys = await webcrypto.subtle.generateKey(ecdsa, true, ['sign', 'verify']);
-  const ca = await x509.X509CertificateGenerator.createSelfSigned({
-    ...validity,
-    serialNumber: randomSerial(),
-    name: [{ CN: ['secret-binder-webhook-ca'] }],
-    keys: caKeys,
-    signingAlgorithm,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      await x509.SubjectKeyIdentifierExtension.create(caKeys.publicKey),
-    ],
+  return generateSelfManagedTls({
+    caName: 'secret-binder-webhook-ca',
+    dnsNames: options.dnsNames.length > 0 ? options.dnsNames : ['secret-binder-webhook'],
+    ...(options.ipAddresses === undefined ? {} : { ipAddresses: options.ipAddresses }),
+    ...(options.validityDays === undefined ? {} : { caValidityDays: options.validityDays }),
+    ...(options.now === undefined ? {} : { now: options.now }),
   });
-  const keys = await webcrypto.subtle.generateKey(ecdsa, true, ['sign', 'verify']);
-  const cert = await x509.X509CertificateGenerator.create({
-    ...validity,
-    serialNumber: randomSerial(),
-    subject: [{ CN: [options.dnsNames[0] ?? 'secret-binder-webhook'] }],
-    issuer: ca.subjectName,
-    publicKey: keys.publicKey,
-    signingKey: caKeys.privateKey,
-    signingAlgorithm,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      await x509.AuthorityKeyIdentifierExtension.create(caKeys.publicKey),
-      new x509.SubjectAlternativeNameExtension([
-        ...options.dnsNames.map((value) => ({ type: 'dns' as const, value })),
-        ...(options.ipAddresses ?? []).map((value) => ({ type: 'ip' as const, value })),
-      ]),
-    ],
-  });
-  return {
-    certPem: cert.toString('pem') + '\n',
-    keyPem: toPem('PRIVATE KEY', await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)),
-    caPem: ca.toString('pem') + '\n',
-  };
-}
-
-function randomSerial(): string {
-  const bytes = webcrypto.getRandomValues(new Uint8Array(16));
-  bytes[0] = (bytes[0] ?? 0) & 0x7f;
-  return Buffer.from(bytes).toString('hex');
 }
 
 export interface TlsFiles {
