@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { goDurationPattern as goDuration, parseDurationMs } from '../../api/v1alpha1/duration.ts';
 import { InvalidConfigError } from '../backend.port.ts';
 import { formatIssues } from '../provider.support.ts';
 import type { GeneratedKeys } from './fake.store.ts';
@@ -11,19 +12,6 @@ import type { GeneratedKeys } from './fake.store.ts';
 export interface FakeConfig extends GeneratedKeys {
   /** While true every call fails with Unavailable. */
   readonly unavailable: boolean;
-}
-
-const goDuration = /^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$/;
-const unitMs: Readonly<Record<string, number>> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** A Go-style duration (`90s`, `1h30m`, `1.5s`) in milliseconds. */
-export function parseDurationMs(text: string): number {
-  if (!goDuration.test(text)) throw new Error(`not a duration: ${text}`);
-  let total = 0;
-  for (const match of text.matchAll(/([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)/g)) {
-    total += Number(match[1]) * (unitMs[match[2] ?? ''] ?? Number.NaN);
-  }
-  return total;
 }
 
 const schema = z

@@ -4,7 +4,7 @@ import { InvalidConfigError, type BackendContext, type FetchOutcome, type Secret
 import { FakeBackend } from './fake.backend.ts';
 import { FakeSecretStore } from './fake.store.ts';
 import { fakeProvider } from './index.ts';
-import { parseDurationMs } from './fake.config.ts';
+import { parseDurationMs } from '../../api/v1alpha1/duration.ts';
 
 const latest = (key: string): SecretRef => ({ key, version: { kind: 'latest' } });
 const pinned = (key: string, id: string): SecretRef => ({ key, version: { kind: 'id', id } });
