@@ -36,6 +36,8 @@ export interface ControllerProcess {
   log(): string;
   /** The port of /healthz, /readyz, /metrics, once listening. */
   healthPort(): Promise<number>;
+  /** A metric from /metrics, summed over every series whose labels contain `labels`. */
+  metric(name: string, labels?: string): Promise<number>;
   /** SIGTERM: graceful stop (drain, release the lease). */
   stop(): Promise<void>;
   /** SIGKILL: a crash, no cleanup. */
@@ -83,20 +85,28 @@ export function startController(world: WorldState, options: ControllerOptions): 
       return '';
     }
   };
+  const healthPort = async (): Promise<number> => {
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      const match = /"message":"health server listening","port":(\d+)/.exec(log()) ?? /"port":(\d+)[^\n]*"message":"health server listening"/.exec(log());
+      if (match?.[1] !== undefined) return Number(match[1]);
+      if (!isAlive(record.pid)) throw new Error(`controller ${options.identity} exited:\n${log().slice(-3000)}`);
+      await sleep(100);
+    }
+    throw new Error(`controller ${options.identity}: no health port in its log`);
+  };
   return {
     identity: options.identity,
     record,
     log,
     alive: () => isAlive(record.pid),
-    healthPort: async () => {
-      const deadline = Date.now() + 30_000;
-      while (Date.now() < deadline) {
-        const match = /"message":"health server listening","port":(\d+)/.exec(log()) ?? /"port":(\d+)[^\n]*"message":"health server listening"/.exec(log());
-        if (match?.[1] !== undefined) return Number(match[1]);
-        if (!isAlive(record.pid)) throw new Error(`controller ${options.identity} exited:\n${log().slice(-3000)}`);
-        await sleep(100);
-      }
-      throw new Error(`controller ${options.identity}: no health port in its log`);
+    healthPort,
+    metric: async (name: string, labels = '') => {
+      const text = await (await fetch(`http://127.0.0.1:${await healthPort()}/metrics`)).text();
+      return text
+        .split('\n')
+        .filter((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(labels))
+        .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
     },
     stop: () => stopProcess(record, 30_000),
     kill: async () => {

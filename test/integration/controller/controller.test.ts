@@ -89,16 +89,6 @@ async function leaseHolder(): Promise<string | undefined> {
   }
 }
 
-async function metric(controller: ControllerProcess, name: string, labels: string): Promise<number> {
-  const port = await controller.healthPort();
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  // Summed over every series that carries the labels (e.g. all results of one controller).
-  return text
-    .split('\n')
-    .filter((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(labels))
-    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
-}
-
 /**
  * Leaders hold on through 20 s without the API server (a kube-apiserver restart under load takes
  * up to ~10 s); the failover test starts its standby with a short lease duration instead, since a
@@ -221,10 +211,10 @@ describe('controller against a real API server', () => {
     const second = start('b');
     // Converged: the new leader has reconciled every binding and backend at least once.
     await eventually('restarted controller reconciled every binding', async () =>
-      (await metric(second, 'secretbinder_reconcile_total', 'controller="binding"')) >= bindingCount ? true : undefined,
+      (await second.metric('secretbinder_reconcile_total', 'controller="binding"')) >= bindingCount ? true : undefined,
     );
     await eventually('restarted controller reconciled every backend', async () =>
-      (await metric(second, 'secretbinder_reconcile_total', 'controller="backend"')) >= 2 ? true : undefined,
+      (await second.metric('secretbinder_reconcile_total', 'controller="backend"')) >= 2 ? true : undefined,
     );
     expect(await snapshot()).toEqual(before);
     expect(await eventCount()).toBe(eventsBefore);
@@ -253,8 +243,8 @@ describe('controller against a real API server', () => {
     await standby.healthPort();
     await sleep(3_000);
     expect(await leaseHolder()).toBe(leader.identity);
-    expect(await metric(leader, 'secretbinder_leader', '')).toBe(1);
-    expect(await metric(standby, 'secretbinder_leader', '')).toBe(0);
+    expect(await leader.metric('secretbinder_leader', '')).toBe(1);
+    expect(await standby.metric('secretbinder_leader', '')).toBe(0);
 
     await leader.kill();
     const killedAt = Date.now();

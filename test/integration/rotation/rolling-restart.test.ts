@@ -158,15 +158,6 @@ async function rolledTo(workload: string): Promise<string> {
   }, 30_000);
 }
 
-async function metric(controller: ControllerProcess, name: string, labels: string): Promise<number> {
-  const port = await controller.healthPort();
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  return text
-    .split('\n')
-    .filter((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(labels))
-    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
-}
-
 async function events(reason: string, kind: string, name: string): Promise<number> {
   const list = await core.listNamespacedEvent({ namespace: ns });
   return list.items.filter((e) => e.reason === reason && e.involvedObject.kind === kind && e.involvedObject.name === name).length;
@@ -193,7 +184,7 @@ function start(identity: string, lease = patientLease): ControllerProcess {
 /** The leader has looked at every workload since it started. */
 async function reconciledAll(controller: ControllerProcess): Promise<void> {
   await eventually(`${controller.identity} reconciled the workloads`, async () =>
-    (await metric(controller, 'secretbinder_reconcile_total', 'controller="rotation"')) >= workloads.length ? true : undefined,
+    (await controller.metric('secretbinder_reconcile_total', 'controller="rotation"')) >= workloads.length ? true : undefined,
   60_000);
 }
 
@@ -273,8 +264,8 @@ describe('RollingRestart against a real API server and controller-manager', () =
     );
     const [leader] = controllers;
     if (leader === undefined) throw new Error('no controller');
-    expect(await metric(leader, 'secretbinder_rollouts_total', 'kind="Deployment",result="triggered"')).toBe(2);
-    expect(await metric(leader, 'secretbinder_rollouts_total', 'kind="StatefulSet",result="triggered"')).toBe(1);
+    expect(await leader.metric('secretbinder_rollouts_total', 'kind="Deployment",result="triggered"')).toBe(2);
+    expect(await leader.metric('secretbinder_rollouts_total', 'kind="StatefulSet",result="triggered"')).toBe(1);
   }, 60_000);
 
   it('restarts nothing when the controller restarts, nor when leadership moves', async () => {
@@ -298,7 +289,7 @@ describe('RollingRestart against a real API server and controller-manager', () =
     await sleep(settleMs);
     expect(await counts()).toEqual(before);
     expect(await generations()).toEqual(generationsBefore);
-    expect(await metric(standby, 'secretbinder_rollouts_total', 'result="triggered"')).toBe(0);
+    expect(await standby.metric('secretbinder_rollouts_total', 'result="triggered"')).toBe(0);
   }, 180_000);
 
   it('makes one rollout carrying the final hash of two rotations within the same second', async () => {
@@ -361,13 +352,13 @@ describe('RollingRestart against a real API server and controller-manager', () =
       (await events('RestartFailed', 'Pod', 'solo')) === 1 && (await events('RestartFailed', 'SecretBinding', 'solo')) === 1 ? true : undefined,
     );
     expect(await podHash()).toBeDefined();
-    expect(await metric(leader, 'secretbinder_rollouts_total', 'kind="Pod",result="blocked"')).toBeGreaterThanOrEqual(1);
-    expect(await metric(leader, 'secretbinder_rollouts_total', 'kind="Pod",result="triggered"')).toBe(0);
+    expect(await leader.metric('secretbinder_rollouts_total', 'kind="Pod",result="blocked"')).toBeGreaterThanOrEqual(1);
+    expect(await leader.metric('secretbinder_rollouts_total', 'kind="Pod",result="triggered"')).toBe(0);
 
     await policy.deleteNamespacedPodDisruptionBudget({ namespace: ns, name: 'solo' });
     await eventually('the bare pod evicted', async () => ((await podHash()) === undefined ? true : undefined), 60_000);
     expect(await events('RestartTriggered', 'Pod', 'solo')).toBe(1);
     expect(await events('RestartFailed', 'Pod', 'solo')).toBe(1);
-    expect(await metric(leader, 'secretbinder_rollouts_total', 'kind="Pod",result="triggered"')).toBe(1);
+    expect(await leader.metric('secretbinder_rollouts_total', 'kind="Pod",result="triggered"')).toBe(1);
   }, 120_000);
 });
