@@ -37,15 +37,22 @@ export interface CommandResult {
 /** Helm keeps its caches and repository config in a throwaway home, never in the user's. */
 const helmHome = mkdtempSync(join(tmpdir(), 'sb-helm-'));
 
-export async function command(file: string, args: readonly string[], input?: string): Promise<CommandResult> {
+/** More environment (added to this process's) and a longer time limit than the default 120 s. */
+export interface CommandOptions {
+  readonly env?: Readonly<Record<string, string>>;
+  readonly timeoutMs?: number;
+}
+
+export async function command(file: string, args: readonly string[], input?: string, options: CommandOptions = {}): Promise<CommandResult> {
   if (!existsSync(file)) throw new Error(`${file} is missing: run test/harness/install/all.sh (or helm.sh / go-binaries.sh)`);
   const env = {
     ...process.env,
     HELM_CACHE_HOME: join(helmHome, 'cache'),
     HELM_CONFIG_HOME: join(helmHome, 'config'),
     HELM_DATA_HOME: join(helmHome, 'data'),
+    ...options.env,
   };
-  const child = run(file, [...args], { env, maxBuffer: 64 * 1024 * 1024, timeout: 120_000 });
+  const child = run(file, [...args], { env, maxBuffer: 64 * 1024 * 1024, timeout: options.timeoutMs ?? 120_000 });
   if (input !== undefined) {
     child.child.stdin?.end(input);
   }

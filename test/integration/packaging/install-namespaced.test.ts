@@ -8,7 +8,7 @@ import { group, resources, version } from '../../../src/api/v1alpha1/index.ts';
 import { startController, type ControllerProcess } from '../../harness/controller-process.ts';
 import { currentWorld } from '../../harness/world-state.ts';
 import { adminKubeConfig, eventually } from '../support/cluster.ts';
-import { chartDir, helm, valuesFile } from './helm.support.ts';
+import { chartRelease, installChart, refusedRequest, uninstallChart } from './chart-release.support.ts';
 import { serviceAccountKubeConfig, statusOf } from './identity.support.ts';
 
 /**
@@ -23,7 +23,7 @@ const releaseNs = `pkgn-rel-${suffix}`;
 const watchedNs = `pkgn-watched-${suffix}`;
 const otherNs = `pkgn-other-${suffix}`;
 const fullname = `sbpkgn-${suffix}`;
-const controllerSa = `${fullname}-controller`;
+const chart = chartRelease(release, releaseNs, fullname);
 
 // The CSIDriver is one per cluster: another suite's install may own it.
 const values = { fullnameOverride: fullname, watchNamespaces: [watchedNs], csiDriver: { create: false } };
@@ -38,14 +38,13 @@ beforeAll(async () => {
   admin = adminKubeConfig();
   core = admin.makeApiClient(CoreV1Api);
   for (const ns of [watchedNs, otherNs]) await core.createNamespace({ body: { metadata: { name: ns } } });
-  const installed = await helm(['install', release, chartDir, '--namespace', releaseNs, '--create-namespace', '--kubeconfig', currentWorld().kube.kubeconfigPath, '-f', valuesFile(values)]);
-  if (installed.code !== 0) throw new Error(`helm install failed: ${installed.stderr}`);
-  ({ config: sa, path: saConfigPath } = await serviceAccountKubeConfig(core, releaseNs, controllerSa));
+  await installChart(chart, values);
+  ({ config: sa, path: saConfigPath } = await serviceAccountKubeConfig(core, releaseNs, chart.controllerServiceAccount));
 }, 120_000);
 
 afterAll(async () => {
   await controller?.stop();
-  await helm(['uninstall', release, '--namespace', releaseNs, '--kubeconfig', currentWorld().kube.kubeconfigPath]);
+  await uninstallChart(chart);
   for (const ns of [watchedNs, otherNs, releaseNs]) await core.deleteNamespace({ name: ns }).catch(() => undefined);
 }, 120_000);
 
@@ -84,7 +83,7 @@ describe('namespaced install', () => {
     controller = startController(currentWorld(), {
       identity: `pkgn-${suffix}-0`,
       watchNamespaces: [watchedNs],
-      leaseName: `${fullname}-controller`,
+      leaseName: chart.leaseName,
       kubeconfigPath: saConfigPath,
       namespace: releaseNs,
       logLevel: 'info',
@@ -99,6 +98,6 @@ describe('namespaced install', () => {
       },
       60_000,
     );
-    expect(controller.log()).not.toMatch(/forbidden|"code":403|\b403\b/i);
+    expect(controller.log()).not.toMatch(refusedRequest);
   });
 });
