@@ -3,25 +3,38 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ApiException, CoordinationV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { ApiException, CoordinationV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { group, resources, version, type Condition, type ResourceKind } from '../../../src/api/v1alpha1/index.ts';
 import { restartKubeApiserver } from '../../harness/control.ts';
 import { writeKvSecret } from '../../harness/openbao.ts';
 import { currentWorld } from '../../harness/world-state.ts';
 import { adminKubeConfig, eventually, installCrds, loadExamples, root } from '../support/cluster.ts';
-import { operatorNamespace, startController, type ControllerProcess } from '../../harness/controller-process.ts';
+import { startController, type ControllerProcess } from '../../harness/controller-process.ts';
+import { chartRelease, installChart, refusedRequest, uninstallChart } from '../packaging/chart-release.support.ts';
+import { serviceAccountKubeConfig } from '../packaging/identity.support.ts';
 
 /**
  * The controller as a process against the real API server: the examples become Ready, deleting a
  * backend shows on its bindings, a restart writes nothing, a kube-apiserver restart is ridden out,
  * leadership moves on a crash, and no secret value reaches a log, an Event or a status.
+ *
+ * Every controller process runs as the chart's controller would: under a token of the service
+ * account a `helm install` of charts/secret-binder creates, with only the RBAC that install grants
+ * (plus the one RoleBinding a namespace owner adds to let SecretBackends there use credentials,
+ * docs/rbac.md) — never as system:masters. A request the API server refuses is an RBAC gap of the
+ * chart, and fails the suite.
  */
 
 type Obj = KubernetesObject & { spec?: Record<string, unknown>; status?: { conditions?: Condition[] } & Record<string, unknown> };
 
 const suffix = randomBytes(3).toString('hex');
 const ns = `ctl-${suffix}`;
-const leaseName = `ctl-${suffix}`;
+/** The chart, installed per run under its own names: its Role names the one Lease it may renew. */
+const chart = chartRelease(`ctl-${suffix}`, `ctl-rel-${suffix}`, `sbctl-${suffix}`);
+// The CSIDriver is one per cluster (another suite's install may own it); this suite runs no webhook.
+const chartValues = { fullnameOverride: chart.fullname, csiDriver: { create: false }, webhook: { enabled: false } };
+const leaseName = chart.leaseName;
+const operatorNamespace = chart.namespace;
 /** Values written to OpenBao: they must never appear in logs, Events or status. */
 const markers = [`marker-password-${randomBytes(6).toString('hex')}`, `marker-apikey-${randomBytes(6).toString('hex')}`];
 
@@ -29,6 +42,10 @@ let kc: KubeConfig;
 let core: CoreV1Api;
 let custom: CustomObjectsApi;
 let controllers: ControllerProcess[] = [];
+/** A kubeconfig holding only a token of the chart's controller service account. */
+let controllerKubeconfig: string;
+/** When the kube-apiserver restart test stopped the API server, and when it answered again. */
+let apiserverRestart: { readonly from: number; readonly to: number } | undefined;
 
 function ref(kind: ResourceKind): { group: string; version: string; plural: string } {
   return { group, version, plural: resources[kind].plural };
@@ -98,7 +115,14 @@ const patientLease = { durationSeconds: 25, renewDeadlineSeconds: 20, retryPerio
 const quickLease = { durationSeconds: 8, renewDeadlineSeconds: 6, retryPeriodSeconds: 1 };
 
 function start(identity: string, lease = patientLease): ControllerProcess {
-  const controller = startController(currentWorld(), { identity: `${identity}-${suffix}`, watchNamespaces: [ns], leaseName, lease });
+  const controller = startController(currentWorld(), {
+    identity: `${identity}-${suffix}`,
+    watchNamespaces: [ns],
+    leaseName,
+    lease,
+    kubeconfigPath: controllerKubeconfig,
+    namespace: chart.namespace,
+  });
   controllers.push(controller);
   return controller;
 }
@@ -112,8 +136,18 @@ describe('controller against a real API server', () => {
     core = kc.makeApiClient(CoreV1Api);
     custom = kc.makeApiClient(CustomObjectsApi);
     await installCrds(kc);
-    await core.createNamespace({ body: { metadata: { name: operatorNamespace } } }).catch(() => undefined);
+    await installChart(chart, chartValues);
+    controllerKubeconfig = (await serviceAccountKubeConfig(core, chart.namespace, chart.controllerServiceAccount)).path;
     await core.createNamespace({ body: { metadata: { name: ns, labels: { 'secretbinder.dev/demo': 'true' } } } });
+    // The namespace owner's opt-in: SecretBackends here may use credentials here (docs/rbac.md).
+    await kc.makeApiClient(RbacAuthorizationV1Api).createNamespacedRoleBinding({
+      namespace: ns,
+      body: {
+        metadata: { name: 'secret-binder-credentials' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${chart.fullname}-credentials-reader` },
+        subjects: [{ kind: 'ServiceAccount', name: chart.controllerServiceAccount, namespace: chart.namespace }],
+      },
+    });
     // An OpenBao backend with token auth: the values the leak check looks for.
     const bao = currentWorld().openbao;
     if (bao === undefined) throw new Error('the world has no OpenBao');
@@ -152,7 +186,9 @@ describe('controller against a real API server', () => {
     await Promise.all(controllers.map((c) => c.stop()));
     controllers = [];
     for (const example of clusterExamples) await remove(example.kind as ResourceKind, example.metadata?.name ?? '').catch(() => undefined);
+    await uninstallChart(chart);
     await core.deleteNamespace({ name: ns }).catch(() => undefined);
+    await core.deleteNamespace({ name: chart.namespace }).catch(() => undefined);
   }, 60_000);
 
   it('makes every example of deploy/examples Ready, and a real OpenBao binding too', async () => {
@@ -223,7 +259,9 @@ describe('controller against a real API server', () => {
   it('rides out a kube-apiserver restart and reconciles a change made right after it', async () => {
     const leader = controllers.find((c) => c.alive());
     if (leader === undefined) throw new Error('no running controller');
+    const from = Date.now();
     await restartKubeApiserver(currentWorld());
+    apiserverRestart = { from, to: Date.now() };
     const changedAt = Date.now();
     await remove('SecretBackend', 'demo');
     await waitReady('SecretBinding', 'shop-credentials', 'False', 'BackendNotFound', 30_000);
@@ -274,5 +312,20 @@ describe('controller against a real API server', () => {
     }
     // The dev root token authenticates the backend; it must not show either.
     expect(logs).not.toContain(currentWorld().openbao?.rootToken ?? 'no-token');
+  });
+
+  it("needed nothing the chart's RBAC does not grant: no request of any of its controllers was refused", () => {
+    expect(controllers.length).toBeGreaterThanOrEqual(4);
+    // A kube-apiserver that has just started answers requests before its RBAC authorizer's caches
+    // have synced (system:masters skips RBAC, so only a real identity sees it): for those seconds a
+    // refusal is the server's, not the chart's. A missing grant is refused at any time.
+    const starting = (line: string): boolean => {
+      const time = Date.parse(/"time":"([^"]+)"/.exec(line)?.[1] ?? '');
+      return apiserverRestart !== undefined && time >= apiserverRestart.from && time <= apiserverRestart.to + 15_000;
+    };
+    for (const controller of controllers) {
+      const refused = controller.log().split('\n').filter((line) => refusedRequest.test(line) && !starting(line));
+      expect({ controller: controller.identity, refused }).toEqual({ controller: controller.identity, refused: [] });
+    }
   });
 });
