@@ -1,5 +1,5 @@
 import { webcrypto } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 // @peculiar/x509 resolves its services through tsyringe, which needs the Reflect metadata API.
 import 'reflect-metadata';
@@ -94,7 +94,7 @@ async function createCa(): Promise<Issued> {
   return { cert, keys };
 }
 
-interface LeafOptions {
+export interface LeafOptions {
   readonly name: Name;
   readonly server?: { readonly dns: readonly string[]; readonly ips: readonly string[] };
   readonly client?: boolean;
@@ -195,4 +195,16 @@ export async function createWorldPki(dir: string): Promise<WorldPki> {
     scheduler: get('kube-scheduler'),
     serviceAccount,
   };
+}
+
+/**
+ * Issues one more leaf certificate from a world's CA on disk (for parts that join a running world,
+ * e.g. the real node's kubelet): `<dir>/<file>.crt` and `.key`.
+ */
+export async function issueFromWorldCa(pki: { readonly dir: string; readonly ca: KeyPairFiles }, file: string, options: LeafOptions): Promise<KeyPairFiles> {
+  const cert = new x509.X509Certificate(readFileSync(pki.ca.certPath, 'utf8'));
+  const der = Buffer.from(readFileSync(pki.ca.keyPath, 'utf8').replace(/-----[^-]+-----|\s/g, ''), 'base64');
+  const privateKey = await crypto.subtle.importKey('pkcs8', der, ecdsa, true, ['sign']);
+  const publicKey = await cert.publicKey.export(ecdsa, ['verify'], crypto);
+  return writePair(pki.dir, file, await issue({ cert, keys: { privateKey, publicKey } }, options));
 }

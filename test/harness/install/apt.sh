@@ -8,11 +8,14 @@
 #   python3, python3-venv   the virtualenv holding OpenBao's `bao` and moto (python-tools.sh)
 #   openjdk-17-jre-headless Java 17 for Lowkey Vault (lowkey-vault.sh; keytool too)
 #   maven, unzip            fetch the Lowkey Vault jar from Maven Central, read its bundled cert
+#   containerd, runc,       the real node (test/harness/node/, ADR 0140): container runtime, OCI
+#   containernetworking-plugins  runtime, CNI bridge/host-local/loopback
+#   busybox-static          the one binary of the e2e tier's images (pods and the pause sandbox)
 #
 # Go (for go-binaries.sh) and Node come from elsewhere: the machine's Go, node.sh's Node.
 set -euo pipefail
 
-packages=(coreutils procps iproute2 ca-certificates python3 python3-venv openjdk-17-jre-headless maven unzip)
+packages=(coreutils procps iproute2 ca-certificates python3 python3-venv openjdk-17-jre-headless maven unzip containerd runc containernetworking-plugins busybox-static)
 
 missing=()
 # `ii ` = wanted install, installed OK. Unknown packages print nothing (dpkg-query exits 1).

@@ -1,0 +1,335 @@
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { binaryPaths, freePort } from '../control-plane.ts';
+import { issueFromWorldCa } from '../pki.ts';
+import { isAlive, startProcess, stopProcess, waitFor, type ProcessRecord } from '../process.ts';
+import { writeWorldState, type WorldState } from '../world-state.ts';
+import { buildImage, busyboxEntries, type BuiltImage, type ImageSpec } from './images.ts';
+
+/**
+ * Tier 2 of the test world: a real node (ADR 0140). containerd + runc + the CNI bridge plugin from
+ * Debian's packages, a kubelet and a kube-scheduler built like the control plane, images built on
+ * this host and imported with `ctr`, no registry. Everything lives under `<world>/node`, every
+ * listener is on 127.0.0.1, every process runs under `timeout`. The node is tainted
+ * `secretbinder.dev/e2e=true:NoSchedule`, so only pods that tolerate it (the e2e suites') land
+ * on it, and its images are never pulled (`imagePullPolicy: Never`).
+ */
+
+/** The node's name is its address: the kubelet reports it as InternalIP (ADR 0140). */
+export const realNodeName = '127.0.0.1';
+export const realNodeTaint = { key: 'secretbinder.dev/e2e', value: 'true', effect: 'NoSchedule' } as const;
+export const busyboxImage = 'docker.io/library/busybox:secret-binder-e2e';
+const pauseImage = 'registry.k8s.io/pause:3.10';
+
+const debianBinaries = {
+  containerd: '/usr/bin/containerd',
+  ctr: '/usr/bin/ctr',
+  shim: '/usr/bin/containerd-shim-runc-v2',
+  runc: '/usr/sbin/runc',
+  busybox: '/bin/busybox',
+  cniBridge: '/usr/lib/cni/bridge',
+  cniHostLocal: '/usr/lib/cni/host-local',
+  cniLoopback: '/usr/lib/cni/loopback',
+} as const;
+
+/**
+ * Why this host cannot run the node tier, or undefined when it can. Only limits of the host count
+ * (not root, no overlayfs, no memory cgroup); missing packages are the installer's business and make
+ * the tier fail, not skip.
+ */
+export function realNodeUnavailable(): string | undefined {
+  if (process.getuid?.() !== 0) return 'the real-node tier needs root (mounts, cgroups, network namespaces)';
+  if (!readFileSync('/proc/filesystems', 'utf8').includes('\toverlay')) return 'the kernel has no overlayfs (containerd snapshots)';
+  const cgroups = readFileSync('/proc/cgroups', 'utf8');
+  if (!existsSync('/sys/fs/cgroup/cgroup.controllers') && !/^memory\s+\d+\s+\d+\s+1$/m.test(cgroups)) return 'no memory cgroup controller';
+  return undefined;
+}
+
+export interface RealNode {
+  readonly name: string;
+  readonly dir: string;
+  /** The kubelet's --root-dir (pods, plugins, plugins_registry). */
+  readonly kubeletRootDir: string;
+  readonly containerdSocket: string;
+  readonly processes: readonly ProcessRecord[];
+  /** Builds an image on this host and imports it into the node's containerd (namespace k8s.io). */
+  importImage(spec: ImageSpec): BuiltImage;
+  /** `ctr -n k8s.io <args>` against the node's containerd; stdout. */
+  ctr(args: readonly string[]): string;
+  /** Deletes every pod left on the node, stops the kubelet, scheduler and containerd, cleans up. */
+  stop(): Promise<void>;
+}
+
+function missingBinaries(): string[] {
+  const k8s = binaryPaths().kubernetes;
+  return [...Object.values(debianBinaries), join(k8s, 'kubelet'), join(k8s, 'kube-scheduler')].filter((p) => !existsSync(p));
+}
+
+function kubeconfig(path: string, server: string, caPath: string, client: { certPath: string; keyPath: string }): void {
+  writeFileSync(
+    path,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'world', cluster: { server, 'certificate-authority': caPath } }],
+      users: [{ name: 'user', user: { 'client-certificate': client.certPath, 'client-key': client.keyPath } }],
+      contexts: [{ name: 'world', context: { cluster: 'world', user: 'user' } }],
+      'current-context': 'world',
+    }),
+    { mode: 0o600 },
+  );
+}
+
+/** A bridge name (≤ 15 characters) and a /24 of 10.244.0.0/16 derived from the world's directory. */
+function networkOf(dir: string): { bridge: string; subnet: string } {
+  const hash = createHash('sha256').update(dir).digest();
+  return { bridge: `sbe2e${hash.subarray(0, 3).toString('hex')}`, subnet: `10.244.${String(hash[3] ?? 0)}.0/24` };
+}
+
+function containerdConfig(dir: string, cniConfDir: string): string {
+  // TOML by hand: a handful of keys, all strings we control (ADR 0140).
+  return `version = 2
+root = "${dir}/containerd/root"
+state = "${dir}/containerd/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+[grpc]
+  address = "${dir}/containerd.sock"
+[ttrpc]
+  address = "${dir}/containerd.sock.ttrpc"
+[plugins."io.containerd.grpc.v1.cri"]
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  sandbox_image = "${pauseImage}"
+  enable_selinux = false
+  # The sandbox lacks CAP_SYS_RESOURCE, so runc cannot lower oom_score_adj below ours (ADR 0140).
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+        BinaryName = "${debianBinaries.runc}"
+        Root = "${dir}/runc"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "${cniConfDir}"
+  # No registry is reachable, and none may be asked: every image is imported (imagePullPolicy Never).
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."docker.io"]
+    endpoint = ["http://127.0.0.1:9"]
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."registry.k8s.io"]
+    endpoint = ["http://127.0.0.1:9"]
+`;
+}
+
+function kubeletConfig(options: { dir: string; port: number; healthzPort: number; containerdSocket: string; pki: { ca: string; cert: string; key: string } }): string {
+  return JSON.stringify({
+    apiVersion: 'kubelet.config.k8s.io/v1beta1',
+    kind: 'KubeletConfiguration',
+    address: '127.0.0.1',
+    port: options.port,
+    readOnlyPort: 0,
+    healthzBindAddress: '127.0.0.1',
+    healthzPort: options.healthzPort,
+    cgroupDriver: 'cgroupfs',
+    failSwapOn: false,
+    failCgroupV1: false,
+    containerRuntimeEndpoint: `unix://${options.containerdSocket}`,
+    tlsCertFile: options.pki.cert,
+    tlsPrivateKeyFile: options.pki.key,
+    authentication: { anonymous: { enabled: false }, webhook: { enabled: true }, x509: { clientCAFile: options.pki.ca } },
+    authorization: { mode: 'Webhook' },
+    registerWithTaints: [realNodeTaint],
+    podLogsDir: join(options.dir, 'pod-logs'),
+    // A test node: never evict or garbage-collect images because the shared disk is busy.
+    evictionHard: {},
+    imageGCHighThresholdPercent: 100,
+    imageGCLowThresholdPercent: 99,
+    enforceNodeAllocatable: [],
+    localStorageCapacityIsolation: false,
+    resolvConf: '',
+    serializeImagePulls: false,
+    // Pods report Running/Ready and volumes republish faster than the production defaults.
+    syncFrequency: '10s',
+    nodeStatusUpdateFrequency: '5s',
+  });
+}
+
+/** Mount points at or under `dir`, deepest first. */
+function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((line) => (line.split(' ')[1] ?? '').replace(/\\040/g, ' '))
+    .filter((m) => m === dir || m.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+}
+
+/**
+ * Undoes what a node left on the host (after its processes are gone): mounts under its directory,
+ * its bridge. Idempotent; `harness down` calls it for a world whose node was not stopped.
+ */
+export function cleanUpRealNodeHost(dir: string): void {
+  for (const mount of mountsUnder(dir)) {
+    try {
+      execFileSync('umount', ['-l', mount], { stdio: 'ignore' });
+    } catch {
+      // Already gone with its parent.
+    }
+  }
+  const { bridge } = networkOf(dir);
+  try {
+    execFileSync('ip', ['link', 'del', bridge], { stdio: 'ignore' });
+  } catch {
+    // Never created, or already deleted.
+  }
+}
+
+/**
+ * Starts the node tier for `world` and waits until the Node is Ready. Throws (with the failing
+ * process's log) when a part does not come up; stops what it started then.
+ */
+export async function startRealNode(world: WorldState, options: { readonly log?: (line: string) => void } = {}): Promise<RealNode> {
+  const unavailable = realNodeUnavailable();
+  if (unavailable !== undefined) throw new Error(`the real-node tier cannot run here: ${unavailable}`);
+  const missing = missingBinaries();
+  if (missing.length > 0) throw new Error(`the real-node tier is not installed (run test/harness/install/all.sh): missing ${missing.join(', ')}`);
+  const log = options.log ?? ((): void => undefined);
+  const dir = join(world.dir, 'node');
+  rmSync(dir, { recursive: true, force: true });
+  const kubeletRootDir = join(dir, 'kubelet');
+  const cniConfDir = join(dir, 'cni');
+  for (const d of [dir, kubeletRootDir, cniConfDir, join(dir, 'pod-logs'), join(dir, 'images')]) mkdirSync(d, { recursive: true });
+  const containerdSocket = join(dir, 'containerd.sock');
+  const processes: ProcessRecord[] = [];
+  const common = { logDir: world.logDir, maxLifetimeSeconds: 3 * 3600 };
+  const k8s = binaryPaths().kubernetes;
+  const pkiDir = join(world.dir, 'pki');
+  const ca = { certPath: join(pkiDir, 'ca.crt'), keyPath: join(pkiDir, 'ca.key') };
+
+  const ctr = (args: readonly string[]): string =>
+    execFileSync(debianBinaries.ctr, ['--address', containerdSocket, '-n', 'k8s.io', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const importImage = (spec: ImageSpec): BuiltImage => {
+    const built = buildImage(spec, join(dir, 'images'));
+    ctr(['images', 'import', built.archivePath]);
+    return built;
+  };
+  const admin = new KubeConfig();
+  admin.loadFromFile(world.kube.kubeconfigPath);
+  const core = admin.makeApiClient(CoreV1Api);
+
+  const stop = async (): Promise<void> => {
+    // Pods first, while the kubelet and the CSI plugin can still tear them down properly.
+    const kubelet = processes.find((p) => p.name === 'kubelet');
+    if (kubelet !== undefined && isAlive(kubelet.pid)) {
+      const left = (await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${realNodeName}` }).catch(() => ({ items: [] }))).items;
+      for (const pod of left) {
+        await core.deleteNamespacedPod({ name: pod.metadata?.name ?? '', namespace: pod.metadata?.namespace ?? '', gracePeriodSeconds: 0 }).catch(() => undefined);
+      }
+      await waitFor('pods gone from the node', () => Promise.resolve(existsSync(join(kubeletRootDir, 'pods')) && readdirSync(join(kubeletRootDir, 'pods')).length === 0), { timeoutMs: 30_000 }).catch(() => undefined);
+    }
+    for (const record of [...processes].reverse()) await stopProcess(record, 15_000);
+    // Containers the kubelet did not remove: their shims outlive containerd.
+    try {
+      execFileSync('pkill', ['-KILL', '-f', `containerd-shim-runc-v2 -namespace k8s.io -address ${containerdSocket}`], { stdio: 'ignore' });
+    } catch {
+      // None left.
+    }
+    cleanUpRealNodeHost(dir);
+    writeWorldState({ ...world, processes: world.processes.filter((p) => !processes.some((q) => q.pid === p.pid)) });
+    await core.deleteNode({ name: realNodeName }).catch(() => undefined);
+  };
+
+  try {
+    // containerd
+    const { bridge, subnet } = networkOf(dir);
+    writeFileSync(
+      join(cniConfDir, '10-secret-binder-e2e.conflist'),
+      JSON.stringify({
+        cniVersion: '0.4.0',
+        name: 'secret-binder-e2e',
+        plugins: [
+          // No masquerade, no port maps: pods talk to nothing but themselves and the host's loopback services.
+          { type: 'bridge', bridge, isGateway: true, ipMasq: false, ipam: { type: 'host-local', ranges: [[{ subnet }]], dataDir: join(dir, 'cni-ipam') } },
+          { type: 'loopback' },
+        ],
+      }),
+    );
+    writeFileSync(join(dir, 'containerd.toml'), containerdConfig(dir, cniConfDir));
+    const containerd = startProcess({ ...common, name: 'containerd', command: debianBinaries.containerd, args: ['--config', join(dir, 'containerd.toml')] });
+    processes.push(containerd);
+    await waitFor('containerd ready', () => Promise.resolve(existsSync(containerdSocket) && ctr(['version']).includes('Server')), { timeoutMs: 30_000, record: containerd });
+    const t0 = Date.now();
+    const busybox = busyboxEntries(debianBinaries.busybox);
+    // The sandbox ("pause") image: busybox sleeping; the runtime stops sandboxes with SIGKILL.
+    importImage({ reference: pauseImage, entries: busybox, entrypoint: ['/bin/sleep', '2147483647'] });
+    importImage({ reference: busyboxImage, entries: busybox, cmd: ['/bin/sh'] });
+    log(`[node] containerd ready, images built and imported in ${String(Date.now() - t0)} ms`);
+
+    // kubelet
+    const clientCert = await issueFromWorldCa({ dir: pkiDir, ca }, 'kubelet-client', { name: { CN: `system:node:${realNodeName}`, O: 'system:nodes' }, client: true });
+    const servingCert = await issueFromWorldCa({ dir: pkiDir, ca }, 'kubelet-serving', { name: { CN: realNodeName }, server: { dns: ['localhost'], ips: [realNodeName] } });
+    kubeconfig(join(dir, 'kubelet.kubeconfig'), world.kube.server, ca.certPath, clientCert);
+    const [port, healthzPort] = [await freePort(), await freePort()];
+    writeFileSync(
+      join(dir, 'kubelet.json'),
+      kubeletConfig({ dir, port, healthzPort, containerdSocket, pki: { ca: ca.certPath, cert: servingCert.certPath, key: servingCert.keyPath } }),
+    );
+    const kubelet = startProcess({
+      ...common,
+      name: 'kubelet',
+      command: join(k8s, 'kubelet'),
+      args: [
+        '--config', join(dir, 'kubelet.json'),
+        '--kubeconfig', join(dir, 'kubelet.kubeconfig'),
+        '--root-dir', kubeletRootDir,
+        '--cert-dir', join(dir, 'kubelet-pki'),
+        // The node name is an IP address, so the kubelet reports it as the node's InternalIP: the
+        // API server reaches the kubelet (exec, logs) on 127.0.0.1; `--node-ip` refuses loopback.
+        '--hostname-override', realNodeName,
+        '--v', '1',
+      ],
+      readiness: { kind: 'tcp', host: '127.0.0.1', port: healthzPort },
+    });
+    processes.push(kubelet);
+
+    // kube-scheduler
+    kubeconfig(join(dir, 'scheduler.kubeconfig'), world.kube.server, ca.certPath, { certPath: join(pkiDir, 'kube-scheduler.crt'), keyPath: join(pkiDir, 'kube-scheduler.key') });
+    const schedulerPort = await freePort();
+    const scheduler = startProcess({
+      ...common,
+      name: 'kube-scheduler',
+      command: join(k8s, 'kube-scheduler'),
+      args: [
+        `--kubeconfig=${join(dir, 'scheduler.kubeconfig')}`,
+        `--authentication-kubeconfig=${join(dir, 'scheduler.kubeconfig')}`,
+        `--authorization-kubeconfig=${join(dir, 'scheduler.kubeconfig')}`,
+        '--authentication-skip-lookup=true',
+        '--bind-address=127.0.0.1',
+        `--secure-port=${String(schedulerPort)}`,
+        '--leader-elect=false',
+      ],
+      readiness: { kind: 'tcp', host: '127.0.0.1', port: schedulerPort },
+    });
+    processes.push(scheduler);
+
+    await waitFor(
+      `node ${realNodeName} Ready`,
+      async () => {
+        const node = await core.readNode({ name: realNodeName });
+        return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
+      },
+      { timeoutMs: 60_000, intervalMs: 250, record: kubelet },
+    );
+    log(`[node] kubelet: node ${realNodeName} Ready; kube-scheduler started`);
+    // Recorded with the world, so `harness down` stops them should this process die first.
+    writeWorldState({ ...world, processes: [...world.processes, ...processes] });
+    return { name: realNodeName, dir, kubeletRootDir, containerdSocket, processes, importImage, ctr, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
