@@ -80,6 +80,9 @@ function writeBlob(layout: string, data: Buffer): { digest: string; size: number
   return { digest, size: data.length };
 }
 
+/** The file name `buildImage` gives an image's archive. */
+export const archiveName = (reference: string): string => `${reference.replace(/[^a-zA-Z0-9.-]+/g, '_')}.tar`;
+
 /** Builds `spec` into `<outDir>/<name>.tar` (an OCI image layout archive). */
 export function buildImage(spec: ImageSpec, outDir: string): BuiltImage {
   const work = mkdtempSync(join(tmpdir(), 'sb-image-'));
@@ -137,7 +140,7 @@ export function buildImage(spec: ImageSpec, outDir: string): BuiltImage {
       }),
     );
     mkdirSync(outDir, { recursive: true });
-    const archivePath = join(outDir, `${spec.reference.replace(/[^a-zA-Z0-9.-]+/g, '_')}.tar`);
+    const archivePath = join(outDir, archiveName(spec.reference));
     tarDirectory(layout, archivePath);
     return { reference: spec.reference, archivePath, manifestDigest: manifest.digest };
   } finally {
