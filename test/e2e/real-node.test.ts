@@ -19,7 +19,7 @@ import { group, resources, version } from '../../src/api/v1alpha1/index.ts';
 import { webhookConfigurations } from '../../src/webhook/webhook-configurations.ts';
 import { binaryPaths, freePort } from '../harness/control-plane.ts';
 import { startController, type ControllerProcess } from '../harness/controller-process.ts';
-import { busyboxImage, realNodeTaint, realNodeUnavailable, startRealNode, type RealNode } from '../harness/node/real-node.ts';
+import { busyboxImage, mountsUnder, realNodeTaint, realNodeUnavailable, startRealNode, type RealNode } from '../harness/node/real-node.ts';
 import { writeKvSecret } from '../harness/openbao.ts';
 import { startProcess, stopProcess, type ProcessRecord } from '../harness/process.ts';
 import { currentWorld } from '../harness/world-state.ts';
@@ -121,14 +121,6 @@ async function createDeployment(name: string, binding: string, replicas: number)
       },
     },
   });
-}
-
-/** Mount points at or under `dir`. */
-function mountsUnder(dir: string): string[] {
-  return readFileSync('/proc/self/mounts', 'utf8')
-    .split('\n')
-    .map((line) => line.split(' ')[1] ?? '')
-    .filter((m) => m === dir || m.startsWith(`${dir}/`));
 }
 
 /**

@@ -160,7 +160,7 @@ function kubeletConfig(options: { dir: string; port: number; healthzPort: number
 }
 
 /** Mount points at or under `dir`, deepest first. */
-function mountsUnder(dir: string): string[] {
+export function mountsUnder(dir: string): string[] {
   return readFileSync('/proc/self/mounts', 'utf8')
     .split('\n')
     .map((line) => (line.split(' ')[1] ?? '').replace(/\\040/g, ' '))
