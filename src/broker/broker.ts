@@ -9,7 +9,7 @@ import type { BrokerMetrics } from './broker.metrics.ts';
 import { brokerAudience, type BrokerError, type ChangesAnswer, type PublishAnswer } from './broker.protocol.ts';
 import { ChangeHub } from './change-hub.ts';
 import { entitlement } from './entitlement.ts';
-import { extraKeys, serviceAccountOf, singleExtra, type TokenReviewer } from './token-review.ts';
+import { extraKeys, serviceAccountOf, singleExtra, type TokenIdentity, type TokenReviewCache, type TokenReviewer } from './token-review.ts';
 
 export interface ContentSource {
   resolve(binding: SecretBinding, signal: AbortSignal): Promise<BindingContent>;
@@ -22,8 +22,14 @@ export interface BrokerReply {
 }
 
 export interface BrokerDeps {
-  /** Reviews pod tokens (never cached: each is checked against its live pod). */
+  /** Reviews tokens with the API server. */
   readonly tokens: TokenReviewer;
+  /**
+   * Pod-token reviews remembered for a short while (ADR 0130): a hit still has to match a live pod
+   * with the token's uid on the caller's node, and anything short of a delivery is decided again
+   * by a fresh TokenReview. Without it every publish reviews the pod token.
+   */
+  readonly podTokens?: TokenReviewCache;
   /** Reviews the node plugin's own token; may cache successes briefly. Defaults to `tokens`. */
   readonly callerTokens?: TokenReviewer;
   /** The node plugin's service account: the only caller of the node-scoped endpoints. */
@@ -220,9 +226,30 @@ export class Broker {
     return { caller: identity.username, node };
   }
 
-  /** Proves the pod: its token, its name + uid, its existence and its node. Returns the live pod. */
+  /**
+   * Proves the pod: its token, its name + uid, its existence and its node. Returns the live pod. A
+   * remembered review that no longer proves the pod is forgotten and the token reviewed again, so
+   * a refusal never rests on a remembered review (ADR 0130).
+   */
   async #provePod(podToken: string, asked: z.infer<typeof publishSchema>['pod'], node: string): Promise<V1Pod> {
+    const cache = this.#deps.podTokens;
+    const remembered = cache?.lookup(podToken, [brokerAudience]);
+    if (remembered !== undefined) {
+      const pod = await this.#matchPod(remembered, asked, node).catch((error: unknown) => {
+        if (error instanceof Denial) return undefined;
+        throw error;
+      });
+      if (pod !== undefined) return pod;
+      cache?.forget(podToken, [brokerAudience]);
+    }
     const identity = await this.#deps.tokens.review(podToken, [brokerAudience]);
+    const pod = await this.#matchPod(identity, asked, node);
+    cache?.remember(podToken, [brokerAudience], identity);
+    return pod;
+  }
+
+  /** The live pod the reviewed token is bound to, if it is the asked one and on the caller's node. */
+  async #matchPod(identity: TokenIdentity, asked: z.infer<typeof publishSchema>['pod'], node: string): Promise<V1Pod> {
     if (!identity.authenticated) throw new Denial(401, 'Unauthenticated', `pod token refused: ${identity.error}`);
     const account = serviceAccountOf(identity.username);
     const podName = singleExtra(identity, extraKeys.podName);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { CachingTokenReviewer, serviceAccountOf, type TokenIdentity, type TokenReviewer } from './token-review.ts';
+import { CachingTokenReviewer, extraKeys, serviceAccountOf, TokenReviewCache, type TokenIdentity, type TokenReviewer } from './token-review.ts';
 
 class CountingReviewer implements TokenReviewer {
   calls = 0;
@@ -43,5 +43,41 @@ describe('serviceAccountOf', () => {
     expect(serviceAccountOf('system:node:n1')).toBeUndefined();
     expect(serviceAccountOf('system:serviceaccount::x')).toBeUndefined();
     expect(serviceAccountOf('admin')).toBeUndefined();
+  });
+});
+
+describe('TokenReviewCache', () => {
+  const identity = (uid: string): TokenIdentity => ({ authenticated: true, username: 'system:serviceaccount:ns:web', extra: { [extraKeys.podUid]: [uid] } });
+  const jwt = (exp: number): string => `h.${Buffer.from(JSON.stringify({ exp })).toString('base64url')}.s`;
+
+  it('keeps an entry no longer than its ttl nor past the token exp, and never a refusal', () => {
+    let now = 1_000_000;
+    const cache = new TokenReviewCache({ ttlMs: 120_000, now: () => now });
+    const shortLived = jwt((now + 30_000) / 1000);
+    cache.remember(shortLived, ['a'], identity('u1'));
+    cache.remember('opaque', ['a'], identity('u2'));
+    cache.remember('refused', ['a'], { authenticated: false, error: 'no' });
+    expect(cache.lookup(shortLived, ['a'])).toEqual(identity('u1'));
+    expect(cache.lookup(shortLived, ['b'])).toBeUndefined();
+    expect(cache.lookup('refused', ['a'])).toBeUndefined();
+    now += 30_001;
+    expect(cache.lookup(shortLived, ['a'])).toBeUndefined();
+    expect(cache.lookup('opaque', ['a'])).toEqual(identity('u2'));
+    now += 90_000;
+    expect(cache.lookup('opaque', ['a'])).toBeUndefined();
+    // Already expired: not stored at all.
+    cache.remember(jwt(now / 1000 - 1), ['a'], identity('u3'));
+    expect(cache.size).toBe(0);
+  });
+
+  it('forgets a token, and every token of a pod', () => {
+    const cache = new TokenReviewCache({ ttlMs: 120_000 });
+    cache.remember('t1', ['a'], identity('u1'));
+    cache.remember('t2', ['a'], identity('u1'));
+    cache.remember('t3', ['a'], identity('u2'));
+    cache.forgetPod('u1');
+    expect([cache.lookup('t1', ['a']), cache.lookup('t2', ['a'])]).toEqual([undefined, undefined]);
+    cache.forget('t3', ['a']);
+    expect(cache.size).toBe(0);
   });
 });

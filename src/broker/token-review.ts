@@ -65,20 +65,18 @@ export function serviceAccountOf(username: string): { readonly namespace: string
 }
 
 /**
- * Remembers successful reviews for a few seconds, keyed by a SHA-256 of token and audiences (the
- * token itself is not kept). For the node plugin's own token, which it presents on every call:
- * one TokenReview per node per `ttlMs` instead of one per volume. Refusals are never cached. A
- * revoked caller token stays accepted for at most `ttlMs`; pod tokens are not cached at all.
+ * Successful reviews remembered for a while, keyed by a SHA-256 of token and audiences (the token
+ * itself is not kept). An entry lives at most `ttlMs` and never past the token's own `exp` claim
+ * (read without verification: it can only shorten the stay). Refusals are never stored. Bounded
+ * by `maxEntries`; entries of a pod (by the pod-uid extra) can be dropped at once.
  */
-export class CachingTokenReviewer implements TokenReviewer {
-  readonly #inner: TokenReviewer;
+export class TokenReviewCache {
   readonly #ttlMs: number;
   readonly #maxEntries: number;
   readonly #now: () => number;
-  readonly #entries = new Map<string, { readonly identity: TokenIdentity; readonly until: number }>();
+  readonly #entries = new Map<string, { readonly identity: TokenIdentity; readonly until: number; readonly podUid: string | undefined }>();
 
-  constructor(inner: TokenReviewer, options: { ttlMs: number; maxEntries?: number; now?: () => number }) {
-    this.#inner = inner;
+  constructor(options: { ttlMs: number; maxEntries?: number; now?: () => number }) {
     this.#ttlMs = options.ttlMs;
     this.#maxEntries = options.maxEntries ?? 1_000;
     this.#now = options.now ?? Date.now;
@@ -89,21 +87,78 @@ export class CachingTokenReviewer implements TokenReviewer {
     return this.#entries.size;
   }
 
-  async review(token: string, audiences: readonly string[]): Promise<TokenIdentity> {
-    const key = createHash('sha256').update(token).update('\u0000').update(audiences.join('\u0000')).digest('hex');
-    const now = this.#now();
+  lookup(token: string, audiences: readonly string[]): TokenIdentity | undefined {
+    const key = cacheKey(token, audiences);
     const hit = this.#entries.get(key);
-    if (hit !== undefined && hit.until > now) return hit.identity;
+    if (hit === undefined) return undefined;
+    if (hit.until > this.#now()) return hit.identity;
     this.#entries.delete(key);
-    const identity = await this.#inner.review(token, audiences);
-    if (identity.authenticated) {
-      if (this.#entries.size >= this.#maxEntries) {
-        for (const [k, entry] of this.#entries) if (entry.until <= now) this.#entries.delete(k);
-        // Still full: drop the oldest insertion.
-        if (this.#entries.size >= this.#maxEntries) this.#entries.delete(this.#entries.keys().next().value ?? '');
-      }
-      this.#entries.set(key, { identity, until: now + this.#ttlMs });
+    return undefined;
+  }
+
+  remember(token: string, audiences: readonly string[], identity: TokenIdentity): void {
+    if (!identity.authenticated) return;
+    const now = this.#now();
+    const until = Math.min(now + this.#ttlMs, expiryMs(token) ?? Number.POSITIVE_INFINITY);
+    if (until <= now) return;
+    if (this.#entries.size >= this.#maxEntries) {
+      for (const [k, entry] of this.#entries) if (entry.until <= now) this.#entries.delete(k);
+      // Still full: drop the oldest insertion.
+      if (this.#entries.size >= this.#maxEntries) this.#entries.delete(this.#entries.keys().next().value ?? '');
     }
+    this.#entries.set(cacheKey(token, audiences), { identity, until, podUid: singleExtra(identity, extraKeys.podUid) });
+  }
+
+  forget(token: string, audiences: readonly string[]): void {
+    this.#entries.delete(cacheKey(token, audiences));
+  }
+
+  /** Drops every entry of tokens bound to the pod `uid` (the pod is gone). */
+  forgetPod(uid: string): void {
+    for (const [k, entry] of this.#entries) if (entry.podUid === uid) this.#entries.delete(k);
+  }
+}
+
+/**
+ * A {@link TokenReviewer} that answers from a {@link TokenReviewCache} while it can. For the node
+ * plugin's own token, which it presents on every call: one TokenReview per node per `ttlMs`
+ * instead of one per volume. A revoked caller token stays accepted for at most `ttlMs`.
+ */
+export class CachingTokenReviewer implements TokenReviewer {
+  readonly #inner: TokenReviewer;
+  readonly #cache: TokenReviewCache;
+
+  constructor(inner: TokenReviewer, options: ConstructorParameters<typeof TokenReviewCache>[0]) {
+    this.#inner = inner;
+    this.#cache = new TokenReviewCache(options);
+  }
+
+  /** Entries held (tests check the bound). */
+  get size(): number {
+    return this.#cache.size;
+  }
+
+  async review(token: string, audiences: readonly string[]): Promise<TokenIdentity> {
+    const hit = this.#cache.lookup(token, audiences);
+    if (hit !== undefined) return hit;
+    const identity = await this.#inner.review(token, audiences);
+    this.#cache.remember(token, audiences, identity);
     return identity;
+  }
+}
+
+function cacheKey(token: string, audiences: readonly string[]): string {
+  return createHash('sha256').update(token).update('\u0000').update(audiences.join('\u0000')).digest('hex');
+}
+
+/** The `exp` claim of a JWT in ms, unverified; undefined when the token is not a JWT with one. */
+function expiryMs(token: string): number | undefined {
+  const payload = token.split('.')[1];
+  if (payload === undefined) return undefined;
+  try {
+    const exp = (JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { exp?: unknown }).exp;
+    return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : undefined;
+  } catch {
+    return undefined;
   }
 }

@@ -30,7 +30,7 @@ import { createBrokerMetrics } from '../broker/broker.metrics.ts';
 import { BrokerServer } from '../broker/broker.server.ts';
 import { ChangeHub, FreshContentResolver, RecordingContentResolver } from '../broker/change-hub.ts';
 import { BindingContentResolver } from './binding/binding-content.ts';
-import { CachingTokenReviewer, KubeTokenReviewer } from '../broker/token-review.ts';
+import { CachingTokenReviewer, KubeTokenReviewer, TokenReviewCache } from '../broker/token-review.ts';
 import { describeKubeError, isNotFound } from '../kube/kube-errors.ts';
 import type { AuditLog } from '../observability/audit.ts';
 import { BindingReconciler, backendRefKey, refreshRequestedAnnotation } from './binding/binding.reconciler.ts';
@@ -342,8 +342,16 @@ export function buildOperator(deps: OperatorDeps): Operator {
   if (config.broker.enabled) {
     if (deps.audit === undefined) throw new Error('the broker needs an audit log');
     const tokens = new KubeTokenReviewer(clients.auth);
+    // Pod tokens: two minutes, as the kubelet's webhook authentication cache (ADR 0130).
+    const podTokens = new TokenReviewCache({ ttlMs: 120_000, maxEntries: 10_000 });
+    pods.addHandler({
+      delete: (p) => {
+        if (p.metadata?.uid !== undefined) podTokens.forgetPod(p.metadata.uid);
+      },
+    });
     const broker = new Broker({
       tokens,
+      podTokens,
       callerTokens: new CachingTokenReviewer(tokens, { ttlMs: 10_000 }),
       nodePlugin: config.broker.nodePlugin,
       bindings,

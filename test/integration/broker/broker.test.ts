@@ -429,6 +429,29 @@ describe('broker against a real API server and OpenBao', () => {
     expect((await publish(plugin, publishRequest(second, await podToken(second)))).status).toBe(200);
   });
 
+  it('refuses a token it served before once its pod is gone or replaced (a remembered review proves no live pod)', async () => {
+    const first = await createPod(ns, 'app-served', { node: nodeX });
+    const oldToken = await podToken(first);
+    const plugin = pluginTokens.get(nodeX);
+    // Served: the broker remembers this review for a while (ADR 0130).
+    expect((await publish(plugin, publishRequest(first, oldToken))).status).toBe(200);
+    await core.deleteNamespacedPod({ namespace: ns, name: 'app-served', gracePeriodSeconds: 0 });
+    await eventually('pod deleted', async () => ((await core.listNamespacedPod({ namespace: ns, fieldSelector: 'metadata.name=app-served' })).items.length === 0 ? true : undefined));
+    const second = await createPod(ns, 'app-served', { node: nodeX });
+    // The API server itself remembers a successful authentication for a few seconds, so the fresh
+    // review may still accept the token (then the live-pod check refuses: 403) or not (401).
+    const refusals = [
+      { status: 401, reason: 'Unauthenticated' },
+      { status: 403, reason: 'IdentityMismatch' },
+    ];
+    for (const asked of [first, second]) {
+      const reply = await publish(plugin, publishRequest(asked, oldToken));
+      expect(refusals).toContainEqual({ status: reply.status, reason: reply.body.reason });
+      expect(reply.body.files).toBeUndefined();
+    }
+    expect((await publish(plugin, publishRequest(second, await podToken(second)))).status).toBe(200);
+  });
+
   // --- entitlement --------------------------------------------------------------------------------
 
   it('refuses a pod in which an unlisted container (regular or init) mounts the volume', async () => {
