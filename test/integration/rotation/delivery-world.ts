@@ -20,6 +20,7 @@ import { KubeletDriver, type PodVolumeMount } from '../../harness/kubelet-driver
 import type { OpenBaoEndpoint } from '../../harness/world-state.ts';
 import { currentWorld } from '../../harness/world-state.ts';
 import { adminKubeConfig, eventually, installCrds } from '../support/cluster.ts';
+import type { RotationBackend } from './rotation-backends.ts';
 
 /**
  * The delivery path of the rotation suites, all real but the kubelet: the controller with its
@@ -65,9 +66,33 @@ export interface BindingStatus {
   readonly consumers?: { pods?: number; stale?: number };
 }
 
+/** The SecretBackend of a delivery world, and the Secret its auth reads (both in the app namespace). */
+const backendName = 'backend';
+export const credentialsSecret = 'backend-credentials';
+
 export const readText = (path: string): Promise<string | undefined> => readFile(path, 'utf8').catch(() => undefined);
 
-export async function startDeliveryWorld(options: { readonly prefix: string; readonly nodes: number }): Promise<DeliveryWorld> {
+/**
+ * The same, synchronously: for polling many files in a loop. The node plugins under test share
+ * this process's event loop and libuv pool; hundreds of async reads every 100 ms would queue
+ * their file writes behind the observer (tmpfs reads are microseconds, blocking is cheaper).
+ */
+export function readTextNow(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+export interface DeliveryWorldOptions {
+  readonly prefix: string;
+  readonly nodes: number;
+  /** The SecretBackend every binding reads and its credentials (default: the world's OpenBao). */
+  readonly backend?: Pick<RotationBackend, 'spec' | 'credentials'>;
+}
+
+export async function startDeliveryWorld(options: DeliveryWorldOptions): Promise<DeliveryWorld> {
   const kc = adminKubeConfig();
   const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
@@ -84,13 +109,14 @@ export async function startDeliveryWorld(options: { readonly prefix: string; rea
   for (const node of nodeNames) await core.createNode({ body: { metadata: { name: node } } });
   await core.createNamespacedServiceAccount({ namespace: systemNs, body: { metadata: { name: 'node-plugin' } } });
   await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'web' } } });
-  await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'openbao-token' }, stringData: { token: bao.rootToken } } });
+  const backend = options.backend ?? {
+    spec: { vault: { address: bao.address, mount: bao.kvMount, kvVersion: 2, auth: { token: { secretRef: { name: credentialsSecret, key: 'token' } } } } },
+    credentials: { token: bao.rootToken },
+  };
+  await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: credentialsSecret }, stringData: backend.credentials } });
   await custom.createNamespacedCustomObject({
     group, version, plural: resources.SecretBackend.plural, namespace: ns,
-    body: {
-      apiVersion: `${group}/${version}`, kind: 'SecretBackend', metadata: { name: 'openbao' },
-      spec: { vault: { address: bao.address, mount: bao.kvMount, kvVersion: 2, auth: { token: { secretRef: { name: 'openbao-token', key: 'token' } } } } },
-    },
+    body: { apiVersion: `${group}/${version}`, kind: 'SecretBackend', metadata: { name: backendName }, spec: backend.spec },
   });
 
   const hmacKey = join(tmp, 'hmac.key');
@@ -175,7 +201,7 @@ export async function startDeliveryWorld(options: { readonly prefix: string; rea
     createBinding: async (name, spec) => {
       await custom.createNamespacedCustomObject({
         group, version, plural: resources.SecretBinding.plural, namespace: ns,
-        body: { apiVersion: `${group}/${version}`, kind: 'SecretBinding', metadata: { name }, spec: { backendRef: { kind: 'SecretBackend', name: 'openbao' }, containers: ['app'], ...spec } },
+        body: { apiVersion: `${group}/${version}`, kind: 'SecretBinding', metadata: { name }, spec: { backendRef: { kind: 'SecretBackend', name: backendName }, containers: ['app'], ...spec } },
       });
       await eventually(`binding ${name} resolved`, async () => (await bindingStatus(name))?.contentHmac, 60_000);
     },
