@@ -2,6 +2,7 @@ import { existsSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { binaryPaths } from './control-plane.ts';
+import { busyboxImage, realNodeTaint, startRealNode } from './node/real-node.ts';
 import { readWorldState, worldEnvVar, worldStatePath } from './world-state.ts';
 import type { WorldState } from './world-state.ts';
 import { allBackends, down, isWorldAlive, up, worldStatus } from './world.ts';
@@ -15,6 +16,7 @@ import type { BackendName } from './world.ts';
 
 const usage = `usage: npm run harness -- <command>
   up [--backends=openbao,moto,azureKeyVault] start the world (all backends by default)
+     [--node]                                 and a real node: containerd + kubelet + scheduler (root; ADR 0140)
   down                                        stop every recorded process (logs stay)
   status                                      what runs
   env                                         shell exports: eval "$(npm run -s harness -- env)"`;
@@ -82,6 +84,10 @@ async function commandUp(args: readonly string[]): Promise<number> {
       console.error(line);
     },
   });
+  if (args.includes('--node')) {
+    const node = await startRealNode(state, { log: (line) => { console.error(line); } });
+    console.error(`[node] ${node.name}: kubelet root ${node.kubeletRootDir}; pods must tolerate ${realNodeTaint.key} and use imagePullPolicy Never (image ${busyboxImage})`);
+  }
   console.log(`\nworld up in ${((Date.now() - t0) / 1000).toFixed(1)} s; state: ${statePath}; logs: ${state.logDir}`);
   console.log(`kubeconfig: ${state.kube.kubeconfigPath}\n`);
   console.log('use it:');

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { binaryPaths, freePort } from '../control-plane.ts';
@@ -83,10 +83,48 @@ function kubeconfig(path: string, server: string, caPath: string, client: { cert
   );
 }
 
-/** A bridge name (≤ 15 characters) and a /24 of 10.244.0.0/16 derived from the world's directory. */
-function networkOf(dir: string): { bridge: string; subnet: string } {
+/**
+ * Names derived from the world's directory, so two worlds' nodes never share host objects: a bridge
+ * (≤ 15 characters), a /24 of 10.244.0.0/16, and the kubelet's cgroup root (a kubelet removes pod
+ * cgroups under its root that it does not know).
+ */
+function hostNamesOf(dir: string): { bridge: string; subnet: string; cgroupRoot: string } {
   const hash = createHash('sha256').update(dir).digest();
-  return { bridge: `sbe2e${hash.subarray(0, 3).toString('hex')}`, subnet: `10.244.${String(hash[3] ?? 0)}.0/24` };
+  return { bridge: `sbe2e${hash.subarray(0, 3).toString('hex')}`, subnet: `10.244.${String(hash[3] ?? 0)}.0/24`, cgroupRoot: `/secret-binder-e2e-${hash.subarray(0, 4).toString('hex')}` };
+}
+
+/** The mounted cgroup v1 hierarchies (`/sys/fs/cgroup/<name>`); empty on a cgroup v2 host. */
+function cgroupV1Hierarchies(): string[] {
+  return readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' '))
+    .filter((f) => f[2] === 'cgroup')
+    .map((f) => f[1] ?? '');
+}
+
+/**
+ * Creates the kubelet's cgroup root in every v1 hierarchy (the kubelet requires it to exist); a new
+ * cpuset cgroup starts with no CPUs or memory nodes, so it gets its parent's.
+ */
+function createCgroupRoot(cgroupRoot: string): void {
+  for (const hierarchy of cgroupV1Hierarchies()) {
+    const dir = join(hierarchy, cgroupRoot);
+    mkdirSync(dir, { recursive: true });
+    for (const file of ['cpuset.cpus', 'cpuset.mems']) {
+      if (existsSync(join(dir, file)) && readFileSync(join(dir, file), 'utf8').trim() === '') writeFileSync(join(dir, file), readFileSync(join(hierarchy, file)));
+    }
+  }
+}
+
+/** Removes a cgroup tree, deepest first (cgroups are removed with rmdir, once empty of processes). */
+function removeCgroupTree(dir: string): void {
+  if (!existsSync(dir)) return;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) removeCgroupTree(join(dir, entry.name));
+  try {
+    rmdirSync(dir);
+  } catch {
+    // Still has processes (their shims were killed, the kernel reaps them) or already gone.
+  }
 }
 
 function containerdConfig(dir: string, cniConfDir: string): string {
@@ -126,7 +164,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 `;
 }
 
-function kubeletConfig(options: { dir: string; port: number; healthzPort: number; containerdSocket: string; pki: { ca: string; cert: string; key: string } }): string {
+function kubeletConfig(options: { dir: string; cgroupRoot: string | undefined; port: number; healthzPort: number; containerdSocket: string; pki: { ca: string; cert: string; key: string } }): string {
   return JSON.stringify({
     apiVersion: 'kubelet.config.k8s.io/v1beta1',
     kind: 'KubeletConfiguration',
@@ -136,6 +174,7 @@ function kubeletConfig(options: { dir: string; port: number; healthzPort: number
     healthzBindAddress: '127.0.0.1',
     healthzPort: options.healthzPort,
     cgroupDriver: 'cgroupfs',
+    ...(options.cgroupRoot === undefined ? {} : { cgroupRoot: options.cgroupRoot }),
     failSwapOn: false,
     failCgroupV1: false,
     containerRuntimeEndpoint: `unix://${options.containerdSocket}`,
@@ -168,11 +207,37 @@ export function mountsUnder(dir: string): string[] {
     .sort((a, b) => b.length - a.length);
 }
 
+/** Every process in a cgroup tree (cgroup.procs of the cgroup and its descendants). */
+function processesIn(dir: string): number[] {
+  if (!existsSync(dir)) return [];
+  const own = readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter((l) => l !== '').map(Number);
+  return [...own, ...readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).flatMap((e) => processesIn(join(dir, e.name)))];
+}
+
 /**
- * Undoes what a node left on the host (after its processes are gone): mounts under its directory,
- * its bridge. Idempotent; `harness down` calls it for a world whose node was not stopped.
+ * Undoes what a node left on the host once its kubelet and containerd are gone: container processes
+ * and their shims, mounts under its directory, its cgroups, its bridge. Idempotent; `harness down`
+ * calls it for a world whose node was not stopped by its suite.
  */
 export function cleanUpRealNodeHost(dir: string): void {
+  const { bridge, cgroupRoot } = hostNamesOf(dir);
+  try {
+    execFileSync('pkill', ['-KILL', '-f', `^/usr/bin/containerd-shim-runc-v2 .*-address ${join(dir, 'containerd.sock')}$`], { stdio: 'ignore' });
+  } catch {
+    // No shim left.
+  }
+  const cgroupMounts = readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' '))
+    .filter((f) => f[2] === 'cgroup' || f[2] === 'cgroup2')
+    .map((f) => f[1] ?? '');
+  for (const pid of new Set(cgroupMounts.flatMap((m) => processesIn(join(m, cgroupRoot))))) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Gone meanwhile.
+    }
+  }
   for (const mount of mountsUnder(dir)) {
     try {
       execFileSync('umount', ['-l', mount], { stdio: 'ignore' });
@@ -180,11 +245,15 @@ export function cleanUpRealNodeHost(dir: string): void {
       // Already gone with its parent.
     }
   }
-  const { bridge } = networkOf(dir);
   try {
     execFileSync('ip', ['link', 'del', bridge], { stdio: 'ignore' });
   } catch {
     // Never created, or already deleted.
+  }
+  // A killed process leaves its cgroup once the kernel has reaped it: a few tries.
+  for (let attempt = 0; attempt < 20 && cgroupMounts.some((m) => existsSync(join(m, cgroupRoot))); attempt++) {
+    for (const m of cgroupMounts) removeCgroupTree(join(m, cgroupRoot));
+    if (cgroupMounts.some((m) => existsSync(join(m, cgroupRoot)))) execFileSync('sleep', ['0.1']);
   }
 }
 
@@ -232,12 +301,7 @@ export async function startRealNode(world: WorldState, options: { readonly log?:
       await waitFor('pods gone from the node', () => Promise.resolve(existsSync(join(kubeletRootDir, 'pods')) && readdirSync(join(kubeletRootDir, 'pods')).length === 0), { timeoutMs: 30_000 }).catch(() => undefined);
     }
     for (const record of [...processes].reverse()) await stopProcess(record, 15_000);
-    // Containers the kubelet did not remove: their shims outlive containerd.
-    try {
-      execFileSync('pkill', ['-KILL', '-f', `containerd-shim-runc-v2 -namespace k8s.io -address ${containerdSocket}`], { stdio: 'ignore' });
-    } catch {
-      // None left.
-    }
+    // Containers the kubelet did not remove outlive containerd with their shims: cleaned up here.
     cleanUpRealNodeHost(dir);
     writeWorldState({ ...world, processes: world.processes.filter((p) => !processes.some((q) => q.pid === p.pid)) });
     await core.deleteNode({ name: realNodeName }).catch(() => undefined);
@@ -245,7 +309,7 @@ export async function startRealNode(world: WorldState, options: { readonly log?:
 
   try {
     // containerd
-    const { bridge, subnet } = networkOf(dir);
+    const { bridge, subnet, cgroupRoot } = hostNamesOf(dir);
     writeFileSync(
       join(cniConfDir, '10-secret-binder-e2e.conflist'),
       JSON.stringify({
@@ -274,9 +338,12 @@ export async function startRealNode(world: WorldState, options: { readonly log?:
     const servingCert = await issueFromWorldCa({ dir: pkiDir, ca }, 'kubelet-serving', { name: { CN: realNodeName }, server: { dns: ['localhost'], ips: [realNodeName] } });
     kubeconfig(join(dir, 'kubelet.kubeconfig'), world.kube.server, ca.certPath, clientCert);
     const [port, healthzPort] = [await freePort(), await freePort()];
+    // On cgroup v1 the node gets a cgroup root of its own; on v2 the kubelet's default ("/").
+    const v1 = cgroupV1Hierarchies().length > 0;
+    if (v1) createCgroupRoot(cgroupRoot);
     writeFileSync(
       join(dir, 'kubelet.json'),
-      kubeletConfig({ dir, port, healthzPort, containerdSocket, pki: { ca: ca.certPath, cert: servingCert.certPath, key: servingCert.keyPath } }),
+      kubeletConfig({ dir, cgroupRoot: v1 ? cgroupRoot : undefined, port, healthzPort, containerdSocket, pki: { ca: ca.certPath, cert: servingCert.certPath, key: servingCert.keyPath } }),
     );
     const kubelet = startProcess({
       ...common,
