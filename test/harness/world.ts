@@ -7,7 +7,7 @@ import { startControlPlane } from './control-plane.ts';
 import type { ControlPlane } from './control-plane.ts';
 import { startAzureKeyVault } from './keyvault-double.ts';
 import { startMoto } from './moto.ts';
-import { cleanUpRealNodeHost } from './node/real-node.ts';
+import { cleanUpRealNodeHost, realNodeDir } from './node/real-node.ts';
 import { configureOpenBaoKubernetesAuth, startOpenBao } from './openbao.ts';
 import { isAlive, probeReadiness, stopProcess, tailLog } from './process.ts';
 import type { ProcessRecord } from './process.ts';
@@ -232,7 +232,7 @@ async function stopAll(records: readonly ProcessRecord[]): Promise<void> {
 export async function down(state: WorldState): Promise<void> {
   await stopAll([...state.processes].reverse());
   // A real node (tier 2) leaves mounts and a bridge behind if its suite died before stopping it.
-  cleanUpRealNodeHost(join(state.dir, 'node'));
+  cleanUpRealNodeHost(realNodeDir(state.dir));
 }
 
 /** Which recorded processes run, and whether each passes its readiness probe. */

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { binaryPaths, freePort } from '../control-plane.ts';
@@ -34,6 +35,14 @@ const debianBinaries = {
   cniHostLocal: '/usr/lib/cni/host-local',
   cniLoopback: '/usr/lib/cni/loopback',
 } as const;
+
+/**
+ * The node's directory for a world: short and outside the world's directory, because the kubelet's
+ * plugin sockets live under it and a unix socket path has at most 107 bytes.
+ */
+export function realNodeDir(worldDir: string): string {
+  return join(tmpdir(), `sb-node-${createHash('sha256').update(worldDir).digest('hex').slice(0, 10)}`);
+}
 
 /**
  * Why this host cannot run the node tier, or undefined when it can. Only limits of the host count
@@ -267,7 +276,7 @@ export async function startRealNode(world: WorldState, options: { readonly log?:
   const missing = missingBinaries();
   if (missing.length > 0) throw new Error(`the real-node tier is not installed (run test/harness/install/all.sh): missing ${missing.join(', ')}`);
   const log = options.log ?? ((): void => undefined);
-  const dir = join(world.dir, 'node');
+  const dir = realNodeDir(world.dir);
   rmSync(dir, { recursive: true, force: true });
   const kubeletRootDir = join(dir, 'kubelet');
   const cniConfDir = join(dir, 'cni');
@@ -303,6 +312,7 @@ export async function startRealNode(world: WorldState, options: { readonly log?:
     for (const record of [...processes].reverse()) await stopProcess(record, 15_000);
     // Containers the kubelet did not remove outlive containerd with their shims: cleaned up here.
     cleanUpRealNodeHost(dir);
+    if (mountsUnder(dir).length === 0) rmSync(dir, { recursive: true, force: true });
     writeWorldState({ ...world, processes: world.processes.filter((p) => !processes.some((q) => q.pid === p.pid)) });
     await core.deleteNode({ name: realNodeName }).catch(() => undefined);
   };
