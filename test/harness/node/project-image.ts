@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { archiveName, buildImage, type BuiltImage, type ImageEntry } from './images.ts';
@@ -53,6 +53,15 @@ function productionPackages(): string[] {
   return [...new Set(listed.filter((dir) => topLevel.test(dir)))].sort();
 }
 
+/** Keeps `keep` and the newest other build (~290 MB each); older ones go. */
+function pruneCache(keep: string): void {
+  const others = readdirSync(cacheDir)
+    .filter((name) => name.startsWith('secret-binder-') && join(cacheDir, name) !== keep)
+    .map((name) => ({ path: join(cacheDir, name), mtime: statSync(join(cacheDir, name)).mtimeMs }))
+    .sort((a, b) => b.mtime - a.mtime);
+  for (const old of others.slice(1)) rmSync(old.path, { recursive: true, force: true });
+}
+
 /** Builds (or reuses from the cache) the project image archive. */
 export function buildProjectImage(): BuiltImage {
   const digest = inputsDigest();
@@ -101,6 +110,7 @@ export function buildProjectImage(): BuiltImage {
       outDir,
     );
     writeFileSync(manifestFile, `${built.manifestDigest}\n`);
+    pruneCache(outDir);
     return built;
   } finally {
     rmSync(work, { recursive: true, force: true });
