@@ -322,8 +322,10 @@ describe('RollingRestart against a real API server and controller-manager', () =
 
   it('evicts a bare pod on rotation, retrying while a PodDisruptionBudget refuses', async () => {
     const policy = kc.makeApiClient(PolicyV1Api);
-    const leader = controllers.find((c) => c.alive() && c.identity.startsWith('c-'));
-    if (leader === undefined) throw new Error('no leader');
+    // Whoever leads now (c, after the failover test): this test does not depend on how that one ended.
+    const holder = await leaseHolder();
+    const leader = controllers.find((c) => c.alive() && c.identity === holder);
+    if (leader === undefined) throw new Error(`no live controller holds the lease (holder: ${holder ?? 'none'})`);
     await custom.createNamespacedCustomObject({ ...bindingRef, namespace: ns, body: binding('solo', { app: 'solo' }, 'k1', 'solo-v1') });
     await core.createNamespacedPod({ namespace: ns, body: { metadata: { name: 'solo', labels: { app: 'solo' } }, spec: { containers: [{ name: 'app', image: 'registry.invalid/app:1' }] } } });
     const podHash = async (): Promise<string | undefined> => {
