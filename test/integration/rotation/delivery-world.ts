@@ -271,4 +271,15 @@ export function baoResponses(bao: OpenBaoEndpoint, from: number): { request?: { 
     .filter((e) => e.type === 'response');
 }
 
+/**
+ * The sum of a metric's samples in `registry` whose labels include `labels`; `sample` picks a
+ * histogram's `_count` or `_sum` (default: the metric's own samples, as a counter's).
+ */
+export async function metricSum(registry: Registry, name: string, labels: Readonly<Record<string, string>> = {}, sample = name): Promise<number> {
+  const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name);
+  return (metric?.values ?? [])
+    .filter((v) => ((v as { metricName?: string }).metricName ?? name) === sample && Object.entries(labels).every(([k, value]) => v.labels[k] === value))
+    .reduce((sum, v) => sum + v.value, 0);
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

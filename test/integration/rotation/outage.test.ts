@@ -6,7 +6,7 @@ import { startProcessNamed, stopProcessNamed, isProcessRunning } from '../../har
 import { writeKvSecret } from '../../harness/openbao.ts';
 import { currentWorld } from '../../harness/world-state.ts';
 import { eventually } from '../support/cluster.ts';
-import { inParallel, readText, sleep, startDeliveryWorld, type BindingStatus, type DeliveryWorld } from './delivery-world.ts';
+import { inParallel, metricSum, readText, sleep, startDeliveryWorld, type BindingStatus, type DeliveryWorld } from './delivery-world.ts';
 
 /**
  * Backend outage acceptance (invariant 7): OpenBao stopped for two minutes under 20 published
@@ -64,7 +64,7 @@ describe('backend outage', () => {
     const before = await Promise.all(targets.map(snapshot));
     for (const s of before) expect(s).toContain(data.password);
     await eventually('binding Ready, not Degraded', async () => (degraded(await world.bindingStatus('steady'))?.status === 'False' ? true : undefined), 30_000);
-    const reconcileErrorsBefore = await metricSum('secretbinder_reconcile_errors_total');
+    const reconcileErrorsBefore = await metricSum(world.registry, 'secretbinder_reconcile_errors_total');
 
     const stoppedAt = Date.now();
     await stopProcessNamed(currentWorld(), 'openbao');
@@ -102,7 +102,7 @@ describe('backend outage', () => {
     );
     const after = await Promise.all(targets.map(snapshot));
     const status = await world.bindingStatus('steady');
-    const reconcileErrors = (await metricSum('secretbinder_reconcile_errors_total')) - reconcileErrorsBefore;
+    const reconcileErrors = (await metricSum(world.registry, 'secretbinder_reconcile_errors_total')) - reconcileErrorsBefore;
     process.stdout.write(
       `outage: ${String(outageMs / 1000)} s without OpenBao, ${String(volumes)} volumes: Degraded (${String(degradedReason)}) after ${String(degradedMs)} ms; ` +
         `Degraded=False ${String(recoveredMs)} ms after OpenBao returned; file changes ${String(changes.length)}; reconcile errors ${String(reconcileErrors)}\n`,
@@ -121,8 +121,3 @@ describe('backend outage', () => {
     expect(reconcileErrors).toBeLessThanOrEqual(outageMs / (refreshSeconds * 1000) + 2);
   }, 400_000);
 });
-
-async function metricSum(name: string): Promise<number> {
-  const metric = (await world.registry.getMetricsAsJSON()).find((m) => m.name === name);
-  return (metric?.values ?? []).reduce((sum, v) => sum + v.value, 0);
-}

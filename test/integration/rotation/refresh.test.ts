@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { group, resources, version } from '../../../src/api/v1alpha1/index.ts';
 import { writeKvSecret } from '../../harness/openbao.ts';
 import { eventually } from '../support/cluster.ts';
-import { baoResponses, inParallel, readText, readTextNow, sleep, startDeliveryWorld, type DeliveryWorld } from './delivery-world.ts';
+import { baoResponses, inParallel, metricSum, readText, readTextNow, sleep, startDeliveryWorld, type DeliveryWorld } from './delivery-world.ts';
 import { rotationBackendKinds, startRotationBackend, type RotationBackend } from './rotation-backends.ts';
 
 /**
@@ -28,10 +28,8 @@ function percentile(sorted: readonly number[], p: number): number {
 
 /** Count and total seconds of the broker's publish answers so far. */
 async function publishDuration(world: DeliveryWorld): Promise<{ count: number; sum: number }> {
-  const metric = (await world.registry.getMetricsAsJSON()).find((m) => m.name === 'secretbinder_broker_request_duration_seconds');
-  const of = (name: string): number =>
-    (metric?.values ?? []).filter((v) => (v as { metricName?: string }).metricName === name && v.labels['endpoint'] === 'publish').reduce((sum, v) => sum + v.value, 0);
-  return { count: of('secretbinder_broker_request_duration_seconds_count'), sum: of('secretbinder_broker_request_duration_seconds_sum') };
+  const name = 'secretbinder_broker_request_duration_seconds';
+  return { count: await metricSum(world.registry, name, { endpoint: 'publish' }, `${name}_count`), sum: await metricSum(world.registry, name, { endpoint: 'publish' }, `${name}_sum`) };
 }
 
 async function patchBinding(world: DeliveryWorld, name: string, ops: object[]): Promise<void> {

@@ -7,7 +7,7 @@ import { doubleStats } from '../../harness/keyvault-double/stats-client.ts';
 import { currentWorld } from '../../harness/world-state.ts';
 import { writerClient } from '../../conformance/azure.server.ts';
 import { motoAdmin } from '../backends/backends.support.ts';
-import { baoResponses, credentialsSecret } from './delivery-world.ts';
+import { baoResponses, credentialsSecret, metricSum } from './delivery-world.ts';
 
 /**
  * The world's backends as the rotation suites use them: the SecretBackend a delivery world
@@ -126,17 +126,11 @@ export async function startRotationBackend(kind: RotationBackendKind): Promise<R
           // latest version. The double counts every GET; the controller counts its checks (the
           // only Key Vault secret it checks here is `key`).
           const gets = ((await doubleStats(vault)).secretReads[key] ?? 0) - (start.secretReads[key] ?? 0);
-          const checks = await requestCount(controller, 'azureKeyVault', 'versions');
+          const checks = await metricSum(controller, 'secretbinder_backend_requests_total', { provider: 'azureKeyVault', operation: 'versions' });
           return { valueReads: gets - checks, versionChecks: checks };
         },
         close: () => Promise.resolve(),
       };
     }
   }
-}
-
-/** `secretbinder_backend_requests_total` of one provider and operation, every result. */
-async function requestCount(registry: Registry, provider: string, operation: string): Promise<number> {
-  const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === 'secretbinder_backend_requests_total');
-  return (metric?.values ?? []).filter((v) => v.labels['provider'] === provider && v.labels['operation'] === operation).reduce((sum, v) => sum + v.value, 0);
 }
