@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import {
   AppsV1Api,
   AuthenticationV1Api,
@@ -7,6 +9,7 @@ import {
   EventsV1Api,
   KubeConfig,
   KubernetesObjectApi,
+  type RequestContext,
 } from '@kubernetes/client-node';
 
 /** Where the controller finds the API server. Chosen once, in `main.ts`. */
@@ -14,8 +17,59 @@ export type KubeConfigSource =
   | { readonly kind: 'file'; readonly path: string; readonly context?: string }
   | { readonly kind: 'in-cluster' };
 
+type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
+
+const fileOrEmpty = (path: string | undefined): string => {
+  if (path === undefined || path === '') return '';
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+};
+
+/**
+ * A KubeConfig whose API calls share one connection pool per TLS identity. `@kubernetes/client-node`
+ * 2.0.1 builds a new undici Agent for every request, so every call paid a TCP + TLS handshake to the
+ * API server and left an idle socket behind (ADR 0142). The pool is replaced when what the
+ * connections are made with changes (server, CA, client certificate and key, also when rotated in
+ * their files); bearer tokens are headers, set per request as before.
+ */
+export class PooledKubeConfig extends KubeConfig {
+  #pool: { readonly identity: string; readonly dispatcher: Dispatcher } | undefined;
+
+  override async applySecurityAuthentication(context: RequestContext): Promise<void> {
+    await super.applySecurityAuthentication(context);
+    const fresh = context.getDispatcher();
+    if (fresh === undefined) return;
+    const identity = this.#tlsIdentity();
+    if (this.#pool?.identity === identity) {
+      // Never used: closing it releases nothing but its bookkeeping.
+      void fresh.close();
+    } else {
+      // Requests in flight on the old pool finish; its connections close after them.
+      if (this.#pool !== undefined) void this.#pool.dispatcher.close();
+      this.#pool = { identity, dispatcher: fresh };
+    }
+    context.setDispatcher(this.#pool.dispatcher);
+  }
+
+  #tlsIdentity(): string {
+    const cluster = this.getCurrentCluster();
+    const user = this.getCurrentUser();
+    const hash = createHash('sha256');
+    for (const part of [
+      cluster?.server, cluster?.caData, fileOrEmpty(cluster?.caFile), String(cluster?.skipTLSVerify), cluster?.tlsServerName, cluster?.proxyUrl,
+      user?.name, user?.certData, fileOrEmpty(user?.certFile), user?.keyData, fileOrEmpty(user?.keyFile),
+    ]) {
+      hash.update(part ?? '').update('\0');
+    }
+    return hash.digest('hex');
+  }
+}
+
 export function loadKubeConfig(source: KubeConfigSource): KubeConfig {
-  const kc = new KubeConfig();
+  const kc = new PooledKubeConfig();
   switch (source.kind) {
     case 'file':
       kc.loadFromFile(source.path);

@@ -11,7 +11,7 @@ import { BrokerHttpClient } from '../../../src/delivery/csi/broker-http.client.t
 import { CsiServer } from '../../../src/delivery/csi/csi.server.ts';
 import { NodePlugin } from '../../../src/delivery/csi/node-plugin.ts';
 import { SystemMounter } from '../../../src/delivery/csi/tmpfs.mounter.ts';
-import { createKubeClients } from '../../../src/kube/kube-clients.ts';
+import { createKubeClients, loadKubeConfig } from '../../../src/kube/kube-clients.ts';
 import { createAuditLog, type AuditLog } from '../../../src/observability/audit.ts';
 import { CapturedOutput } from '../../../src/observability/captured-output.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
@@ -94,6 +94,7 @@ export interface DeliveryWorldOptions {
 
 export async function startDeliveryWorld(options: DeliveryWorldOptions): Promise<DeliveryWorld> {
   const kc = adminKubeConfig();
+  const operatorKc = loadKubeConfig({ kind: 'file', path: currentWorld().kube.kubeconfigPath });
   const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
   await installCrds(kc);
@@ -144,8 +145,9 @@ export async function startDeliveryWorld(options: DeliveryWorldOptions): Promise
   const audit: AuditLog = createAuditLog({ destination: { kind: 'stream', stream: auditOut } });
   const operator = buildOperator({
     config,
-    kubeConfig: kc,
-    clients: createKubeClients(kc),
+    // As main.ts builds it: the controller's own pooled client configuration (ADR 0142).
+    kubeConfig: operatorKc,
+    clients: createKubeClients(operatorKc),
     logger: createLogger({ level: 'info', component: 'controller', stream: controllerLog }),
     registry,
     contentKey: SecretValue.fromBytes(readFileSync(hmacKey)),

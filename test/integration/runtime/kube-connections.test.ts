@@ -1,0 +1,72 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { loadKubeConfig } from '../../../src/kube/kube-clients.ts';
+import { currentWorld } from '../../harness/world-state.ts';
+
+/**
+ * The controller's API clients reuse their connections (ADR 0142): a TCP relay in front of the
+ * world's API server counts the connections that calls through `loadKubeConfig` open.
+ */
+
+let relay: Server;
+let connections = 0;
+const sockets = new Set<Socket>();
+let dir: string;
+let kubeconfigPath: string;
+
+beforeAll(async () => {
+  const api = new URL(currentWorld().kube.server);
+  relay = createServer((client) => {
+    connections++;
+    const upstream = connect(Number(api.port), '127.0.0.1');
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => undefined);
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  const { port } = relay.address() as AddressInfo;
+  dir = mkdtempSync(join(tmpdir(), 'sb-kube-conn-'));
+  kubeconfigPath = join(dir, 'kubeconfig');
+  // The admin kubeconfig with the relay as the server (the serving certificate names 127.0.0.1).
+  writeFileSync(kubeconfigPath, readFileSync(currentWorld().kube.kubeconfigPath, 'utf8').replace(api.origin, `https://127.0.0.1:${String(port)}`), { mode: 0o600 });
+});
+
+afterAll(async () => {
+  for (const s of sockets) s.destroy();
+  await new Promise<void>((resolve) => relay.close(() => { resolve(); }));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function connectionsFor(core: CoreV1Api, calls: number): Promise<number> {
+  const before = connections;
+  for (let i = 0; i < calls; i++) await core.readNamespace({ name: 'default' });
+  await Promise.all(Array.from({ length: 5 }, () => core.readNamespace({ name: 'kube-system' })));
+  return connections - before;
+}
+
+describe('API client connections', () => {
+  it('opens a handful of connections for 25 calls, not one per call', async () => {
+    const plain = new KubeConfig();
+    plain.loadFromFile(kubeconfigPath);
+    const perCall = await connectionsFor(plain.makeApiClient(CoreV1Api), 20);
+    const pooled = await connectionsFor(loadKubeConfig({ kind: 'file', path: kubeconfigPath }).makeApiClient(CoreV1Api), 20);
+    process.stdout.write(`API connections for 20 sequential + 5 concurrent calls: @kubernetes/client-node as is ${String(perCall)}, loadKubeConfig ${String(pooled)}\n`);
+    // One for the sequential calls, at most one more per concurrent call.
+    expect(pooled).toBeGreaterThanOrEqual(1);
+    expect(pooled).toBeLessThanOrEqual(6);
+  });
+
+  it('keeps using one connection across a long series of calls', async () => {
+    const core = loadKubeConfig({ kind: 'file', path: kubeconfigPath }).makeApiClient(CoreV1Api);
+    const before = connections;
+    for (let i = 0; i < 50; i++) await core.listNamespace({ limit: 1 });
+    expect(connections - before).toBe(1);
+  });
+});
