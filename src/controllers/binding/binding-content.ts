@@ -60,6 +60,19 @@ export interface BindingContentDeps {
  * the files and their content HMAC. Used by the binding reconciler (status) and the broker
  * (delivery), so both always agree on what a binding holds.
  */
+/**
+ * The polling schedule of a refresh interval P (ADR 0143). A cached version counts as confirmed for
+ * P − s, where the slack s is a tenth of P, at most 1 s; a binding is reconciled again P − s plus up
+ * to s/2 of jitter after a reconcile ends. So the next check of a key starts within P of the last
+ * one as long as a reconcile takes less than s/2, and the checks of many bindings spread out — a
+ * change is detected within the interval, not one interval plus however long reconciles took.
+ */
+export function pollSchedule(refreshMs: number, random: () => number = Math.random): { readonly confirmedForMs: number; readonly nextInMs: number } {
+  const slackMs = Math.min(1000, refreshMs / 10);
+  const confirmedForMs = refreshMs - slackMs;
+  return { confirmedForMs, nextInMs: confirmedForMs + random() * (slackMs / 2) };
+}
+
 export class BindingContentResolver {
   readonly #deps: BindingContentDeps;
 
@@ -72,7 +85,7 @@ export class BindingContentResolver {
    * unconfirmed, so their versions are checked now (a user's `secretbinder.dev/refresh-requested`).
    */
   async resolve(binding: SecretBinding, signal: AbortSignal, options?: ResolveOptions): Promise<BindingContent> {
-    return this.#conclude(binding, signal, this.refreshIntervalMs(binding), options?.refresh === true);
+    return this.#conclude(binding, signal, pollSchedule(this.refreshIntervalMs(binding)).confirmedForMs, options?.refresh === true);
   }
 
   /**
@@ -93,7 +106,7 @@ export class BindingContentResolver {
       : this.#deps.namespacedBackends.get(`${binding.metadata.namespace ?? ''}/${ref.name}`);
   }
 
-  async #conclude(binding: SecretBinding, signal: AbortSignal, refreshMs: number, refresh: boolean): Promise<BindingContent> {
+  async #conclude(binding: SecretBinding, signal: AbortSignal, confirmedForMs: number, refresh: boolean): Promise<BindingContent> {
     const namespace = binding.metadata.namespace ?? '';
     const refKey = backendRefKey(binding);
     const ref = binding.spec.backendRef;
@@ -143,10 +156,10 @@ export class BindingContentResolver {
     if (refresh) for (const key of new Set(secretRefs.map((r) => r.key))) this.#deps.resolver.invalidate(pooled.backendId, key);
     // Cheap version checks first: a value is read only where the version moved.
     const checkStartedAt = performance.now();
-    await this.#deps.resolver.checkVersions(pooled.backendId, secretRefs, { maxAgeMs: refreshMs, signal: timeout });
+    await this.#deps.resolver.checkVersions(pooled.backendId, secretRefs, { maxAgeMs: confirmedForMs, signal: timeout });
     // What the check found fresh (or confirmed) must still count as fresh for the reads that
     // follow, or an entry that turned stale in between would be read again instead of checked.
-    const checkedMaxAgeMs = refreshMs + (performance.now() - checkStartedAt);
+    const checkedMaxAgeMs = confirmedForMs + (performance.now() - checkStartedAt);
     const outcomes = await this.#deps.resolver.resolveAll(
       refs.map((r) => ({ backendId: pooled.backendId, ref: { key: r.key, version: r.version }, property: r.property })),
       { maxAgeMs: checkedMaxAgeMs, serveStaleUpToMs, signal: timeout },

@@ -14,7 +14,7 @@ import type { Clock } from '../../runtime/clock.ts';
 import type { CacheReader } from '../../runtime/object-store.ts';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../../runtime/reconciler.ts';
 import { publishStatus, type StatusPublisher } from '../status-sync.ts';
-import type { BindingContent, BindingContentResolver } from './binding-content.ts';
+import { pollSchedule, type BindingContent, type BindingContentResolver } from './binding-content.ts';
 import { countConsumers, isConsumer } from './consumers.ts';
 
 export { backendRefKey } from './binding-content.ts';
@@ -78,7 +78,7 @@ export class BindingReconciler implements Reconciler {
     }
     // Healthy or refused for a reason that only a change elsewhere fixes: look again at the next
     // refresh (a missing key may be created, a refused credential replaced).
-    return { requeueAfterMs: refreshMs };
+    return { requeueAfterMs: pollSchedule(refreshMs).nextInMs };
   }
 
   /**

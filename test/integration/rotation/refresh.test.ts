@@ -11,15 +11,15 @@ import { rotationBackendKinds, startRotationBackend, type RotationBackend } from
 /**
  * Refresh acceptance (real API server and real backends — OpenBao, moto, the Key Vault double —
  * node plugins in-process, real tmpfs): one rotation reaches 200 volumes on 3 nodes with one
- * value read — the first within refreshInterval + 2 s, the last within a delivery allowance after
- * it (ADR 0108); `secretbinder.dev/refresh-requested` forces a check now, once per value.
+ * value read, every volume within refreshInterval + 1 s of the write (ADR 0108, 0143);
+ * `secretbinder.dev/refresh-requested` forces a check now, once per value.
  */
 
 const volumes = 200;
 const nodeCount = 3;
 const refreshSeconds = 10;
-const detectionAllowanceMs = 2000;
-const deliveryAllowanceMs = 8000;
+/** The issue's acceptance value: every volume holds the new content within refreshInterval + 1 s. */
+const acceptanceMs = refreshSeconds * 1000 + 1000;
 const marker = (): string => `marker-${randomBytes(8).toString('hex')}`;
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -112,12 +112,9 @@ describe.each(rotationBackendKinds)('refresh propagation on %s', (kind) => {
     );
 
     expect(times.filter((t) => !Number.isFinite(t))).toHaveLength(0);
-    // Detection: the first volume has it within one interval, plus one reconcile and one publish on
-    // a loaded machine. Delivery from the first to the last volume is allowed 8 s here: on the shared
-    // 2-core test machine it measured 1.8-7.6 s, not the +1 s of the acceptance value (ADR 0108);
-    // the figures are printed above, and the p99 target belongs to `npm run bench`.
-    expect(times[0]).toBeLessThanOrEqual(refreshSeconds * 1000 + detectionAllowanceMs);
-    expect((times.at(-1) ?? Number.POSITIVE_INFINITY) - (times[0] ?? 0)).toBeLessThanOrEqual(deliveryAllowanceMs);
+    // Detection starts within the interval of the last check wherever the write lands (ADR 0143);
+    // delivery to all 200 volumes then took 0.3-1.2 s here (ADR 0108). The acceptance value as given.
+    expect(times.at(-1)).toBeLessThanOrEqual(acceptanceMs);
     // One changed key: one value read, however many volumes consume it.
     expect(dataReads).toBe(1);
     const status = await world.bindingStatus('fleet');
