@@ -13,7 +13,7 @@ import { buildImage, busyboxEntries, type BuiltImage, type ImageSpec } from './i
 /**
  * Tier 2 of the test world: a real node (ADR 0140). containerd + runc + the CNI bridge plugin from
  * Debian's packages, a kubelet and a kube-scheduler built like the control plane, images built on
- * this host and imported with `ctr`, no registry. Everything lives under `<world>/node`, every
+ * this host and imported with `ctr`, no registry. Everything lives under `realNodeDir(world)`, every
  * listener is on 127.0.0.1, every process runs under `timeout`. The node is tainted
  * `secretbinder.dev/e2e=true:NoSchedule`, so only pods that tolerate it (the e2e suites') land
  * on it, and its images are never pulled (`imagePullPolicy: Never`).
@@ -277,6 +277,8 @@ export async function startRealNode(world: WorldState, options: { readonly log?:
   if (missing.length > 0) throw new Error(`the real-node tier is not installed (run test/harness/install/all.sh): missing ${missing.join(', ')}`);
   const log = options.log ?? ((): void => undefined);
   const dir = realNodeDir(world.dir);
+  // Whatever an earlier node of this world left (a crashed run) goes first, mounts before files.
+  cleanUpRealNodeHost(dir);
   rmSync(dir, { recursive: true, force: true });
   const kubeletRootDir = join(dir, 'kubelet');
   const cniConfDir = join(dir, 'cni');
@@ -326,7 +328,7 @@ export async function startRealNode(world: WorldState, options: { readonly log?:
         cniVersion: '0.4.0',
         name: 'secret-binder-e2e',
         plugins: [
-          // No masquerade, no port maps: pods talk to nothing but themselves and the host's loopback services.
+          // No masquerade, no port maps: pods reach nothing beyond this host.
           { type: 'bridge', bridge, isGateway: true, ipMasq: false, ipam: { type: 'host-local', ranges: [[{ subnet }]], dataDir: join(dir, 'cni-ipam') } },
           { type: 'loopback' },
         ],
