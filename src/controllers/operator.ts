@@ -215,7 +215,8 @@ export function buildOperator(deps: OperatorDeps): Operator {
     add: enqueueRotationsOf,
     // A new content hash, or a changed selector or strategy (the old one's workloads may lose it).
     update: (old, b) => {
-      if (old.status?.contentHmac === b.status?.contentHmac && !specChanged(old, b)) return;
+      // Also when a binding concludes on a new spec without a new hash: a workload may wait for it.
+      if (old.status?.contentHmac === b.status?.contentHmac && old.status?.observedGeneration === b.status?.observedGeneration && !specChanged(old, b)) return;
       enqueueRotationsOf(old);
       enqueueRotationsOf(b);
     },

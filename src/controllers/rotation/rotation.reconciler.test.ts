@@ -88,9 +88,9 @@ function binding(name: string, hash: string | undefined, labels: Record<string, 
   return {
     apiVersion: 'secretbinder.dev/v1alpha1',
     kind: 'SecretBinding',
-    metadata: { name, namespace: ns, uid: `uid-${name}` },
+    metadata: { name, namespace: ns, uid: `uid-${name}`, generation: 1 },
     spec: { backendRef: { name: 'b' }, podSelector: { matchLabels: labels }, containers: ['app'], files: [{ path: 'f', key: 'k' }], rotation },
-    ...(hash === undefined ? {} : { status: { contentHmac: hash } }),
+    ...(hash === undefined ? {} : { status: { contentHmac: hash, observedGeneration: 1 } }),
   };
 }
 
@@ -148,6 +148,28 @@ describe('RotationReconciler', () => {
     expect(web.templateHash).toBeUndefined();
     expect(api.rollouts.size).toBe(0);
     expect(events.recorded).toEqual([]);
+  });
+
+  it('adopts only once every binding of the workload has concluded: a partial hash would restart it when the rest arrive', async () => {
+    bindings.upsert(binding('db', hmac(1), { app: 'web' }));
+    bindings.upsert(binding('cache', undefined, { app: 'web' }));
+    api.add('Deployment', 'web', { app: 'web' });
+    const r = reconciler();
+    expect(await r.reconcile('Deployment/apps/web', { signal })).toEqual({});
+    expect(api.get('Deployment', 'web').recordedHash).toBeUndefined();
+    // The second binding concludes: adopted with both, and nothing is restarted then or later.
+    bindings.upsert(binding('cache', hmac(2), { app: 'web' }));
+    expect(await r.reconcile('Deployment/apps/web', { signal })).toEqual({});
+    expect(api.get('Deployment', 'web').recordedHash).toBe(workloadContentHash([hmac(1), hmac(2)]));
+    expect(await r.reconcile('Deployment/apps/web', { signal })).toEqual({});
+    expect(api.rollouts.size).toBe(0);
+    // A binding that concluded as failed (status without a hash) does not hold the others back.
+    const failed = binding('broken', undefined, { app: 'api' });
+    bindings.upsert({ ...failed, status: { observedGeneration: 1 } });
+    bindings.upsert(binding('api-db', hmac(3), { app: 'api' }));
+    api.add('Deployment', 'api', { app: 'api' });
+    expect(await r.reconcile('Deployment/apps/api', { signal })).toEqual({});
+    expect(api.get('Deployment', 'api').recordedHash).toBe(workloadContentHash([hmac(3)]));
   });
 
   it('writes nothing when the recorded hash is current, in a fresh process too (restart, failover)', async () => {

@@ -111,6 +111,10 @@ export class RotationReconciler implements Reconciler {
       spec: { containers: [], serviceAccountName: workload.serviceAccountName },
     };
     const bindings = this.#rollingBindings(namespace, template);
+    // Until every binding that selects the workload has concluded on its current spec, the hash is
+    // a partial one: adopting or rolling on it would restart the workload again when the rest
+    // conclude. Their status writes enqueue the workload; a debounce window stays open meanwhile.
+    if (bindings.some((b) => !concluded(b))) return {};
     const desired = desiredHash(bindings);
     // No RollingRestart binding (or none resolved yet): nothing to compare with; the annotation stays.
     if (desired === undefined) return this.#forget(key);
@@ -277,6 +281,11 @@ export class RotationReconciler implements Reconciler {
     this.#reportedFailure.delete(key);
     return {};
   }
+}
+
+/** Whether the binding's status describes its current spec (resolved or failed, but concluded). */
+function concluded(b: SecretBinding): boolean {
+  return b.status?.observedGeneration !== undefined && b.status.observedGeneration === b.metadata.generation;
 }
 
 function desiredHash(bindings: readonly SecretBinding[]): string | undefined {
