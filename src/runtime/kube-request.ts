@@ -1,4 +1,4 @@
-import { Agent, request as httpRequest, type RequestOptions } from 'node:http';
+import { request as httpRequest, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { KubeApiError, type ApiStatus } from './kube-api-error.ts';
@@ -31,46 +31,43 @@ export async function requestJson(kubeConfig: KubeConfig, req: KubeRequest): Pro
     headers['Content-Length'] = String(payload.byteLength);
   }
   const options: RequestOptions = { method: req.method, headers };
+  // The agent this sets is the KubeConfig's own, cached per cluster and user and shared by every
+  // request and watch made with it: never destroyed here (doing so hung up every request in flight).
   await kubeConfig.applyToHTTPSOptions(options);
-  const agent = options.agent;
-  try {
-    return await new Promise<unknown>((resolve, reject) => {
-      const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
-      const request = send(url, { ...options, signal: req.signal }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('error', (error) => {
-          reject(toKubeApiError(error));
-        });
-        res.on('end', () => {
-          const body = Buffer.concat(chunks).toString('utf8');
-          const status = res.statusCode ?? 0;
-          if (status >= 200 && status < 300) {
-            try {
-              resolve(JSON.parse(body));
-            } catch (error) {
-              reject(new KubeApiError(status, undefined, 'invalid JSON from the API server', { cause: error }));
-            }
-            return;
-          }
-          let apiStatus: ApiStatus = {};
-          try {
-            apiStatus = JSON.parse(body) as ApiStatus;
-          } catch {
-            // Not a Status body; the HTTP code says enough.
-          }
-          const detail = apiStatus.message ?? res.statusMessage ?? '';
-          reject(new KubeApiError(status, apiStatus.reason, `${req.method} ${url.pathname}: ${status} ${detail}`.trim()));
-        });
-      });
-      request.on('error', (error) => {
+  return new Promise<unknown>((resolve, reject) => {
+    const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
+    const request = send(url, { ...options, signal: req.signal }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('error', (error) => {
         reject(toKubeApiError(error));
       });
-      request.end(payload);
+      res.on('end', () => {
+        const body = Buffer.concat(chunks).toString('utf8');
+        const status = res.statusCode ?? 0;
+        if (status >= 200 && status < 300) {
+          try {
+            resolve(JSON.parse(body));
+          } catch (error) {
+            reject(new KubeApiError(status, undefined, 'invalid JSON from the API server', { cause: error }));
+          }
+          return;
+        }
+        let apiStatus: ApiStatus = {};
+        try {
+          apiStatus = JSON.parse(body) as ApiStatus;
+        } catch {
+          // Not a Status body; the HTTP code says enough.
+        }
+        const detail = apiStatus.message ?? res.statusMessage ?? '';
+        reject(new KubeApiError(status, apiStatus.reason, `${req.method} ${url.pathname}: ${status} ${detail}`.trim()));
+      });
     });
-  } finally {
-    if (agent instanceof Agent) agent.destroy();
-  }
+    request.on('error', (error) => {
+      reject(toKubeApiError(error));
+    });
+    request.end(payload);
+  });
 }
 
 /** Maps a transport or client-library error to a {@link KubeApiError} (HTTP status if it has one). */

@@ -5,11 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { loadKubeConfig } from '../../../src/kube/kube-clients.ts';
+import { requestJson } from '../../../src/runtime/kube-request.ts';
 import { currentWorld } from '../../harness/world-state.ts';
 
 /**
  * The controller's API clients reuse their connections (ADR 0142): a TCP relay in front of the
- * world's API server counts the connections that calls through `loadKubeConfig` open.
+ * world's API server counts the connections that calls through `loadKubeConfig` open. And the
+ * runtime's own requests (informer lists, leases) run concurrently on the KubeConfig's shared agent.
  */
 
 let relay: Server;
@@ -68,5 +70,11 @@ describe('API client connections', () => {
     const before = connections;
     for (let i = 0; i < 50; i++) await core.listNamespace({ limit: 1 });
     expect(connections - before).toBe(1);
+  });
+
+  it('runs 30 concurrent runtime requests on the shared agent, none hung up by another', async () => {
+    const kc = loadKubeConfig({ kind: 'file', path: kubeconfigPath });
+    const results = await Promise.allSettled(Array.from({ length: 30 }, () => requestJson(kc, { method: 'GET', path: '/api/v1/namespaces' })));
+    expect(results.filter((r) => r.status === 'rejected').map((r) => String(r.reason))).toEqual([]);
   });
 });
