@@ -1,0 +1,63 @@
+import { Broker } from '../../broker/broker.ts';
+import { createBrokerMetrics } from '../../broker/broker.metrics.ts';
+import { BrokerServer } from '../../broker/broker.server.ts';
+import { FreshContentResolver, type ChangeHub } from '../../broker/change-hub.ts';
+import { CachingTokenReviewer, KubeTokenReviewer, TokenReviewCache } from '../../broker/token-review.ts';
+import { isNotFound } from '../../kube/kube-errors.ts';
+import type { BrokerConfig } from '../../config/controller.config.ts';
+import type { AuditLog } from '../../observability/audit.ts';
+import { BindingContentResolver, type BindingContentDeps } from '../binding/binding-content.ts';
+import type { OperatorContext } from './context.ts';
+
+type EnabledBrokerConfig = Extract<BrokerConfig, { readonly enabled: true }>;
+
+export interface BrokerCompositionDeps {
+  readonly contentDeps: BindingContentDeps;
+  readonly hub: ChangeHub;
+  /** Required: the broker audits every answer. */
+  readonly audit: AuditLog | undefined;
+}
+
+/** The broker's HTTPS server (every replica), with its token reviews and content resolvers. */
+export function composeBroker({ clients, registry, logger, informers }: OperatorContext, config: EnabledBrokerConfig, deps: BrokerCompositionDeps): BrokerServer {
+  const { bindings, pods } = informers;
+  if (deps.audit === undefined) throw new Error('the broker needs an audit log');
+  const tokens = new KubeTokenReviewer(clients.auth);
+  // Pod tokens: two minutes, as the kubelet's webhook authentication cache (ADR 0130).
+  const podTokens = new TokenReviewCache({ ttlMs: 120_000, maxEntries: 10_000 });
+  pods.addHandler({
+    delete: (p) => {
+      if (p.metadata?.uid !== undefined) podTokens.forgetPod(p.metadata.uid);
+    },
+  });
+  const broker = new Broker({
+    tokens,
+    podTokens,
+    callerTokens: new CachingTokenReviewer(tokens, { ttlMs: 10_000 }),
+    nodePlugin: config.nodePlugin,
+    bindings,
+    pods,
+    podsSynced: (ns) => pods.hasSyncedNamespace(ns),
+    readPod: async (namespace, name) => {
+      try {
+        return await clients.core.readNamespacedPod({ namespace, name });
+      } catch (error) {
+        if (isNotFound(error)) return undefined;
+        throw error;
+      }
+    },
+    content: new BindingContentResolver(deps.contentDeps),
+    freshContent: new FreshContentResolver(deps.contentDeps),
+    hub: deps.hub,
+    audit: deps.audit,
+    metrics: createBrokerMetrics(registry),
+    logger: logger.child({ component: 'broker' }),
+  });
+  return new BrokerServer({
+    host: config.host,
+    port: config.port,
+    tls: config.tls,
+    broker,
+    logger: logger.child({ component: 'broker' }),
+  });
+}

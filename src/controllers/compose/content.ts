@@ -1,0 +1,83 @@
+import type { AnyBackend } from '../../api/v1alpha1/index.ts';
+import type { BackendContext } from '../../backends/backend.port.ts';
+import { createBackendMetrics, loginCounter } from '../../backends/backends.metrics.ts';
+import { createBackend, parseBackendSpec } from '../../backends/registry.ts';
+import { SecretResolver } from '../../backends/resolver/resolver.ts';
+import { ChangeHub, RecordingContentResolver } from '../../broker/change-hub.ts';
+import { readOperatorSecret } from '../../kube/operator-secrets.ts';
+import { requestServiceAccountToken } from '../../kube/service-account-tokens.ts';
+import type { SecretValue } from '../../observability/secret-value.ts';
+import type { Clock } from '../../runtime/clock.ts';
+import type { Runnable } from '../../runtime/runnable.ts';
+import { BackendPool } from '../backend/backend-pool.ts';
+import type { BindingContentDeps } from '../binding/binding-content.ts';
+import type { OperatorContext } from './context.ts';
+
+/** How bindings become content: the resolver, its backend pool, and the change hub they feed. */
+export interface ContentComposition {
+  readonly resolver: SecretResolver;
+  readonly pool: BackendPool;
+  /** The current hash of every binding, for the broker's change stream. */
+  readonly hub: ChangeHub;
+  /** What any further content resolver (the broker's) is built from. */
+  readonly contentDeps: BindingContentDeps;
+  /** The reconciler's resolver: every resolution feeds the hub. */
+  readonly content: RecordingContentResolver;
+  /** Releases backend clients; after the manager stopped. */
+  readonly close: () => Promise<void>;
+}
+
+export function composeContent({ config, clients, registry, clock, informers }: OperatorContext, contentKey: SecretValue): ContentComposition {
+  const backendMetrics = createBackendMetrics(registry);
+  const resolver = new SecretResolver({ clock, metrics: backendMetrics, contentKey });
+  const onLogin = loginCounter(backendMetrics);
+  const contextFor = (backend: AnyBackend): BackendContext => {
+    const credentialsNamespace = backend.kind === 'ClusterSecretBackend' ? config.operatorNamespace : (backend.metadata.namespace ?? '');
+    return {
+      namespace: credentialsNamespace,
+      requestServiceAccountToken: (request) => requestServiceAccountToken(clients.core, request),
+      readOperatorSecret: (name, key) => readOperatorSecret(clients.core, credentialsNamespace, name, key),
+      onLogin,
+    };
+  };
+  const pool = new BackendPool(resolver, { parseBackendSpec, createBackend }, contextFor);
+  // Every resolution (reconciler or broker) feeds the change stream's current hashes.
+  const hub = new ChangeHub();
+  const contentDeps = {
+    clusterBackends: informers.clusterBackends,
+    namespacedBackends: informers.namespacedBackends,
+    namespaces: informers.namespaces,
+    pool,
+    resolver,
+    contentKey,
+    resolveTimeoutMs: 20_000,
+  };
+  return {
+    resolver,
+    pool,
+    hub,
+    contentDeps,
+    content: new RecordingContentResolver(contentDeps, hub),
+    close: async () => {
+      await pool.close();
+      await resolver.close();
+    },
+  };
+}
+
+/** Drops resolver entries no binding asked for in an hour (deleted bindings, changed keys). */
+export function resolverSweeper(resolver: SecretResolver, clock: Clock): Runnable {
+  return {
+    name: 'resolver-sweeper',
+    needLeaderElection: false,
+    start: async (signal) => {
+      while (!signal.aborted) {
+        resolver.sweep(3_600_000);
+        await new Promise<void>((resolve) => {
+          const timer = clock.setTimeout(resolve, 600_000);
+          signal.addEventListener('abort', () => { clock.clearTimeout(timer); resolve(); }, { once: true });
+        });
+      }
+    },
+  };
+}
