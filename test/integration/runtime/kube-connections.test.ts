@@ -74,7 +74,7 @@ describe('API client connections', () => {
 
   it('runs 30 concurrent runtime requests on the shared agent, none hung up by another', async () => {
     const kc = loadKubeConfig({ kind: 'file', path: kubeconfigPath });
-    const results = await Promise.allSettled(Array.from({ length: 30 }, () => requestJson(kc, { method: 'GET', path: '/api/v1/namespaces' })));
+    const results = await Promise.allSettled(Array.from({ length: 30 }, () => requestJson(kc, { method: 'GET', path: '/api/v1/namespaces', signal: AbortSignal.timeout(30_000) })));
     expect(results.filter((r) => r.status === 'rejected').map((r) => String(r.reason))).toEqual([]);
   });
 });
