@@ -1,9 +1,6 @@
-import { webcrypto } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-// @peculiar/x509 resolves its services through tsyringe, which needs the Reflect metadata API.
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import { generateSelfManagedTls } from '../../src/tls/self-managed-tls.ts';
 import { freePorts, lowkeyVaultFiles, pinnedSetting } from './backend-tools.ts';
 import type { ClientConfig, KeyVaultDoubleConfig } from './keyvault-double/config.ts';
 import { federatedTokenAudience } from './keyvault-double/config.ts';
@@ -17,9 +14,6 @@ import type { AzureKeyVaultEndpoint, KeyVaultDoubleEndpoint } from './world-stat
  * process on 127.0.0.1, with a serving certificate from its own CA, and picks the world's Azure
  * Key Vault server: Lowkey Vault when its jar is installed, else the double.
  */
-
-const crypto: Crypto = webcrypto;
-x509.cryptoProvider.set(crypto);
 
 /** Fixed test identities of the double's tenant: test strings, not credentials. */
 export const keyVaultDoubleIdentities = {
@@ -40,58 +34,16 @@ export interface KeyVaultDoubleOptions {
   readonly tokenLifetimeSeconds?: number;
 }
 
-const ecdsa = { name: 'ECDSA', namedCurve: 'P-256' } as const;
-const signingAlgorithm = { name: 'ECDSA', hash: 'SHA-256' } as const;
-
-function toPem(label: string, der: ArrayBuffer): string {
-  const b64 = Buffer.from(der).toString('base64');
-  return `-----BEGIN ${label}-----\n${b64.replace(/.{1,64}/g, '$&\n')}-----END ${label}-----\n`;
-}
-
-/** A CA of its own and a serving certificate for localhost, 127.0.0.1 and ::1. */
+/** A CA of its own and a serving certificate for localhost, 127.0.0.1 and ::1, as files. */
 async function createServingCertificate(dir: string): Promise<{ caPem: string; caPath: string; certPath: string; keyPath: string }> {
-  const now = Date.now();
-  const validity = { notBefore: new Date(now - 3_600_000), notAfter: new Date(now + 30 * 24 * 3_600_000) };
-  const caKeys = await crypto.subtle.generateKey(ecdsa, true, ['sign', 'verify']);
-  const ca = await x509.X509CertificateGenerator.createSelfSigned({
-    ...validity,
-    name: [{ CN: ['secret-binder keyvault-double CA'] }],
-    keys: caKeys,
-    signingAlgorithm,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
-      await x509.SubjectKeyIdentifierExtension.create(caKeys.publicKey),
-    ],
-  });
-  const keys = await crypto.subtle.generateKey(ecdsa, true, ['sign', 'verify']);
-  const cert = await x509.X509CertificateGenerator.create({
-    ...validity,
-    subject: [{ CN: ['keyvault-double'] }],
-    issuer: ca.subjectName,
-    publicKey: keys.publicKey,
-    signingKey: caKeys.privateKey,
-    signingAlgorithm,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      await x509.AuthorityKeyIdentifierExtension.create(caKeys.publicKey),
-      new x509.SubjectAlternativeNameExtension([
-        { type: 'dns', value: 'localhost' },
-        { type: 'ip', value: '127.0.0.1' },
-        { type: 'ip', value: '::1' },
-      ]),
-    ],
-  });
-  const caPem = ca.toString('pem') + '\n';
+  const tls = await generateSelfManagedTls({ caName: 'secret-binder keyvault-double CA', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1', '::1'], caValidityDays: 30 });
   const caPath = join(dir, 'ca.crt');
   const certPath = join(dir, 'server.crt');
   const keyPath = join(dir, 'server.key');
-  writeFileSync(caPath, caPem);
-  writeFileSync(certPath, cert.toString('pem') + '\n');
-  writeFileSync(keyPath, toPem('PRIVATE KEY', await crypto.subtle.exportKey('pkcs8', keys.privateKey)), { mode: 0o600 });
-  return { caPem, caPath, certPath, keyPath };
+  writeFileSync(caPath, tls.caPem);
+  writeFileSync(certPath, tls.certPem);
+  writeFileSync(keyPath, tls.keyPem, { mode: 0o600 });
+  return { caPem: tls.caPem, caPath, certPath, keyPath };
 }
 
 export async function startKeyVaultDouble(opts: KeyVaultDoubleOptions): Promise<{ record: ProcessRecord; endpoint: KeyVaultDoubleEndpoint }> {
