@@ -8,16 +8,13 @@ import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, V1MicroTime, type KubeC
 import { Registry } from 'prom-client';
 import { group, resources, version } from '../../../src/api/v1alpha1/index.ts';
 import type { ChangesAnswer, PublishAnswer, PublishRequest } from '../../../src/broker/broker.protocol.ts';
-import { parseControllerConfig } from '../../../src/config/controller.config.ts';
-import { buildOperator, type Operator } from '../../../src/controllers/operator.ts';
-import { createKubeClients } from '../../../src/kube/kube-clients.ts';
+import type { Operator } from '../../../src/controllers/operator.ts';
 import { createAuditLog, type AuditLog } from '../../../src/observability/audit.ts';
 import { CapturedOutput } from '../../../src/observability/captured-output.ts';
-import { createLogger } from '../../../src/observability/logger.ts';
-import { SecretValue } from '../../../src/observability/secret-value.ts';
 import { writeKvSecret } from '../../harness/openbao.ts';
 import { currentWorld } from '../../harness/world-state.ts';
 import { adminKubeConfig, eventually, installCrds } from '../support/cluster.ts';
+import { buildInProcessController } from '../support/in-process-controller.ts';
 
 /**
  * The broker in-process (built by buildOperator, like main.ts does) against the real API server
@@ -139,29 +136,18 @@ interface Replica {
  * Lease for someone else, so the replica never leads: no reconciler, broker only).
  */
 async function startReplica(name: string, metrics: Registry, lease?: string): Promise<Replica> {
-  const caOut = join(tmp, `broker-ca-${name}.pem`);
-  const config = parseControllerConfig(
-    [
-      '--kubeconfig', currentWorld().kube.kubeconfigPath,
-      '--namespace', systemNs,
-      '--identity', `broker-test-${name}-${suffix}`,
-      '--watch-namespaces', [ns, otherNs].join(','),
-      ...(lease === undefined ? ['--leader-elect', 'false'] : ['--leader-elect', 'true', '--lease-name', lease]),
-      '--http-address', '127.0.0.1:0',
-      '--hmac-key-file', hmacKey,
-      '--broker-address', '127.0.0.1:0',
-      '--broker-ca-out', caOut,
-      '--node-plugin-service-account', `${systemNs}:node-plugin`,
-    ],
-    {},
-  );
-  const operator = buildOperator({
-    config,
+  const { operator, caPath: caOut } = buildInProcessController({
+    dir: tmp,
+    name,
+    identity: `broker-test-${name}-${suffix}`,
+    namespace: systemNs,
+    watchNamespaces: [ns, otherNs],
+    nodePluginServiceAccount: `${systemNs}:node-plugin`,
+    ...(lease === undefined ? {} : { lease }),
+    hmacKeyPath: hmacKey,
     kubeConfig: kc,
-    clients: createKubeClients(kc),
-    logger: createLogger({ level: 'debug', component: 'controller', stream: logOut }),
+    log: { stream: logOut, level: 'debug' },
     registry: metrics,
-    contentKey: SecretValue.fromBytes(readFileSync(hmacKey)),
     audit,
   });
   const stop = new AbortController();

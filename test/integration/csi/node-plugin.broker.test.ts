@@ -6,21 +6,19 @@ import { join } from 'node:path';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { group, resources, version } from '../../../src/api/v1alpha1/index.ts';
-import { parseControllerConfig } from '../../../src/config/controller.config.ts';
-import { buildOperator, type Operator } from '../../../src/controllers/operator.ts';
+import type { Operator } from '../../../src/controllers/operator.ts';
 import { BrokerHttpClient } from '../../../src/delivery/csi/broker-http.client.ts';
 import { CsiServer } from '../../../src/delivery/csi/csi.server.ts';
 import { NodePlugin } from '../../../src/delivery/csi/node-plugin.ts';
 import { procMount, SystemMounter } from '../../../src/delivery/csi/tmpfs.mounter.ts';
-import { createKubeClients } from '../../../src/kube/kube-clients.ts';
 import { createAuditLog, type AuditLog } from '../../../src/observability/audit.ts';
 import { CapturedOutput } from '../../../src/observability/captured-output.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
-import { SecretValue } from '../../../src/observability/secret-value.ts';
 import { KubeletDriver } from '../../harness/kubelet-driver.ts';
 import { writeKvSecret } from '../../harness/openbao.ts';
 import { currentWorld } from '../../harness/world-state.ts';
 import { adminKubeConfig, eventually, installCrds } from '../support/cluster.ts';
+import { buildInProcessController } from '../support/in-process-controller.ts';
 
 /**
  * The node plugin end to end without a kubelet: the controller with its broker in-process (as
@@ -122,34 +120,20 @@ describe('node plugin with the real broker', () => {
       },
     });
 
-    const hmacKey = join(tmp, 'hmac.key');
-    writeFileSync(hmacKey, randomBytes(32), { mode: 0o600 });
-    const caOut = join(tmp, 'broker-ca.pem');
-    const config = parseControllerConfig(
-      [
-        '--kubeconfig', currentWorld().kube.kubeconfigPath,
-        '--namespace', systemNs,
-        '--identity', `csi-test-${suffix}`,
-        '--watch-namespaces', ns,
-        '--leader-elect', 'false',
-        '--http-address', '127.0.0.1:0',
-        '--hmac-key-file', hmacKey,
-        '--broker-address', '127.0.0.1:0',
-        '--broker-ca-out', caOut,
-        '--node-plugin-service-account', `${systemNs}:node-plugin`,
-      ],
-      {},
-    );
     audit = createAuditLog({ destination: { kind: 'stream', stream: auditOut } });
-    operator = buildOperator({
-      config,
+    let caOut: string;
+    ({ operator, caPath: caOut } = buildInProcessController({
+      dir: tmp,
+      name: 'controller',
+      identity: `csi-test-${suffix}`,
+      namespace: systemNs,
+      watchNamespaces: [ns],
+      nodePluginServiceAccount: `${systemNs}:node-plugin`,
       kubeConfig: kc,
-      clients: createKubeClients(kc),
-      logger: createLogger({ level: 'debug', component: 'controller', stream: controllerLog }),
+      log: { stream: controllerLog, level: 'debug' },
       registry,
-      contentKey: SecretValue.fromBytes(readFileSync(hmacKey)),
       audit,
-    });
+    }));
     running = operator.manager.run(stop.signal);
     if (operator.broker === undefined) throw new Error('the broker is not enabled');
     const address = await operator.broker.address();

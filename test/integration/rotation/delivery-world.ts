@@ -5,22 +5,21 @@ import { join } from 'node:path';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { group, resources, version } from '../../../src/api/v1alpha1/index.ts';
-import { parseControllerConfig } from '../../../src/config/controller.config.ts';
-import { buildOperator, type Operator } from '../../../src/controllers/operator.ts';
+import type { Operator } from '../../../src/controllers/operator.ts';
 import { BrokerHttpClient } from '../../../src/delivery/csi/broker-http.client.ts';
 import { CsiServer } from '../../../src/delivery/csi/csi.server.ts';
 import { NodePlugin } from '../../../src/delivery/csi/node-plugin.ts';
 import { SystemMounter } from '../../../src/delivery/csi/tmpfs.mounter.ts';
-import { createKubeClients, loadKubeConfig } from '../../../src/kube/kube-clients.ts';
+import { loadKubeConfig } from '../../../src/kube/kube-clients.ts';
 import { createAuditLog, type AuditLog } from '../../../src/observability/audit.ts';
 import { CapturedOutput } from '../../../src/observability/captured-output.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
-import { SecretValue } from '../../../src/observability/secret-value.ts';
 import { KubeletDriver, type PodVolumeMount } from '../../harness/kubelet-driver.ts';
 import type { OpenBaoEndpoint } from '../../harness/world-state.ts';
 import { currentWorld } from '../../harness/world-state.ts';
 import { adminKubeConfig, eventually, installCrds } from '../support/cluster.ts';
 import type { RotationBackend } from './rotation-backends.ts';
+import { buildInProcessController } from '../support/in-process-controller.ts';
 
 /**
  * The delivery path of the rotation suites, all real but the kubelet: the controller with its
@@ -120,37 +119,22 @@ export async function startDeliveryWorld(options: DeliveryWorldOptions): Promise
     body: { apiVersion: `${group}/${version}`, kind: 'SecretBackend', metadata: { name: backendName }, spec: backend.spec },
   });
 
-  const hmacKey = join(tmp, 'hmac.key');
-  writeFileSync(hmacKey, randomBytes(32), { mode: 0o600 });
-  const caOut = join(tmp, 'broker-ca.pem');
-  const config = parseControllerConfig(
-    [
-      '--kubeconfig', currentWorld().kube.kubeconfigPath,
-      '--namespace', systemNs,
-      '--identity', `${options.prefix}-test-${suffix}`,
-      '--watch-namespaces', ns,
-      '--leader-elect', 'false',
-      '--http-address', '127.0.0.1:0',
-      '--hmac-key-file', hmacKey,
-      '--broker-address', '127.0.0.1:0',
-      '--broker-ca-out', caOut,
-      '--node-plugin-service-account', `${systemNs}:node-plugin`,
-    ],
-    {},
-  );
   const controllerLog = new CapturedOutput();
   const pluginLog = new CapturedOutput();
   const auditOut = new CapturedOutput();
   const registry = new Registry();
   const audit: AuditLog = createAuditLog({ destination: { kind: 'stream', stream: auditOut } });
-  const operator = buildOperator({
-    config,
+  const { operator, caPath: caOut } = buildInProcessController({
+    dir: tmp,
+    name: 'controller',
+    identity: `${options.prefix}-test-${suffix}`,
+    namespace: systemNs,
+    watchNamespaces: [ns],
+    nodePluginServiceAccount: `${systemNs}:node-plugin`,
     // As main.ts builds it: the controller's own pooled client configuration (ADR 0142).
     kubeConfig: operatorKc,
-    clients: createKubeClients(operatorKc),
-    logger: createLogger({ level: 'info', component: 'controller', stream: controllerLog }),
+    log: { stream: controllerLog, level: 'info' },
     registry,
-    contentKey: SecretValue.fromBytes(readFileSync(hmacKey)),
     audit,
   });
   const stop = new AbortController();

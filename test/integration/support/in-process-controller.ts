@@ -1,0 +1,68 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Writable } from 'node:stream';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Registry } from 'prom-client';
+import { parseControllerConfig } from '../../../src/config/controller.config.ts';
+import { buildOperator, type Operator } from '../../../src/controllers/operator.ts';
+import { createKubeClients } from '../../../src/kube/kube-clients.ts';
+import type { AuditLog } from '../../../src/observability/audit.ts';
+import { createLogger } from '../../../src/observability/logger.ts';
+import { SecretValue } from '../../../src/observability/secret-value.ts';
+import { currentWorld } from '../../harness/world-state.ts';
+
+/**
+ * A controller replica in this process, built from command-line flags as main.ts builds it, with
+ * its broker on a loopback port and a self-managed certificate whose CA it writes to `caPath`.
+ */
+export interface InProcessControllerOptions {
+  /** Where the broker's CA (`broker-ca-<name>.pem`) and, unless given, the HMAC key are written. */
+  readonly dir: string;
+  readonly name: string;
+  readonly identity: string;
+  /** The operator namespace. */
+  readonly namespace: string;
+  readonly watchNamespaces: readonly string[];
+  /** `namespace:name` of the node plugin's service account. */
+  readonly nodePluginServiceAccount: string;
+  /** Leader election on this Lease; without it, no election. */
+  readonly lease?: string;
+  /** The content HMAC key file, shared by replicas; default `<dir>/hmac.key`, created if missing. */
+  readonly hmacKeyPath?: string;
+  readonly kubeConfig: KubeConfig;
+  readonly log: { readonly stream: Writable; readonly level: 'info' | 'debug' };
+  readonly registry: Registry;
+  readonly audit: AuditLog;
+}
+
+export function buildInProcessController(options: InProcessControllerOptions): { readonly operator: Operator; readonly caPath: string } {
+  const hmacKey = options.hmacKeyPath ?? join(options.dir, 'hmac.key');
+  if (!existsSync(hmacKey)) writeFileSync(hmacKey, randomBytes(32), { mode: 0o600 });
+  const caPath = join(options.dir, `broker-ca-${options.name}.pem`);
+  const config = parseControllerConfig(
+    [
+      '--kubeconfig', currentWorld().kube.kubeconfigPath,
+      '--namespace', options.namespace,
+      '--identity', options.identity,
+      '--watch-namespaces', options.watchNamespaces.join(','),
+      ...(options.lease === undefined ? ['--leader-elect', 'false'] : ['--leader-elect', 'true', '--lease-name', options.lease]),
+      '--http-address', '127.0.0.1:0',
+      '--hmac-key-file', hmacKey,
+      '--broker-address', '127.0.0.1:0',
+      '--broker-ca-out', caPath,
+      '--node-plugin-service-account', options.nodePluginServiceAccount,
+    ],
+    {},
+  );
+  const operator = buildOperator({
+    config,
+    kubeConfig: options.kubeConfig,
+    clients: createKubeClients(options.kubeConfig),
+    logger: createLogger({ level: options.log.level, component: 'controller', stream: options.log.stream }),
+    registry: options.registry,
+    contentKey: SecretValue.fromBytes(readFileSync(hmacKey)),
+    audit: options.audit,
+  });
+  return { operator, caPath };
+}
