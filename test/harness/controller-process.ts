@@ -2,12 +2,37 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { CoordinationV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { isAlive, startProcess, stopProcess, type ProcessRecord } from './process.ts';
 import type { WorldState } from './world-state.ts';
 
 const root = process.cwd();
 
 export const operatorNamespace = 'secret-binder-system';
+
+export interface LeaseTiming {
+  readonly durationSeconds: number;
+  readonly renewDeadlineSeconds: number;
+  readonly retryPeriodSeconds: number;
+}
+
+/**
+ * Lease timings for suites that run several controllers. Leaders hold on through 20 s without the
+ * API server (a kube-apiserver restart under load takes up to ~10 s); a failover test starts its
+ * standby with the quick lease instead, since a candidate measures expiry with its own duration.
+ */
+export const patientLease: LeaseTiming = { durationSeconds: 25, renewDeadlineSeconds: 20, retryPeriodSeconds: 1 };
+export const quickLease: LeaseTiming = { durationSeconds: 8, renewDeadlineSeconds: 6, retryPeriodSeconds: 1 };
+
+/** Who holds the Lease `name` in `namespace`; undefined while nobody does or it does not exist. */
+export async function leaseHolder(kc: KubeConfig, name: string, namespace: string = operatorNamespace): Promise<string | undefined> {
+  try {
+    const lease = await kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name, namespace });
+    return lease.spec?.holderIdentity ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export interface ControllerOptions {
   /** Unique per process: leader identity, log file name. */
@@ -21,7 +46,7 @@ export interface ControllerOptions {
   /** Further flags (e.g. the broker's). */
   readonly extraArgs?: readonly string[];
   /** Lease timing in seconds; default 10 / 8 / 1 (takeover ~11 s after a crash). */
-  readonly lease?: { readonly durationSeconds: number; readonly renewDeadlineSeconds: number; readonly retryPeriodSeconds: number };
+  readonly lease?: LeaseTiming;
   /** Another identity than the world's admin (e.g. the chart's service account); default the admin kubeconfig. */
   readonly kubeconfigPath?: string;
   /** The operator namespace (its Lease, credentials); default secret-binder-system. */

@@ -3,13 +3,13 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ApiException, CoordinationV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { group, resources, version, type Condition, type ResourceKind } from '../../../src/api/v1alpha1/index.ts';
 import { restartKubeApiserver } from '../../harness/control.ts';
 import { writeKvSecret } from '../../harness/openbao.ts';
 import { currentWorld } from '../../harness/world-state.ts';
 import { adminKubeConfig, eventually, installCrds, loadExamples, root } from '../support/cluster.ts';
-import { startController, type ControllerProcess } from '../../harness/controller-process.ts';
+import { leaseHolder, patientLease, quickLease, startController, type ControllerProcess } from '../../harness/controller-process.ts';
 import { chartRelease, installChart, refusedRequest, uninstallChart } from '../packaging/chart-release.support.ts';
 import { serviceAccountKubeConfig } from '../packaging/identity.support.ts';
 
@@ -96,23 +96,7 @@ async function waitReady(kind: ResourceKind, name: string, status: 'True' | 'Fal
   }
 }
 
-async function leaseHolder(): Promise<string | undefined> {
-  const coordination = kc.makeApiClient(CoordinationV1Api);
-  try {
-    const lease = await coordination.readNamespacedLease({ name: leaseName, namespace: operatorNamespace });
-    return lease.spec?.holderIdentity ?? undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * Leaders hold on through 20 s without the API server (a kube-apiserver restart under load takes
- * up to ~10 s); the failover test starts its standby with a short lease duration instead, since a
- * candidate measures expiry with its own duration.
- */
-const patientLease = { durationSeconds: 25, renewDeadlineSeconds: 20, retryPeriodSeconds: 1 };
-const quickLease = { durationSeconds: 8, renewDeadlineSeconds: 6, retryPeriodSeconds: 1 };
+const currentLeader = (): Promise<string | undefined> => leaseHolder(kc, leaseName, operatorNamespace);
 
 function start(identity: string, lease = patientLease): ControllerProcess {
   const controller = startController(currentWorld(), {
@@ -276,17 +260,17 @@ describe('controller against a real API server', () => {
     // A fresh pair with short leases (a candidate honours the duration the holder declared).
     for (const running of controllers.filter((c) => c.alive())) await running.stop();
     const leader = start('c', quickLease);
-    await eventually('c leads', async () => ((await leaseHolder()) === leader.identity ? true : undefined));
+    await eventually('c leads', async () => ((await currentLeader()) === leader.identity ? true : undefined));
     const standby = start('d', quickLease);
     await standby.healthPort();
     await sleep(3_000);
-    expect(await leaseHolder()).toBe(leader.identity);
+    expect(await currentLeader()).toBe(leader.identity);
     expect(await leader.metric('secretbinder_leader', '')).toBe(1);
     expect(await standby.metric('secretbinder_leader', '')).toBe(0);
 
     await leader.kill();
     const killedAt = Date.now();
-    await eventually('the standby leads', async () => ((await leaseHolder()) === standby.identity ? true : undefined), 20_000);
+    await eventually('the standby leads', async () => ((await currentLeader()) === standby.identity ? true : undefined), 20_000);
     expect(Date.now() - killedAt).toBeLessThan(15_000);
     // And it does the leader's work: a new binding becomes Ready.
     const example = examples.find((o) => o.kind === 'SecretBinding' && o.metadata?.name === 'shop-credentials');

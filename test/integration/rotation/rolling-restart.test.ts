@@ -3,7 +3,6 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AppsV1Api,
-  CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
   PatchStrategy,
@@ -16,7 +15,7 @@ import {
 } from '@kubernetes/client-node';
 import { group, resources, version, type SecretBinding } from '../../../src/api/v1alpha1/index.ts';
 import { contentHashAnnotation, workloadContentHash } from '../../../src/controllers/rotation/rollout-hash.ts';
-import { operatorNamespace, startController, type ControllerProcess } from '../../harness/controller-process.ts';
+import { leaseHolder, operatorNamespace, patientLease, quickLease, startController, type ControllerProcess } from '../../harness/controller-process.ts';
 import { currentWorld } from '../../harness/world-state.ts';
 import { adminKubeConfig, eventually, installCrds } from '../support/cluster.ts';
 
@@ -169,17 +168,7 @@ async function events(reason: string, kind: string, name: string): Promise<numbe
   return list.items.filter((e) => e.reason === reason && e.involvedObject.kind === kind && e.involvedObject.name === name).length;
 }
 
-async function leaseHolder(): Promise<string | undefined> {
-  try {
-    const lease = await kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: leaseName, namespace: operatorNamespace });
-    return lease.spec?.holderIdentity ?? undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-const patientLease = { durationSeconds: 25, renewDeadlineSeconds: 20, retryPeriodSeconds: 1 };
-const quickLease = { durationSeconds: 8, renewDeadlineSeconds: 6, retryPeriodSeconds: 1 };
+const currentLeader = (): Promise<string | undefined> => leaseHolder(kc, leaseName);
 
 function start(identity: string, lease = patientLease): ControllerProcess {
   const controller = startController(currentWorld(), { identity: `${identity}-${suffix}`, watchNamespaces: [ns], leaseName, lease });
@@ -282,7 +271,7 @@ describe('RollingRestart against a real API server and controller-manager', () =
     await first.stop();
     const second = start('b', quickLease);
     // A graceful stop releases the lease; if the release does not reach the API server, b waits out a's 25 s.
-    await eventually('b leads', async () => ((await leaseHolder()) === second.identity ? true : undefined), 60_000);
+    await eventually('b leads', async () => ((await currentLeader()) === second.identity ? true : undefined), 60_000);
     await reconciledAll(second);
     await sleep(settleMs);
     expect(await counts()).toEqual(before);
@@ -290,7 +279,7 @@ describe('RollingRestart against a real API server and controller-manager', () =
     const standby = start('c', quickLease);
     await standby.healthPort();
     await second.kill();
-    await eventually('the standby leads', async () => ((await leaseHolder()) === standby.identity ? true : undefined), 30_000);
+    await eventually('the standby leads', async () => ((await currentLeader()) === standby.identity ? true : undefined), 30_000);
     await reconciledAll(standby);
     await sleep(settleMs);
     expect(await counts()).toEqual(before);
@@ -332,7 +321,7 @@ describe('RollingRestart against a real API server and controller-manager', () =
   it('evicts a bare pod on rotation, retrying while a PodDisruptionBudget refuses', async () => {
     const policy = kc.makeApiClient(PolicyV1Api);
     // Whoever leads now (c, after the failover test): this test does not depend on how that one ended.
-    const holder = await leaseHolder();
+    const holder = await currentLeader();
     const leader = controllers.find((c) => c.alive() && c.identity === holder);
     if (leader === undefined) throw new Error(`no live controller holds the lease (holder: ${holder ?? 'none'})`);
     await custom.createNamespacedCustomObject({ ...bindingRef, namespace: ns, body: binding('solo', { app: 'solo' }, 'k1', 'solo-v1') });
