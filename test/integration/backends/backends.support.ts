@@ -1,8 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { CreateSecretCommand, DeleteSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { ApiException, CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { group, resources, version, type Condition } from '../../../src/api/v1alpha1/index.ts';
 import { operatorNamespace, startController, type ControllerProcess } from '../../harness/controller-process.ts';
+import { startFaultProxy, type FaultProxy } from '../../harness/fault-proxy.ts';
 import { currentWorld, type MotoEndpoint } from '../../harness/world-state.ts';
 import { adminKubeConfig, installCrds } from '../support/cluster.ts';
 
@@ -189,4 +191,55 @@ export function motoAdmin(moto: MotoEndpoint): SecretsManagerClient {
     region: moto.region,
     credentials: { accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey },
   });
+}
+
+/**
+ * A fleet reading moto through a counting proxy (`FaultProxy`): its secrets created with random
+ * values, the ClusterSecretBackend pointed at the proxy with static keys, bindings created, the
+ * controller started. Created first and started after, so `cleanup` (in `afterAll`) removes what a
+ * failed start left: the fleet, the proxy, the secrets.
+ */
+export class MotoFleet {
+  readonly #name: string;
+  readonly #keys: readonly string[];
+  readonly #admin: SecretsManagerClient;
+  #proxy: FaultProxy | undefined;
+  #fleet: Fleet | undefined;
+
+  constructor(name: string, keys: readonly string[]) {
+    const moto = currentWorld().moto;
+    if (moto === undefined) throw new Error('the world has no moto');
+    this.#name = name;
+    this.#keys = keys;
+    this.#admin = motoAdmin(moto);
+  }
+
+  /** `backend` joins the `awsSecretsManager` provider spec (refreshInterval, rateLimit...). */
+  async start(shape: { readonly namespaces: number; readonly bindingsPerNamespace: number; readonly backend: Record<string, unknown> }): Promise<{ fleet: Fleet; proxy: FaultProxy }> {
+    const moto = currentWorld().moto;
+    if (moto === undefined) throw new Error('the world has no moto');
+    for (const key of this.#keys) await this.#admin.send(new CreateSecretCommand({ Name: key, SecretString: JSON.stringify({ value: randomBytes(12).toString('hex') }) }));
+    const proxy = await startFaultProxy({ target: moto.endpoint, maxLifetimeMs: 600_000 });
+    this.#proxy = proxy;
+    const fleet = new Fleet({
+      name: this.#name,
+      namespaces: shape.namespaces,
+      bindingsPerNamespace: shape.bindingsPerNamespace,
+      keys: this.#keys,
+      backendSpec: { awsSecretsManager: { region: moto.region, endpoint: proxy.url, auth: { staticKeys: { secretRef: { name: this.#name } } } }, ...shape.backend },
+    });
+    this.#fleet = fleet;
+    await fleet.prepare();
+    await fleet.operatorSecret(this.#name, { accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey });
+    await fleet.createBackend();
+    await fleet.createBindings();
+    return { fleet, proxy };
+  }
+
+  async cleanup(): Promise<void> {
+    await this.#fleet?.cleanup();
+    await this.#proxy?.stop();
+    for (const key of this.#keys) await this.#admin.send(new DeleteSecretCommand({ SecretId: key, ForceDeleteWithoutRecovery: true })).catch(() => undefined);
+    this.#admin.destroy();
+  }
 }

@@ -1,10 +1,8 @@
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CreateSecretCommand, DeleteSecretCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { startFaultProxy, type FaultProxy, type ProxiedRequest } from '../../harness/fault-proxy.ts';
-import { currentWorld } from '../../harness/world-state.ts';
-import { Fleet, motoAdmin } from './backends.support.ts';
+import type { ProxiedRequest } from '../../harness/fault-proxy.ts';
+import { MotoFleet } from './backends.support.ts';
 
 /**
  * Acceptance of the "Backends" issue, AWS Secrets Manager (moto): 200 SecretBindings in 20
@@ -31,37 +29,14 @@ function operations(requests: readonly ProxiedRequest[]): Record<string, number>
 describe('deduplication of backend calls on AWS Secrets Manager (200 bindings, 10 keys, one ClusterSecretBackend)', () => {
   const name = `dedup-aws-${randomBytes(3).toString('hex')}`;
   const keys = Array.from({ length: keyCount }, (_, i) => `${name}/k${i}`);
-  let proxy: FaultProxy | undefined;
-  let fleet: Fleet | undefined;
-  let admin: SecretsManagerClient | undefined;
+  const moto = new MotoFleet(name, keys);
 
   afterAll(async () => {
-    await fleet?.cleanup();
-    await proxy?.stop();
-    for (const key of keys) await admin?.send(new DeleteSecretCommand({ SecretId: key, ForceDeleteWithoutRecovery: true })).catch(() => undefined);
-    admin?.destroy();
+    await moto.cleanup();
   }, 120_000);
 
   it('reads each of the 10 secrets once, in batches of at most 20 ids, and no batch per refresh while versions stand still', async () => {
-    const moto = currentWorld().moto;
-    if (moto === undefined) throw new Error('the world has no moto');
-    admin = motoAdmin(moto);
-    for (const key of keys) await admin.send(new CreateSecretCommand({ Name: key, SecretString: JSON.stringify({ value: randomBytes(12).toString('hex') }) }));
-    proxy = await startFaultProxy({ target: moto.endpoint, maxLifetimeMs: 600_000 });
-    fleet = new Fleet({
-      name,
-      namespaces,
-      bindingsPerNamespace,
-      keys,
-      backendSpec: {
-        awsSecretsManager: { region: moto.region, endpoint: proxy.url, auth: { staticKeys: { secretRef: { name } } } },
-        refreshInterval: `${refreshSeconds}s`,
-      },
-    });
-    await fleet.prepare();
-    await fleet.operatorSecret(name, { accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey });
-    await fleet.createBackend();
-    await fleet.createBindings();
+    const { fleet, proxy } = await moto.start({ namespaces, bindingsPerNamespace, backend: { refreshInterval: `${refreshSeconds}s` } });
 
     const startedAt = Date.now();
     fleet.startController();

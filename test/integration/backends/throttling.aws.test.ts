@@ -1,10 +1,8 @@
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CreateSecretCommand, DeleteSecretCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { startFaultProxy, type FaultProxy, type ProxiedRequest } from '../../harness/fault-proxy.ts';
-import { currentWorld } from '../../harness/world-state.ts';
-import { condition, Fleet, motoAdmin, summary, type Obj } from './backends.support.ts';
+import type { ProxiedRequest } from '../../harness/fault-proxy.ts';
+import { condition, MotoFleet, summary, type Obj } from './backends.support.ts';
 
 /**
  * Acceptance of the "Backends" issue, throttling: the proxy in front of moto answers every call
@@ -50,38 +48,14 @@ function hmacs(bindings: readonly Obj[]): Map<string, string> {
 describe('throttling on AWS Secrets Manager (moto behind a throttling proxy)', () => {
   const name = `throttle-aws-${randomBytes(3).toString('hex')}`;
   const secretIds = Array.from({ length: keys }, (_, i) => `${name}/k${i}`);
-  let proxy: FaultProxy | undefined;
-  let fleet: Fleet | undefined;
-  let admin: SecretsManagerClient | undefined;
+  const moto = new MotoFleet(name, secretIds);
 
   afterAll(async () => {
-    await fleet?.cleanup();
-    await proxy?.stop();
-    for (const id of secretIds) await admin?.send(new DeleteSecretCommand({ SecretId: id, ForceDeleteWithoutRecovery: true })).catch(() => undefined);
-    admin?.destroy();
+    await moto.cleanup();
   }, 120_000);
 
   it(`keeps to the rate budget through ${throttleWindowMs / 1000} s of ThrottlingException, serves last-known-good (Degraded=Throttled), and recovers`, async () => {
-    const moto = currentWorld().moto;
-    if (moto === undefined) throw new Error('the world has no moto');
-    admin = motoAdmin(moto);
-    for (const id of secretIds) await admin.send(new CreateSecretCommand({ Name: id, SecretString: JSON.stringify({ value: randomBytes(12).toString('hex') }) }));
-    proxy = await startFaultProxy({ target: moto.endpoint, maxLifetimeMs: 600_000 });
-    fleet = new Fleet({
-      name,
-      namespaces: 2,
-      bindingsPerNamespace: 5,
-      keys: secretIds,
-      backendSpec: {
-        awsSecretsManager: { region: moto.region, endpoint: proxy.url, auth: { staticKeys: { secretRef: { name } } } },
-        refreshInterval: `${refreshSeconds}s`,
-        rateLimit,
-      },
-    });
-    await fleet.prepare();
-    await fleet.operatorSecret(name, { accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey });
-    await fleet.createBackend();
-    await fleet.createBindings();
+    const { fleet, proxy } = await moto.start({ namespaces: 2, bindingsPerNamespace: 5, backend: { refreshInterval: `${refreshSeconds}s`, rateLimit } });
     fleet.startController();
     const before = hmacs(await fleet.waitAllReady(120_000));
     expect([...before.values()].every((h) => /^hmac-sha256:[0-9a-f]{64}$/.test(h))).toBe(true);
