@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import {
   AppsV1Api,
   AuthenticationV1Api,
@@ -19,12 +19,17 @@ export type KubeConfigSource =
 
 type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
 
-const fileOrEmpty = (path: string | undefined): string => {
+/**
+ * A file's path and version (mtime, size): enough to notice a certificate rotated in place, without
+ * reading and hashing it again on every request (the library already reads it per request).
+ */
+const fileVersion = (path: string | undefined): string => {
   if (path === undefined || path === '') return '';
   try {
-    return readFileSync(path, 'utf8');
+    const stat = statSync(path);
+    return `${path}@${String(stat.mtimeMs)}:${String(stat.size)}`;
   } catch {
-    return '';
+    return path;
   }
 };
 
@@ -59,8 +64,8 @@ export class PooledKubeConfig extends KubeConfig {
     const user = this.getCurrentUser();
     const hash = createHash('sha256');
     for (const part of [
-      cluster?.server, cluster?.caData, fileOrEmpty(cluster?.caFile), String(cluster?.skipTLSVerify), cluster?.tlsServerName, cluster?.proxyUrl,
-      user?.name, user?.certData, fileOrEmpty(user?.certFile), user?.keyData, fileOrEmpty(user?.keyFile),
+      cluster?.server, cluster?.caData, fileVersion(cluster?.caFile), String(cluster?.skipTLSVerify), cluster?.tlsServerName, cluster?.proxyUrl,
+      user?.name, user?.certData, fileVersion(user?.certFile), user?.keyData, fileVersion(user?.keyFile),
     ]) {
       hash.update(part ?? '').update('\0');
     }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -76,5 +76,35 @@ describe('API client connections', () => {
     const kc = loadKubeConfig({ kind: 'file', path: kubeconfigPath });
     const results = await Promise.allSettled(Array.from({ length: 30 }, () => requestJson(kc, { method: 'GET', path: '/api/v1/namespaces', signal: AbortSignal.timeout(30_000) })));
     expect(results.filter((r) => r.status === 'rejected').map((r) => String(r.reason))).toEqual([]);
+  });
+
+  it('opens a new pool when a client certificate is rotated in its file, and only then', async () => {
+    // A kubeconfig naming certificate files (as kubelet-style and rotated credentials do).
+    const pki = join(currentWorld().dir, 'pki');
+    for (const file of ['admin.crt', 'admin.key']) copyFileSync(join(pki, file), join(dir, file));
+    const { port } = relay.address() as AddressInfo;
+    const fileConfig = join(dir, 'kubeconfig-files');
+    writeFileSync(
+      fileConfig,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'w', cluster: { server: `https://127.0.0.1:${String(port)}`, 'certificate-authority': join(pki, 'ca.crt') } }],
+        users: [{ name: 'admin', user: { 'client-certificate': join(dir, 'admin.crt'), 'client-key': join(dir, 'admin.key') } }],
+        contexts: [{ name: 'w', context: { cluster: 'w', user: 'admin' } }],
+        'current-context': 'w',
+      }),
+      { mode: 0o600 },
+    );
+    const core = loadKubeConfig({ kind: 'file', path: fileConfig }).makeApiClient(CoreV1Api);
+    const before = connections;
+    for (let i = 0; i < 5; i++) await core.listNamespace({ limit: 1 });
+    expect(connections - before).toBe(1);
+    // Rotated in place: same path, new file version.
+    const later = new Date(Date.now() + 60_000);
+    copyFileSync(join(pki, 'admin.crt'), join(dir, 'admin.crt'));
+    utimesSync(join(dir, 'admin.crt'), later, later);
+    for (let i = 0; i < 5; i++) await core.listNamespace({ limit: 1 });
+    expect(connections - before).toBe(2);
   });
 });
