@@ -18,6 +18,7 @@ import {
 import { group, resources, version, type ClusterSecretBackend, type SecretBinding } from '../../../src/api/v1alpha1/index.ts';
 import { baoBinary, freePorts } from '../../harness/backend-tools.ts';
 import { startController, type ControllerProcess } from '../../harness/controller-process.ts';
+import { projectImageReference } from '../../harness/node/project-image.ts';
 import { openBaoRequest } from '../../harness/openbao.ts';
 import { currentWorld } from '../../harness/world-state.ts';
 import { adminKubeConfig, errorText, root } from '../support/cluster.ts';
@@ -76,6 +77,8 @@ function quickStart(readme: string): QuickStart {
   }
   return { environment, blocks };
 }
+
+const [imageRepository = '', imageTag = ''] = projectImageReference.split(/:(?=[^:]+$)/);
 
 const readme = quickStart(readFileSync(join(root, 'README.md'), 'utf8'));
 
@@ -171,6 +174,10 @@ beforeAll(() => {
     VAULT_ADDR: bao().address,
     VAULT_TOKEN: bao().rootToken,
     VAULT_IN_CLUSTER_ADDR: bao().address,
+    // The image the user built and pushed (docs/install.md): here the one the real-node tier
+    // assembles; no pod runs it in this world, but the chart must be installed with exactly it.
+    IMAGE_REPOSITORY: imageRepository,
+    IMAGE_TAG: imageTag,
   };
 });
 
@@ -178,9 +185,10 @@ afterAll(cleanUp, 120_000);
 
 describe('README quick start', () => {
   it('is sh blocks, the first a helm install, after a block naming the variables the test sets', () => {
-    expect([...readme.environment].sort()).toEqual(Object.keys(env).filter((k) => k.startsWith('VAULT_') && k !== 'VAULT_TOKEN').sort());
+    expect([...readme.environment].sort()).toEqual(Object.keys(env).filter((k) => /^(VAULT_|IMAGE_)/.test(k) && k !== 'VAULT_TOKEN').sort());
     expect(readme.blocks.length).toBeGreaterThanOrEqual(4);
     expect(readme.blocks[0]).toMatch(/^helm install secret-binder charts\/secret-binder\b/);
+    expect(readme.blocks[0]).toContain('--set image.repository="$IMAGE_REPOSITORY" --set image.tag="$IMAGE_TAG"');
     expect(readme.blocks.slice(1).join('\n')).not.toMatch(/helm install/);
   });
 
@@ -195,6 +203,7 @@ describe('README quick start', () => {
     const apps = admin.makeApiClient(AppsV1Api);
     const deployment = await apps.readNamespacedDeployment({ name: `${chart.fullname}-controller`, namespace: chart.namespace });
     expect(deployment.spec?.replicas).toBe(2);
+    expect(deployment.spec?.template.spec?.containers[0]?.image).toBe(`${imageRepository}:${imageTag}`);
     expect(deployment.spec?.template.spec?.serviceAccountName).toBe(chart.controllerServiceAccount);
     await apps.readNamespacedDaemonSet({ name: `${chart.fullname}-node`, namespace: chart.namespace });
     await admin.makeApiClient(RbacAuthorizationV1Api).readClusterRole({ name: `${chart.fullname}-controller` });
