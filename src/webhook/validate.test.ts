@@ -31,7 +31,7 @@ describe('validate', () => {
     const p = pod({ containers: [{ name: 'app', volumeMounts: mount() }, { name: 'proxy', volumeMounts: mount() }] });
     const d = validate(req(p), lookup);
     expect(d.outcome).toBe('denied');
-    expect(d.outcome === 'denied' && d.message).toBe('container proxy mounts volume creds of SecretBinding db, which does not list it (listed: app, migrate)');
+    expect(d.outcome === 'denied' && d.message).toBe('ContainerNotAllowed: container proxy mounts volume creds of SecretBinding db, which does not list it (listed: app, migrate)');
   });
 
   it('refuses an unlisted init container, a missing binding and a volume without binding', () => {
@@ -42,7 +42,7 @@ describe('validate', () => {
     });
     const d = validate(req(p), lookup);
     expect(d.outcome === 'denied' ? d.message.split('; ') : []).toEqual([
-      'init container setup mounts volume creds of SecretBinding db, which does not list it (listed: app, migrate)',
+      'ContainerNotAllowed: init container setup mounts volume creds of SecretBinding db, which does not list it (listed: app, migrate)',
       'container app mounts volume ghost of SecretBinding shop/gone, which does not exist',
       'container app mounts volume bare of driver secretbinder.dev, which names no binding (volumeAttributes.binding)',
     ]);
@@ -57,7 +57,7 @@ describe('validate', () => {
     const p = pod({ containers: [{ name: 'app', volumeMounts: mount({ subPath: 'password' }) }] });
     expect(validate(req(p), lookup)).toEqual({
       outcome: 'allowed',
-      warnings: ['container app mounts volume creds of SecretBinding db with subPath: files mounted by subPath never receive updates'],
+      warnings: ['SubPathMount: container app mounts volume creds of SecretBinding db with subPath: files mounted by subPath never receive updates'],
     });
   });
 
@@ -66,7 +66,7 @@ describe('validate', () => {
     const debug: V1EphemeralContainer = { name: 'debug', image: 'busybox', volumeMounts: mount() };
     const updated = pod({ containers: [{ name: 'app', volumeMounts: mount() }], ephemeralContainers: [debug] });
     const d = validate(req(updated, { operation: 'UPDATE', subResource: 'ephemeralcontainers', oldObject: old }), lookup);
-    expect(d.outcome === 'denied' && d.message).toBe('ephemeral container debug mounts volume creds of SecretBinding db, which does not list it (listed: app, migrate)');
+    expect(d.outcome === 'denied' && d.message).toBe('ContainerNotAllowed: ephemeral container debug mounts volume creds of SecretBinding db, which does not list it (listed: app, migrate)');
     const harmless = pod({ containers: [{ name: 'app', volumeMounts: mount() }], ephemeralContainers: [{ name: 'debug', image: 'busybox' }] });
     expect(validate(req(harmless, { operation: 'UPDATE', subResource: 'ephemeralcontainers', oldObject: old }), lookup).outcome).toBe('allowed');
   });

@@ -1,4 +1,5 @@
 import type { V1Pod, V1Volume } from '@kubernetes/client-node';
+import type { Reason } from '../api/v1alpha1/conditions.ts';
 import { driverName } from '../broker/broker.protocol.ts';
 import { allow, deny, isPodRequest, podOf, type AdmissionRequest, type Decision } from './admission.ts';
 import type { BindingLookup } from './mutate.ts';
@@ -9,6 +10,9 @@ import type { BindingLookup } from './mutate.ts';
  * volumes are allowed with a warning (the kubelet never updates them). On UPDATE only what the
  * update adds is judged (ADR 0092), so deleting a binding never blocks updates of running pods.
  */
+
+/** Refusals and warnings start with their reason from the closed list, so a developer can look it up. */
+const reason = (r: Reason): Reason => r;
 
 type ContainerKind = 'container' | 'init container' | 'ephemeral container';
 
@@ -82,11 +86,11 @@ export function judge(mounts: readonly BoundMount[], namespace: string, lookupBi
     }
     if (!binding.spec.containers.includes(m.container)) {
       problems.push(
-        `${who} mounts volume ${m.volume} of SecretBinding ${m.binding}, which does not list it (listed: ${binding.spec.containers.join(', ')})`,
+        `${reason('ContainerNotAllowed')}: ${who} mounts volume ${m.volume} of SecretBinding ${m.binding}, which does not list it (listed: ${binding.spec.containers.join(', ')})`,
       );
       continue;
     }
-    if (m.subPath) warnings.push(`${who} mounts volume ${m.volume} of SecretBinding ${m.binding} with subPath: files mounted by subPath never receive updates`);
+    if (m.subPath) warnings.push(`${reason('SubPathMount')}: ${who} mounts volume ${m.volume} of SecretBinding ${m.binding} with subPath: files mounted by subPath never receive updates`);
   }
   return problems.length > 0 ? deny(problems.join('; '), 403, warnings) : allow(warnings);
 }

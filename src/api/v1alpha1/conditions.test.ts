@@ -118,7 +118,7 @@ describe('conditionsEqual', () => {
   it('sees changes of status, reason, message and observedGeneration', () => {
     const current = setCondition([], { ...readyTrue, observedGeneration: 1 }, t0);
     expect(conditionsEqual(current, setCondition(current, readyFalse, t0))).toBe(false);
-    expect(conditionsEqual(current, setCondition(current, { ...readyTrue, reason: 'Pending' }, t0))).toBe(false);
+    expect(conditionsEqual(current, setCondition(current, { ...readyTrue, reason: 'InvalidSpec' }, t0))).toBe(false);
     expect(conditionsEqual(current, setCondition(current, { ...readyTrue, message: 'other' }, t0))).toBe(false);
     expect(conditionsEqual(current, setCondition(current, { ...readyTrue, observedGeneration: 2 }, t0))).toBe(false);
   });

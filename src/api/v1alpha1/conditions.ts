@@ -23,8 +23,6 @@ export const reasons = [
   // --- Healthy / progressing
   /** Everything converged (Ready=True, Degraded=False). */
   'Reconciled',
-  /** Accepted, first sync not finished yet (Ready=Unknown). */
-  'Pending',
 
   // --- Configuration (not retried until the spec or a referenced object changes)
   /** The spec is invalid beyond what the CRD schema can check (e.g. a provider refused its block). */
@@ -49,15 +47,9 @@ export const reasons = [
   'Throttled',
   /** The backend could not be reached or failed (timeouts, 5xx). */
   'BackendUnavailable',
-  /** The backend is unavailable; new mounts get last-known-good content (Degraded=True). */
-  'ServingLastKnownGood',
-  /** The backend is unavailable and the last-known-good content is older than maxStaleness. */
-  'LastKnownGoodExpired',
 
   // --- Consumers and rotation (Events, Degraded)
-  /** Some consuming pods do not hold the current content yet. */
-  'StaleConsumers',
-  /** New content was delivered to the consumers (files swapped in place). */
+  /** The binding's content changed (a new content HMAC): an Event, whatever the rotation strategy. */
   'Rotated',
   /** A rolling restart of a consuming workload was triggered by a content change. */
   'RestartTriggered',
@@ -65,9 +57,9 @@ export const reasons = [
   'RestartFailed',
 
   // --- Admission and the broker (Events, audit, metrics)
-  /** A pod mounts a bound volume from a container the binding does not list. */
+  /** A pod mounts a bound volume from a container the binding does not list (the webhook's refusal starts with it). */
   'ContainerNotAllowed',
-  /** A container mounts a bound volume with subPath; such mounts never update. */
+  /** A container mounts a bound volume with subPath; such mounts never update (the webhook's warning starts with it). */
   'SubPathMount',
   /** A broker caller's token was not valid (TokenReview failed or wrong audience). */
   'Unauthenticated',

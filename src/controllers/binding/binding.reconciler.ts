@@ -150,6 +150,14 @@ export class BindingReconciler implements Reconciler {
       current,
       desired,
     });
+    if (wrote && desired.lastRotationTime !== current?.lastRotationTime) {
+      // One Event per content change (never on a restart: the HMAC is stable), naming versions only.
+      const versions = (desired.backendVersions ?? []).map((v) => `${v.key}@${v.version}`).join(', ');
+      await this.#deps.publisher.events.record(
+        { apiVersion, kind: 'SecretBinding', namespace, name, uid: binding.metadata.uid },
+        { type: 'Normal', reason: 'Rotated', message: `content changed to ${desired.contentHmac ?? ''} (${versions})` },
+      );
+    }
     if (wrote) {
       this.#deps.logger.info('binding status updated', {
         binding: `${namespace ?? ''}/${name}`,

@@ -126,6 +126,15 @@ describe.each(rotationBackendKinds)('refresh propagation on %s', (kind) => {
     expect(dataReads).toBe(1);
     const status = await world.bindingStatus('fleet');
     expect(status?.contentHmac).not.toBe(firstHmac);
+    // One Rotated Event on the binding for this change (none for its first content), naming the
+    // new HMAC and the version — never the value.
+    const rotated = await eventually('a Rotated Event on fleet', async () => {
+      const events = (await world.core.listNamespacedEvent({ namespace: world.ns, fieldSelector: 'involvedObject.name=fleet,reason=Rotated' })).items;
+      return events.length > 0 ? events : undefined;
+    });
+    expect(rotated.map((e) => e.count ?? 1)).toEqual([1]);
+    expect(rotated[0]?.message).toContain(`content changed to ${status?.contentHmac ?? 'no HMAC'}`);
+    expect(JSON.stringify(rotated)).not.toContain(after);
     expect(Date.parse(status?.lastRotationTime ?? '')).toBeGreaterThanOrEqual(Math.floor(written / 1000) * 1000);
     expect(status?.consumers?.pods).toBe(volumes);
     expect(watching.maxStale).toBeGreaterThan(0);

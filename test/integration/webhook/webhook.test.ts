@@ -188,7 +188,7 @@ describe('admission webhook against the real API server', () => {
       }
     });
     expect(message).toMatch(/^403 /);
-    expect(message).toContain('container proxy mounts volume creds of SecretBinding db, which does not list it (listed: app, migrate)');
+    expect(message).toContain('ContainerNotAllowed: container proxy mounts volume creds of SecretBinding db, which does not list it (listed: app, migrate)');
     expect(await refusal(core.createNamespacedPod({ namespace: ns, body }))).toContain('container proxy');
   });
 
@@ -213,6 +213,6 @@ describe('admission webhook against the real API server', () => {
   it('admits a subPath mount of a bound volume with a warning naming container and binding', async () => {
     const answer = await createPodRaw(pod('subpath', { containers: [container('app', [{ name: 'creds', mountPath: '/etc/password', subPath: 'password' }])], volumes: [boundVolume] }));
     expect(answer.status).toBe(201);
-    expect(answer.warnings.join('\n')).toContain('container app mounts volume creds of SecretBinding db with subPath: files mounted by subPath never receive updates');
+    expect(answer.warnings.join('\n')).toContain('SubPathMount: container app mounts volume creds of SecretBinding db with subPath: files mounted by subPath never receive updates');
   });
 });
