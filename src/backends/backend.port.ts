@@ -135,7 +135,16 @@ export class NotFoundError extends BackendError {
 export class AuthFailedError extends BackendError {
   readonly kind = 'AuthFailed';
   readonly retryable = false;
-  override readonly name = 'AuthFailedError';
+  override readonly name: string = 'AuthFailedError';
+}
+
+/**
+ * The backend's own credentials are missing on our side: the Secret, its key or the service
+ * account the auth block names does not exist, or the controller may not read it. An AuthFailed
+ * (re-checked each refresh interval) that users fix in the cluster, not in the backend.
+ */
+export class CredentialsNotFoundError extends AuthFailedError {
+  override readonly name = 'CredentialsNotFoundError';
 }
 
 export class ThrottledError extends BackendError {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { AuthFailedError, InvalidConfigError, NotFoundError, UnavailableError } from './backend.port.ts';
+import { AuthFailedError, CredentialsNotFoundError, InvalidConfigError, NotFoundError, UnavailableError } from './backend.port.ts';
 import {
   abortError,
   decodeCaBundle,
@@ -59,10 +59,12 @@ describe('mapContextError', () => {
     expect(mapContextError(error, 'x')).toBe(error);
   });
 
-  it('treats a missing or forbidden Secret / service account as AuthFailed, other HTTP failures as Unavailable', () => {
-    for (const code of [401, 403, 404]) expect(mapContextError(Object.assign(new Error('boom'), { code }), 'read')).toBeInstanceOf(AuthFailedError);
+  it('treats a missing or forbidden Secret / service account as CredentialsNotFound (an AuthFailed), other HTTP failures as Unavailable', () => {
+    for (const code of [403, 404]) expect(mapContextError(Object.assign(new Error('boom'), { code }), 'read')).toBeInstanceOf(CredentialsNotFoundError);
+    expect(mapContextError(Object.assign(new Error('boom'), { code: 401 }), 'read')).not.toBeInstanceOf(CredentialsNotFoundError);
+    expect(mapContextError(Object.assign(new Error('boom'), { code: 401 }), 'read')).toBeInstanceOf(AuthFailedError);
     expect(mapContextError(Object.assign(new Error('boom'), { code: 500 }), 'read')).toBeInstanceOf(UnavailableError);
-    expect(mapContextError(new Error('Secret ns/x has no key "y"'), 'read')).toBeInstanceOf(AuthFailedError);
+    expect(mapContextError(new Error('Secret ns/x has no key "y"'), 'read')).toBeInstanceOf(CredentialsNotFoundError);
     expect(mapContextError(new Error('socket hang up'), 'read')).toBeInstanceOf(UnavailableError);
   });
 

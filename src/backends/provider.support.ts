@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import type { z } from 'zod';
 import {
   AuthFailedError,
+  CredentialsNotFoundError,
   BackendError,
   InvalidConfigError,
   UnavailableError,
@@ -80,19 +81,21 @@ export function raceWithSignal<T>(work: Promise<T>, signal: AbortSignal, what: s
 
 /**
  * A failure of `readOperatorSecret` / `requestServiceAccountToken`, as a port error. A missing or
- * forbidden Secret / service account is a credential problem (AuthFailed, not retried); anything
- * else (API server down) is Unavailable. The message of an error that carries an HTTP exchange
+ * forbidden Secret / service account is a credential problem (CredentialsNotFound, an AuthFailed:
+ * not retried); a 401 (our own API identity refused) is AuthFailed; anything else (API server
+ * down) is Unavailable. The message of an error that carries an HTTP exchange
  * (`body`, `headers`) is not used — it can embed the response.
  */
 export function mapContextError(err: unknown, what: string): BackendError {
   if (err instanceof BackendError) return err;
   const status = httpStatus(err);
-  if (status === 401 || status === 403 || status === 404) return new AuthFailedError(`${what}: HTTP ${status}`);
+  if (status === 403 || status === 404) return new CredentialsNotFoundError(`${what}: HTTP ${status}`);
+  if (status === 401) return new AuthFailedError(`${what}: HTTP ${status}`);
   if (status !== undefined) return new UnavailableError(`${what}: HTTP ${status}`);
   const carriesExchange = typeof err === 'object' && err !== null && ('body' in err || 'headers' in err);
   const message = err instanceof Error && !carriesExchange ? scrubMessage(err.message, []) : '';
   // A plain Error from the adapter (e.g. `Secret x has no key "y"`) names a credential problem.
-  if (message !== '' && /has no key|not found/i.test(message)) return new AuthFailedError(`${what}: ${message}`);
+  if (message !== '' && /has no key|not found/i.test(message)) return new CredentialsNotFoundError(`${what}: ${message}`);
   return new UnavailableError(`${what}${message === '' ? '' : `: ${message}`}`);
 }
 

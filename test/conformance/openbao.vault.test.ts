@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import {
   AuthFailedError,
+  CredentialsNotFoundError,
   InvalidConfigError,
   NotFoundError,
   ThrottledError,
@@ -152,9 +153,10 @@ describe('Vault provider against OpenBao', () => {
       expect(context.logins()).toBe(0);
     });
 
-    it('reports a missing credential Secret key as AuthFailed', async () => {
+    it('reports a missing credential Secret key as CredentialsNotFound (an AuthFailed)', async () => {
       const context = testContext({ secrets: {} });
       const error = await errorOf(appRoleBackend(roleId, context).checkConnectivity(opts()));
+      expect(error).toBeInstanceOf(CredentialsNotFoundError);
       expect(error).toBeInstanceOf(AuthFailedError);
       expect((error as Error).message).toContain('approle');
     });

@@ -43,8 +43,9 @@ describe('reasons', () => {
   });
 
   it('map every backend error kind to a listed reason', () => {
-    const mapped = backendErrorKinds.map(reasonForBackendError);
+    const mapped = backendErrorKinds.map((kind) => reasonForBackendError(kind));
     expect(mapped).toEqual(['KeyNotFound', 'AuthFailed', 'Throttled', 'BackendUnavailable', 'InvalidSpec']);
+    expect(reasonForBackendError('AuthFailed', true)).toBe('CredentialsNotFound');
     for (const reason of mapped) expect(isReason(reason)).toBe(true);
   });
 });

@@ -80,13 +80,16 @@ export function isReason(value: string): value is Reason {
   return reasonSet.has(value);
 }
 
-/** The reason for a failure a backend port reported. */
-export function reasonForBackendError(kind: BackendErrorKind): Reason {
+/**
+ * The reason for a failure a backend port reported; `credentialsMissing` for an AuthFailed whose
+ * cause is on our side (the backend's credentials Secret or service account is missing).
+ */
+export function reasonForBackendError(kind: BackendErrorKind, credentialsMissing = false): Reason {
   switch (kind) {
     case 'NotFound':
       return 'KeyNotFound';
     case 'AuthFailed':
-      return 'AuthFailed';
+      return credentialsMissing ? 'CredentialsNotFound' : 'AuthFailed';
     case 'Throttled':
       return 'Throttled';
     case 'Unavailable':

@@ -199,6 +199,21 @@ describe('controller against a real API server', () => {
     for (const binding of users) await waitReady('SecretBinding', binding.metadata?.name ?? '', 'True');
   }, 60_000);
 
+  it('names a missing credentials Secret CredentialsNotFound on the backend, not AuthFailed', async () => {
+    const openbao = currentWorld().openbao;
+    if (openbao === undefined) throw new Error('the world has no OpenBao');
+    const name = 'missing-credentials';
+    await apply({
+      apiVersion: `${group}/${version}`,
+      kind: 'SecretBackend',
+      metadata: { name },
+      spec: { vault: { address: openbao.address, mount: openbao.kvMount, kvVersion: 2, auth: { token: { secretRef: { name: 'no-such-secret', key: 'token' } } } } },
+    });
+    const backend = await waitReady('SecretBackend', name, 'False', 'CredentialsNotFound');
+    expect(ready(backend)?.message).toContain('HTTP 404');
+    await remove('SecretBackend', name);
+  }, 60_000);
+
   it('writes nothing when restarted over unchanged objects', async () => {
     const kinds: ResourceKind[] = ['SecretBackend', 'SecretBinding'];
     // Bindings of the examples' "demo" backend rotate every 2 minutes: a write for them may be a
