@@ -2,7 +2,7 @@ import {
   apiVersion,
   defaults,
   group,
-  reasonForBackendError,
+  reasonForError,
   resources,
   setConditions,
   version,
@@ -77,7 +77,7 @@ export class BackendReconciler implements Reconciler {
       await this.#deps.pool.checkConnectivity(pooled, { signal: timeout });
     } catch (error) {
       if (!(error instanceof BackendError)) throw error;
-      const reason = reasonForBackendError(error.kind);
+      const reason = reasonForError(error);
       await this.#publish(backend, [
         { type: 'Ready', status: 'False', reason, message: error.message, observedGeneration: generation },
       ]);
