@@ -97,6 +97,8 @@ function start(extraArgs: readonly string[]): ControllerProcess {
     identity: `mint-${suffix}-${randomBytes(2).toString('hex')}`,
     watchNamespaces: [tenant, chart.namespace],
     leaseName: chart.leaseName,
+    // One replica at a time: no election, so the second phase starts at once.
+    leaderElect: false,
     kubeconfigPath: controllerKubeconfig,
     namespace: chart.namespace,
     logLevel: 'info',
