@@ -90,17 +90,28 @@ export interface BackendContext {
    * without a namespace; providers pass this one to {@link BackendContext.requestServiceAccountToken}.
    */
   readonly namespace: string;
-  /** Mints a token for a service account (TokenRequest) with the given audience. */
-  requestServiceAccountToken(request: {
-    readonly namespace: string;
-    readonly serviceAccountName: string;
-    readonly audiences: readonly string[];
-    readonly expirationSeconds: number;
-  }): Promise<{ readonly token: SecretValue; readonly expiresAt: Date }>;
+  /**
+   * Mints a token for a service account (TokenRequest) with the given audience, to be sent to
+   * `recipient` and nowhere else. The composition root refuses (with a {@link TokenRefusedError})
+   * what ADR 0150 forbids: an audience of the API server or the broker, an account that did not
+   * opt in to this backend, the controller's and node plugin's own accounts, a recipient that is
+   * not https. Every mint and refusal is audited.
+   */
+  requestServiceAccountToken(request: ServiceAccountTokenRequest): Promise<{ readonly token: SecretValue; readonly expiresAt: Date }>;
   /** Reads one key of a Secret in the operator's own namespace (AppRole secret ids, static keys). */
   readOperatorSecret(name: string, key: string): Promise<SecretValue>;
   /** Counts logins for the metrics; providers call it once per successful authentication. */
   onLogin(provider: ProviderName): void;
+}
+
+/** What a provider asks to be minted, and where the token goes. */
+export interface ServiceAccountTokenRequest {
+  readonly namespace: string;
+  readonly serviceAccountName: string;
+  readonly audiences: readonly string[];
+  readonly expirationSeconds: number;
+  /** The URL the token is presented to (Vault address, STS endpoint, Entra authority). */
+  readonly recipient: string;
 }
 
 /**
@@ -169,4 +180,24 @@ export class InvalidConfigError extends BackendError {
   readonly kind = 'InvalidConfig';
   readonly retryable = false;
   override readonly name = 'InvalidConfigError';
+}
+
+/** Why a token was not minted; each is a reason of the closed list (conditions.ts, ADR 0150). */
+export const tokenRefusals = ['AudienceNotAllowed', 'ServiceAccountNotOptedIn', 'ServiceAccountReserved', 'InsecureTokenEndpoint'] as const;
+export type TokenRefusal = (typeof tokenRefusals)[number];
+
+/**
+ * The controller refused to mint a service-account token for a backend. A configuration problem
+ * (of the backend or the account): not retried until one of them changes, re-checked each refresh
+ * interval like other credential problems.
+ */
+export class TokenRefusedError extends BackendError {
+  readonly kind = 'InvalidConfig';
+  readonly retryable = false;
+  override readonly name = 'TokenRefusedError';
+  readonly refusal: TokenRefusal;
+  constructor(refusal: TokenRefusal, message: string) {
+    super(message);
+    this.refusal = refusal;
+  }
 }

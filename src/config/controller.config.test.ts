@@ -34,6 +34,16 @@ describe('controller configuration', () => {
     expect(() => parseControllerConfig(['--rollout-slot-timeout', 'soon'], env)).toThrow(/--rollout-slot-timeout/);
   });
 
+  it('refuses tokens over plain http unless the development flag is given, and reserves the node plugin\'s account (ADR 0150)', () => {
+    const env = { SECRET_BINDER_HMAC_KEY_FILE: '/k', POD_NAMESPACE: 'sb' };
+    expect(parseControllerConfig([], env).tokenMinting).toEqual({ allowLoopbackHttp: false, reservedAccounts: [{ namespace: 'sb', name: 'secret-binder-node' }] });
+    expect(parseControllerConfig(['--allow-http-loopback-token-endpoints=true', '--node-plugin-service-account', 'ops:sb-node'], env).tokenMinting).toEqual({
+      allowLoopbackHttp: true,
+      reservedAccounts: [{ namespace: 'ops', name: 'sb-node' }],
+    });
+    expect(() => parseControllerConfig(['--allow-http-loopback-token-endpoints=yes'], env)).toThrow(/--allow-http-loopback-token-endpoints/);
+  });
+
   it('names every bad flag in one error', () => {
     const parse = (): unknown =>
       parseControllerConfig(['--namespace', 'Bad_NS', '--lease-duration', '5', '--renew-deadline', '9', '--log-level', 'loud'], {});

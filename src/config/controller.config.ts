@@ -42,7 +42,19 @@ export interface ControllerConfig {
   readonly broker: BrokerConfig;
   /** The admission webhook's HTTPS server (every replica), off unless `--webhook-address` is given. */
   readonly webhook: WebhookConfig;
+  /** Service-account tokens minted for backend logins (ADR 0150). */
+  readonly tokenMinting: TokenMintingConfig;
 }
+
+export interface TokenMintingConfig {
+  /** Development only: a token may go over plain http to a loopback address. */
+  readonly allowLoopbackHttp: boolean;
+  /** Accounts never minted for, besides the controller's own (learnt by SelfSubjectReview): the node plugin's. */
+  readonly reservedAccounts: readonly { readonly namespace: string; readonly name: string }[];
+}
+
+/** The development flag that lets a token go over plain http to a loopback address (ADR 0150). */
+export const loopbackHttpTokensFlag = '--allow-http-loopback-token-endpoints=true';
 
 export type BrokerConfig =
   | { readonly enabled: false }
@@ -102,6 +114,7 @@ const schema = z
     'webhook-ca-file': z.string().min(1).optional(),
     'webhook-dns-names': z.string().optional(),
     'webhook-configuration-name': z.string().min(1).optional(),
+    'allow-http-loopback-token-endpoints': z.enum(['true', 'false']).default('false'),
   })
   .refine((c) => (c['broker-cert-file'] === undefined) === (c['broker-key-file'] === undefined), {
     message: 'give both --broker-cert-file and --broker-key-file, or neither (self-managed certificate)',
@@ -143,6 +156,7 @@ const options = {
   'webhook-ca-file': { type: 'string' },
   'webhook-dns-names': { type: 'string' },
   'webhook-configuration-name': { type: 'string' },
+  'allow-http-loopback-token-endpoints': { type: 'string' },
 } as const;
 
 /**
@@ -212,14 +226,23 @@ export function parseControllerConfig(argv: readonly string[], env: Readonly<Rec
     rotation: { maxConcurrentRollouts: c['max-concurrent-rollouts'], rolloutSlotTimeoutSeconds: c['rollout-slot-timeout'] },
     broker: brokerConfig(c),
     webhook,
+    tokenMinting: {
+      allowLoopbackHttp: c['allow-http-loopback-token-endpoints'] === 'true',
+      reservedAccounts: [nodePluginAccount(c)],
+    },
   };
+}
+
+/** `--node-plugin-service-account`, default `<namespace>:secret-binder-node`. */
+function nodePluginAccount(c: z.infer<typeof schema>): { namespace: string; name: string } {
+  const [namespace, name] = (c['node-plugin-service-account'] ?? `${c.namespace}:secret-binder-node`).split(':');
+  return { namespace: namespace ?? '', name: name ?? '' };
 }
 
 function brokerConfig(c: z.infer<typeof schema>): BrokerConfig {
   const address = c['broker-address'];
   if (address === undefined) return { enabled: false };
   const [host, port] = splitHostPort(address);
-  const [saNamespace, saName] = (c['node-plugin-service-account'] ?? `${c.namespace}:secret-binder-node`).split(':');
   const certFile = c['broker-cert-file'];
   const keyFile = c['broker-key-file'];
   const dnsNames = (c['broker-dns-names'] ?? `secret-binder-broker.${c.namespace}.svc,localhost`)
@@ -234,7 +257,7 @@ function brokerConfig(c: z.infer<typeof schema>): BrokerConfig {
       certFile !== undefined && keyFile !== undefined
         ? { kind: 'files', certFile, keyFile }
         : { kind: 'self-managed', dnsNames, ipAddresses: ['127.0.0.1'], caOut: c['broker-ca-out'] },
-    nodePlugin: { namespace: saNamespace ?? '', name: saName ?? '' },
+    nodePlugin: nodePluginAccount(c),
   };
 }
 

@@ -31,8 +31,8 @@ export interface OperatorDeps {
   readonly registry: Registry;
   /** Key of content HMACs (status) and of versions of unversioned stores. */
   readonly contentKey: SecretValue;
-  /** The audit channel; required when the broker is enabled. */
-  readonly audit?: AuditLog;
+  /** The audit channel: deliveries and refusals of the broker, minted service-account tokens. */
+  readonly audit: AuditLog;
   readonly clock?: Clock;
 }
 
@@ -60,7 +60,7 @@ export function buildOperator(deps: OperatorDeps): Operator {
   });
   const informers = createInformers({ config, kubeConfig, logger, observer: runtimeMetrics });
   const ctx: OperatorContext = { config, kubeConfig, clients: deps.clients, logger, registry, clock: deps.clock ?? realClock, runtimeMetrics, informers };
-  const content = composeContent(ctx, deps.contentKey);
+  const content = composeContent(ctx, deps.contentKey, deps.audit);
   const publisher = createStatusPublisher(ctx);
 
   // Handlers run in the order they are added: on bindings and pods, rotation, then the change

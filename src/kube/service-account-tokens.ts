@@ -1,4 +1,4 @@
-import type { CoreV1Api } from '@kubernetes/client-node';
+import type { AuthenticationV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { SecretValue } from '../observability/secret-value.ts';
 
 export interface ServiceAccountTokenRequest {
@@ -30,4 +30,27 @@ export async function requestServiceAccountToken(
     token: SecretValue.fromString(token),
     expiresAt: expiresAt === undefined ? new Date(Date.now() + request.expirationSeconds * 1000) : new Date(expiresAt),
   };
+}
+
+/** The annotations of a service account (one get by name). */
+export async function readServiceAccountAnnotations(core: CoreV1Api, namespace: string, name: string): Promise<Readonly<Record<string, string>>> {
+  const account = await core.readNamespacedServiceAccount({ name, namespace });
+  return account.metadata?.annotations ?? {};
+}
+
+/**
+ * TokenReview of `token` without `spec.audiences`: the API server then checks it against its own
+ * audiences (`--api-audiences`), so `authenticated` says whether the token is an API credential.
+ */
+export async function reviewAsApiCredential(auth: AuthenticationV1Api, token: SecretValue): Promise<{ authenticated: boolean; audiences: string[] }> {
+  const review = await auth.createTokenReview({ body: { spec: { token: token.revealText() } } });
+  return { authenticated: review.status?.authenticated === true, audiences: review.status?.audiences ?? [] };
+}
+
+/** Who the client is, as the API server sees it (SelfSubjectReview, allowed to every authenticated user). */
+export async function ownUsername(auth: AuthenticationV1Api): Promise<string> {
+  const review = await auth.createSelfSubjectReview({ body: {} });
+  const username = review.status?.userInfo?.username;
+  if (username === undefined || username === '') throw new Error('SelfSubjectReview answered without a username');
+  return username;
 }

@@ -3,7 +3,8 @@ import winston from 'winston';
 
 /**
  * The audit channel: who received which secret files (by path, version and keyed content HMAC),
- * who was refused and why, and whose access ended. It is a separate winston logger with its own
+ * who was refused and why, and whose access ended; and every service-account token the controller
+ * minted for a backend's login, or refused to mint (ADR 0150). It is a separate winston logger with its own
  * transport and no level filter, writing one JSON object per line marked `"audit": true` with a
  * schema id, so a collector can route it apart from the operational log (ADR 0052).
  *
@@ -65,10 +66,42 @@ export interface RevokedEvent {
   readonly paths?: readonly string[];
 }
 
+/** The backend a service-account token was (or was not) minted for. */
+export interface AuditBackendRef {
+  readonly kind: 'SecretBackend' | 'ClusterSecretBackend';
+  /** Absent for a ClusterSecretBackend. */
+  readonly namespace?: string;
+  readonly name: string;
+}
+
+/** The controller minted a service-account token for a backend's login (ADR 0150). Never the token. */
+export interface MintedEvent {
+  readonly backend: AuditBackendRef;
+  readonly serviceAccount: AuditObjectRef;
+  readonly audiences: readonly string[];
+  /** The URL the token is presented to. */
+  readonly recipient: string;
+  readonly expirationSeconds: number;
+  /** RFC 3339. */
+  readonly expiresAt: string;
+}
+
+/** The controller refused to mint a token for a backend; `reason` from the closed list. */
+export interface MintRefusedEvent {
+  readonly reason: string;
+  readonly detail: string;
+  readonly backend: AuditBackendRef;
+  readonly serviceAccount: AuditObjectRef;
+  readonly audiences: readonly string[];
+  readonly recipient: string;
+}
+
 export interface AuditLog {
   delivered(event: DeliveredEvent): void;
   denied(event: DeniedEvent): void;
   revoked(event: RevokedEvent): void;
+  minted(event: MintedEvent): void;
+  mintRefused(event: MintRefusedEvent): void;
   /** Flushes and closes the transport (a file is closed; a passed-in stream is left open). */
   close(): Promise<void>;
 }
@@ -111,7 +144,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
   });
   let closed = false;
 
-  const emit = (event: 'delivered' | 'denied' | 'revoked', fields: object): void => {
+  const emit = (event: 'delivered' | 'denied' | 'revoked' | 'minted' | 'mintRefused', fields: object): void => {
     if (closed) throw new Error('audit log is closed');
     assertAuditSafe(fields, event);
     for (const reserved of ['audit', 'schema', 'event', 'time', 'level', 'message']) {
@@ -129,6 +162,12 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     },
     revoked: (event) => {
       emit('revoked', event);
+    },
+    minted: (event) => {
+      emit('minted', event);
+    },
+    mintRefused: (event) => {
+      emit('mintRefused', event);
     },
     close: async () => {
       if (closed) return;

@@ -1,10 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
+import { EventEmitter } from 'node:events';
 import { Registry } from 'prom-client';
 import { sleep } from './clock.ts';
 import { FakeClock } from './fake-clock.ts';
 import { FakeLeaseStore } from './fake-lease-store.ts';
 import { HealthServer } from './health-server.ts';
-import { Manager } from './manager.ts';
+import { Manager, shutdownSignal } from './manager.ts';
 import { LeadershipLostError, type Runnable } from './runnable.ts';
 
 /** A runnable that records its life in a shared log; it may take time to stop, or fail. */
@@ -198,5 +199,21 @@ describe('Manager', () => {
     await clock.advance(1_000);
     await run;
     await expect(fetch(`http://127.0.0.1:${port}/readyz`)).rejects.toThrow();
+  });
+});
+
+describe('shutdownSignal', () => {
+  it('aborts on the first signal and keeps handling the next ones until disposed (a second SIGTERM must not kill the stop)', () => {
+    const target = new EventEmitter();
+    const shutdown = shutdownSignal(['SIGTERM'], target as unknown as Pick<NodeJS.Process, 'on' | 'off'>);
+    expect(shutdown.signal.aborted).toBe(false);
+    target.emit('SIGTERM', 'SIGTERM');
+    expect(shutdown.signal.aborted).toBe(true);
+    expect((shutdown.signal.reason as Error).message).toBe('received SIGTERM');
+    // Still handled: without a listener, Node's default action for the second one would exit.
+    expect(target.listenerCount('SIGTERM')).toBe(1);
+    target.emit('SIGTERM', 'SIGTERM');
+    shutdown.dispose();
+    expect(target.listenerCount('SIGTERM')).toBe(0);
   });
 });

@@ -185,17 +185,20 @@ export function informerReadiness(informer: SyncStatus, maxStalenessMs: number):
 
 /**
  * An AbortSignal that aborts on the first of `signals` (SIGTERM, SIGINT by default), for
- * `manager.run`. For the composition root; `dispose` removes the handlers.
+ * `manager.run`. For the composition root; `dispose` removes the handlers. The handlers stay
+ * installed until then: a second signal during the graceful stop (a supervisor such as
+ * `timeout` forwarding the one its process group received) must not kill the process before it
+ * has released its Lease.
  */
 export function shutdownSignal(
   signals: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT'],
-  target: Pick<NodeJS.Process, 'once' | 'off'> = process,
+  target: Pick<NodeJS.Process, 'on' | 'off'> = process,
 ): { readonly signal: AbortSignal; dispose(): void } {
   const controller = new AbortController();
   const handler = (name: NodeJS.Signals): void => {
-    controller.abort(new Error(`received ${name}`));
+    if (!controller.signal.aborted) controller.abort(new Error(`received ${name}`));
   };
-  for (const name of signals) target.once(name, handler);
+  for (const name of signals) target.on(name, handler);
   return {
     signal: controller.signal,
     dispose: () => {

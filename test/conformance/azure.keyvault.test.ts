@@ -143,7 +143,7 @@ describe('Azure Key Vault provider', () => {
       });
       const backend = create(auth(), context);
       for (let i = 0; i < 3; i++) expect(valueOf((await backend.fetch([latest(name('app'))], opts()))[0])).toBe('app-value');
-      expect(requests).toEqual([{ namespace, serviceAccountName: 'kv-reader', audiences: ['api://AzureADTokenExchange'], expirationSeconds: 600 }]);
+      expect(requests).toEqual([{ namespace, serviceAccountName: 'kv-reader', audiences: ['api://AzureADTokenExchange'], expirationSeconds: 600, recipient: double().authorityHost }]);
       expect(context.logins()).toBe(1);
 
       // A token for another audience is refused by the authority.

@@ -133,7 +133,7 @@ describe('AWS Secrets Manager provider against moto', () => {
       );
       backends.push(backend);
       for (let i = 0; i < 3; i++) expect(text((await backend.fetch([{ key: name, version: { kind: 'latest' } }], opts()))[0])).toBe('via-sts');
-      expect(requests).toEqual([{ namespace, serviceAccountName: 'aws-reader', audiences: ['sts.amazonaws.com'], expirationSeconds: 600 }]);
+      expect(requests).toEqual([{ namespace, serviceAccountName: 'aws-reader', audiences: ['sts.amazonaws.com'], expirationSeconds: 600, recipient: moto.endpoint }]);
       expect(context.logins()).toBe(1);
     } finally {
       await core.deleteNamespace({ name: namespace }).catch(() => undefined);

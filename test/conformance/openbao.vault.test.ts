@@ -245,12 +245,12 @@ describe('Vault provider against OpenBao', () => {
     const role = `reader-${tag}`;
     let core: CoreV1Api;
 
-    const kubernetesBackend = (serviceAccount: string, audience: string | undefined, context: TestContext): SecretBackend =>
+    const kubernetesBackend = (serviceAccount: string, audience: string, context: TestContext): SecretBackend =>
       track(
         vaultProvider.create(
           vaultProvider.parseConfig({
             address: bao.address,
-            auth: { kubernetes: { role, serviceAccountRef: { name: serviceAccount }, ...(audience === undefined ? {} : { audience }) } },
+            auth: { kubernetes: { role, serviceAccountRef: { name: serviceAccount }, audience } },
           }),
           context,
         ),
@@ -289,7 +289,7 @@ describe('Vault provider against OpenBao', () => {
     it('is refused for a service account the role does not bind, or a token of the wrong audience', async () => {
       for (const [serviceAccount, audience] of [
         ['stranger', 'vault'],
-        ['vault-reader', undefined],
+        ['vault-reader', 'not-vault'],
       ] as const) {
         const error = await errorOf(kubernetesBackend(serviceAccount, audience, kubeContext()).fetch([latest(`${prefix}/app`)], opts()));
         expect(error).toBeInstanceOf(AuthFailedError);

@@ -143,6 +143,12 @@ export async function configureOpenBaoKubernetesAuth(
   });
 }
 
+/**
+ * The audience the test world's kubernetes auth roles expect by default, and backends request: a
+ * backend's token never carries the API server's audience (ADR 0150).
+ */
+export const kubernetesAuthAudience = 'vault';
+
 /** Creates or replaces a role of the kubernetes auth method. */
 export async function createKubernetesRole(
   endpoint: OpenBaoEndpoint,
@@ -151,7 +157,7 @@ export async function createKubernetesRole(
     readonly boundServiceAccountNames: readonly string[];
     readonly boundNamespaces: readonly string[];
     readonly policies: readonly string[];
-    /** The `aud` a login token must carry; omitted: OpenBao accepts the apiserver's default. */
+    /** The `aud` a login token must carry; default {@link kubernetesAuthAudience}. */
     readonly audience?: string;
     readonly tokenTtlSeconds?: number;
     readonly mount?: string;
@@ -162,7 +168,7 @@ export async function createKubernetesRole(
     bound_service_account_names: options.boundServiceAccountNames,
     bound_service_account_namespaces: options.boundNamespaces,
     token_policies: options.policies,
-    ...(options.audience === undefined ? {} : { audience: options.audience }),
+    audience: options.audience ?? kubernetesAuthAudience,
     token_ttl: options.tokenTtlSeconds ?? 3600,
   });
 }

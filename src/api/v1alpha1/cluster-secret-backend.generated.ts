@@ -39,7 +39,7 @@ export interface ClusterSecretBackendSpec {
  */
 export interface ClusterSecretBackendVault {
   /**
-   * Base URL of the Vault server, e.g. https://vault.example.com:8200.
+   * Base URL of the Vault server, e.g. https://vault.example.com:8200. With kubernetes auth it must be https:// (it receives a service account token); plain http:// only to a loopback address, and the controller then needs its development flag.
    */
   address: string;
   /**
@@ -77,7 +77,7 @@ export interface ClusterSecretBackendVaultAuth {
      */
     mountPath?: string;
     /**
-     * The service account, in the controller's namespace, whose token is presented to Vault.
+     * The service account, in the controller's namespace, whose token is presented to Vault. It must opt in: its annotation secretbinder.dev/backends lists this backend (ClusterSecretBackend/<name>), else ServiceAccountNotOptedIn. Never the controller's or the node plugin's own account (ServiceAccountReserved).
      */
     serviceAccountRef: {
       /**
@@ -86,9 +86,9 @@ export interface ClusterSecretBackendVaultAuth {
       name: string;
     };
     /**
-     * Audience requested for the service account token; must match the role's audience. Empty requests the API server's default audience.
+     * Audience of the service account token, e.g. vault; must match the role's audience. Required, and never one of the API server's audiences: the controller refuses to mint a token that would be a credential of this cluster (AudienceNotAllowed).
      */
-    audience?: string;
+    audience: string;
   };
   /**
    * Vault's AppRole auth method, with the secret id read from a Secret in the controller's namespace.
@@ -166,7 +166,7 @@ export interface ClusterSecretBackendAwsAuth {
      */
     roleArn: string;
     /**
-     * The service account, in the controller's namespace, whose token is exchanged for AWS credentials.
+     * The service account, in the controller's namespace, whose token is exchanged for AWS credentials. It must opt in: its annotation secretbinder.dev/backends lists this backend (ClusterSecretBackend/<name>), else ServiceAccountNotOptedIn. Never the controller's or the node plugin's own account (ServiceAccountReserved).
      */
     serviceAccountRef: {
       /**
@@ -175,7 +175,7 @@ export interface ClusterSecretBackendAwsAuth {
       name: string;
     };
     /**
-     * Audience requested for the service account token. Defaults to "sts.amazonaws.com".
+     * Audience of the service account token. Defaults to "sts.amazonaws.com". Never one of the API server's audiences (AudienceNotAllowed).
      */
     audience?: string;
   };
@@ -245,7 +245,7 @@ export interface ClusterSecretBackendAzureAuth {
      */
     clientId: string;
     /**
-     * The service account, in the controller's namespace, whose token is exchanged for an Entra token.
+     * The service account, in the controller's namespace, whose token is exchanged for an Entra token. It must opt in: its annotation secretbinder.dev/backends lists this backend (ClusterSecretBackend/<name>), else ServiceAccountNotOptedIn. Never the controller's or the node plugin's own account (ServiceAccountReserved).
      */
     serviceAccountRef: {
       /**
@@ -254,7 +254,7 @@ export interface ClusterSecretBackendAzureAuth {
       name: string;
     };
     /**
-     * Audience requested for the service account token. Defaults to "api://AzureADTokenExchange".
+     * Audience of the service account token. Defaults to "api://AzureADTokenExchange". Never one of the API server's audiences (AudienceNotAllowed).
      */
     audience?: string;
     /**

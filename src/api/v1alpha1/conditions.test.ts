@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { backendErrorKinds } from '../../backends/backend.port.ts';
+import { AuthFailedError, backendErrorKinds, tokenRefusals, TokenRefusedError } from '../../backends/backend.port.ts';
 import {
   conditionsEqual,
   findCondition,
@@ -8,6 +8,7 @@ import {
   isReason,
   maxConditionMessageLength,
   reasonForBackendError,
+  reasonForError,
   reasons,
   removeCondition,
   setCondition,
@@ -47,6 +48,14 @@ describe('reasons', () => {
     expect(mapped).toEqual(['KeyNotFound', 'AuthFailed', 'Throttled', 'BackendUnavailable', 'InvalidSpec']);
     expect(reasonForBackendError('AuthFailed', true)).toBe('CredentialsNotFound');
     for (const reason of mapped) expect(isReason(reason)).toBe(true);
+  });
+
+  it('give every token refusal its own listed reason (ADR 0150)', () => {
+    for (const refusal of tokenRefusals) {
+      expect(isReason(refusal)).toBe(true);
+      expect(reasonForError(new TokenRefusedError(refusal, 'refused'))).toBe(refusal);
+    }
+    expect(reasonForError(new AuthFailedError('no'))).toBe('AuthFailed');
   });
 });
 

@@ -1,4 +1,4 @@
-import type { BackendErrorKind } from '../../backends/backend.port.ts';
+import { CredentialsNotFoundError, TokenRefusedError, type BackendError, type BackendErrorKind } from '../../backends/backend.port.ts';
 
 /**
  * Conditions and the one closed list of reasons. Condition reasons, Event reasons and the `reason`
@@ -35,6 +35,16 @@ export const reasons = [
   'AccessDenied',
   /** A Secret or service account the backend's auth refers to does not exist. */
   'CredentialsNotFound',
+
+  // --- Service-account token minting (ADR 0150; not retried until the spec or the account changes)
+  /** The token audience is empty, the broker's, or one of the API server's own audiences. */
+  'AudienceNotAllowed',
+  /** The service account does not name this backend in its `secretbinder.dev/backends` annotation. */
+  'ServiceAccountNotOptedIn',
+  /** The service account is the controller's or the node plugin's own; tokens are never minted for them. */
+  'ServiceAccountReserved',
+  /** The address that would receive the token is not https (plain http only to loopback, behind a flag). */
+  'InsecureTokenEndpoint',
 
   // --- Backend answers
   /** A key (or a pinned version of it) does not exist in the backend. */
@@ -97,6 +107,15 @@ export function reasonForBackendError(kind: BackendErrorKind, credentialsMissing
     case 'InvalidConfig':
       return 'InvalidSpec';
   }
+}
+
+/**
+ * The reason for a failure a backend reported: a refused token request names its own reason
+ * (ADR 0150), any other error the reason of its kind.
+ */
+export function reasonForError(error: BackendError): Reason {
+  if (error instanceof TokenRefusedError) return error.refusal;
+  return reasonForBackendError(error.kind, error instanceof CredentialsNotFoundError);
 }
 
 /**

@@ -33,7 +33,7 @@ export interface SecretBackendSpec {
  */
 export interface SecretBackendVault {
   /**
-   * Base URL of the Vault server, e.g. https://vault.example.com:8200.
+   * Base URL of the Vault server, e.g. https://vault.example.com:8200. With kubernetes auth it must be https:// (it receives a service account token); plain http:// only to a loopback address, and the controller then needs its development flag.
    */
   address: string;
   /**
@@ -71,7 +71,7 @@ export interface SecretBackendVaultAuth {
      */
     mountPath?: string;
     /**
-     * The service account, in the backend's namespace, whose token is presented to Vault.
+     * The service account, in the backend's namespace, whose token is presented to Vault. It must opt in: its annotation secretbinder.dev/backends lists this backend (<name>), else ServiceAccountNotOptedIn. Never the controller's or the node plugin's own account (ServiceAccountReserved).
      */
     serviceAccountRef: {
       /**
@@ -80,9 +80,9 @@ export interface SecretBackendVaultAuth {
       name: string;
     };
     /**
-     * Audience requested for the service account token; must match the role's audience. Empty requests the API server's default audience.
+     * Audience of the service account token, e.g. vault; must match the role's audience. Required, and never one of the API server's audiences: the controller refuses to mint a token that would be a credential of this cluster (AudienceNotAllowed).
      */
-    audience?: string;
+    audience: string;
   };
   /**
    * Vault's AppRole auth method, with the secret id read from a Secret in the backend's namespace.
@@ -160,7 +160,7 @@ export interface SecretBackendAwsAuth {
      */
     roleArn: string;
     /**
-     * The service account, in the backend's namespace, whose token is exchanged for AWS credentials.
+     * The service account, in the backend's namespace, whose token is exchanged for AWS credentials. It must opt in: its annotation secretbinder.dev/backends lists this backend (<name>), else ServiceAccountNotOptedIn. Never the controller's or the node plugin's own account (ServiceAccountReserved).
      */
     serviceAccountRef: {
       /**
@@ -169,7 +169,7 @@ export interface SecretBackendAwsAuth {
       name: string;
     };
     /**
-     * Audience requested for the service account token. Defaults to "sts.amazonaws.com".
+     * Audience of the service account token. Defaults to "sts.amazonaws.com". Never one of the API server's audiences (AudienceNotAllowed).
      */
     audience?: string;
   };
@@ -239,7 +239,7 @@ export interface SecretBackendAzureAuth {
      */
     clientId: string;
     /**
-     * The service account, in the backend's namespace, whose token is exchanged for an Entra token.
+     * The service account, in the backend's namespace, whose token is exchanged for an Entra token. It must opt in: its annotation secretbinder.dev/backends lists this backend (<name>), else ServiceAccountNotOptedIn. Never the controller's or the node plugin's own account (ServiceAccountReserved).
      */
     serviceAccountRef: {
       /**
@@ -248,7 +248,7 @@ export interface SecretBackendAzureAuth {
       name: string;
     };
     /**
-     * Audience requested for the service account token. Defaults to "api://AzureADTokenExchange".
+     * Audience of the service account token. Defaults to "api://AzureADTokenExchange". Never one of the API server's audiences (AudienceNotAllowed).
      */
     audience?: string;
     /**

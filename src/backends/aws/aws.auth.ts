@@ -87,6 +87,7 @@ export function awsCredentials(
         serviceAccountName: auth.serviceAccountName,
         audiences: [auth.audience],
         expirationSeconds: webIdentityTokenSeconds,
+        recipient: config.stsEndpoint ?? `https://sts.${config.region}.amazonaws.com`,
       });
       jwt = minted.token.revealText();
     } catch (error) {

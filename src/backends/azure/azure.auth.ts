@@ -75,6 +75,7 @@ export function azureCredential(config: AzureConfig, context: BackendContext, no
           serviceAccountName: auth.serviceAccountName,
           audiences: [auth.audience],
           expirationSeconds: assertionTokenSeconds,
+          recipient: auth.authorityHost ?? 'https://login.microsoftonline.com',
         });
         lastAssertion = minted.token.revealText();
         reuseUntil = Math.min(minted.expiresAt.getTime(), now() + assertionTokenSeconds * 1000) - assertionMarginMs;

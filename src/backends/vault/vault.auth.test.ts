@@ -58,7 +58,7 @@ function context(overrides: Partial<BackendContext> = {}): BackendContext & { lo
   return ctx;
 }
 
-const kubernetes: VaultAuthConfig = { method: 'kubernetes', role: 'app', mountPath: 'k8s/prod', serviceAccountName: 'reader', audiences: ['vault'] };
+const kubernetes: VaultAuthConfig = { method: 'kubernetes', role: 'app', mountPath: 'k8s/prod', serviceAccountName: 'reader', audiences: ['vault'], loginAddress: 'https://vault.example.com' };
 const signal = (): AbortSignal => AbortSignal.timeout(5000);
 
 /** A login answer; renew-self answers with `renewTtl` (or fails when it is an Error). */
@@ -87,7 +87,7 @@ describe('VaultSession', () => {
     expect(vault.calls).toHaveLength(1);
     expect(vault.calls[0]?.path).toBe('auth/k8s/prod/login');
     expect(vault.calls[0]?.body).toEqual({ role: 'app', jwt: 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzYSJ9.c2ln' });
-    expect(ctx.tokenRequests).toEqual([{ namespace: 'team-a', serviceAccountName: 'reader', audiences: ['vault'], expirationSeconds: 600 }]);
+    expect(ctx.tokenRequests).toEqual([{ namespace: 'team-a', serviceAccountName: 'reader', audiences: ['vault'], expirationSeconds: 600, recipient: 'https://vault.example.com' }]);
     expect(ctx.logins).toBe(1);
   });
 

@@ -136,6 +136,7 @@ export class VaultSession {
             serviceAccountName: auth.serviceAccountName,
             audiences: auth.audiences,
             expirationSeconds: loginJwtSeconds,
+            recipient: auth.loginAddress,
           })
         ).token;
       } catch (error) {

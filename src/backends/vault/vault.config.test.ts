@@ -20,13 +20,14 @@ describe('parseVaultConfig', () => {
   it('reads every auth method', () => {
     expect(
       parseVaultConfig({ address: 'http://127.0.0.1:8200', auth: { kubernetes: { role: 'app', serviceAccountRef: { name: 'reader' }, audience: 'vault' } } }).auth,
-    ).toEqual({ method: 'kubernetes', role: 'app', mountPath: 'kubernetes', serviceAccountName: 'reader', audiences: ['vault'] });
-    expect(parseVaultConfig({ address: 'http://v', auth: { kubernetes: { role: 'app', mountPath: 'k8s/prod', serviceAccountRef: { name: 'r' }, audience: '' } } }).auth).toEqual({
+    ).toEqual({ method: 'kubernetes', role: 'app', mountPath: 'kubernetes', serviceAccountName: 'reader', audiences: ['vault'], loginAddress: 'http://127.0.0.1:8200' });
+    expect(parseVaultConfig({ address: 'https://v/', auth: { kubernetes: { role: 'app', mountPath: 'k8s/prod', serviceAccountRef: { name: 'r' }, audience: 'openbao' } } }).auth).toEqual({
       method: 'kubernetes',
       role: 'app',
       mountPath: 'k8s/prod',
       serviceAccountName: 'r',
-      audiences: [],
+      audiences: ['openbao'],
+      loginAddress: 'https://v',
     });
     expect(parseVaultConfig({ address: 'http://v', auth: { appRole: { roleId: 'id', secretRef: { name: 's', key: 'k' } } } }).auth).toEqual({
       method: 'appRole',
@@ -54,6 +55,9 @@ describe('parseVaultConfig', () => {
     [{ address: 'http://v', mount: 'a/../b', auth: token }, /mount/],
     [{ address: 'http://v', caBundle: '-----BEGIN CERTIFICATE-----', auth: token }, /vault\.caBundle: not base64/],
     [{ address: 'http://v', auth: { kubernetes: { role: 'r' } } }, /serviceAccountRef/],
+    // ADR 0150: an empty or missing audience would mean the API server's own.
+    [{ address: 'https://v', auth: { kubernetes: { role: 'r', serviceAccountRef: { name: 'r' } } } }, /audience/],
+    [{ address: 'https://v', auth: { kubernetes: { role: 'r', serviceAccountRef: { name: 'r' }, audience: '' } } }, /an explicit audience is required/],
     [{ address: 'http://v', auth: token, unknownField: 1 }, /unknownField/],
     ['not an object', /vault:/],
   ])('refuses %j with a message naming the field', (spec, message) => {

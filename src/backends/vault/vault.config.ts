@@ -25,7 +25,7 @@ const authSchema = z
         role: z.string().min(1).max(256),
         mountPath: mountPath.default('kubernetes'),
         serviceAccountRef,
-        audience: z.string().max(256).optional(),
+        audience: z.string().min(1, 'an explicit audience is required (the Vault role\'s audience)').max(256),
       })
       .strict()
       .optional(),
@@ -57,8 +57,10 @@ export type VaultAuthConfig =
       readonly role: string;
       readonly mountPath: string;
       readonly serviceAccountName: string;
-      /** Empty: the API server's default audience. */
-      readonly audiences: readonly string[];
+      /** The one audience of the service-account token; never empty (ADR 0150). */
+      readonly audiences: readonly [string];
+      /** The Vault address the token is sent to (the backend's `address`). */
+      readonly loginAddress: string;
     }
   | { readonly method: 'appRole'; readonly roleId: string; readonly mountPath: string; readonly secretRef: SecretKeyRef }
   | { readonly method: 'token'; readonly secretRef: SecretKeyRef };
@@ -90,11 +92,11 @@ export function parseVaultConfig(spec: unknown): VaultConfig {
     kvVersion: v.kvVersion,
     namespace: v.namespace === undefined || v.namespace === '' ? undefined : v.namespace,
     caPem: v.caBundle === undefined || v.caBundle === '' ? undefined : decodeCaBundle(v.caBundle, 'vault.caBundle'),
-    auth: toAuth(v.auth),
+    auth: toAuth(v.auth, v.address.replace(/\/+$/, '')),
   };
 }
 
-function toAuth(a: z.infer<typeof authSchema>): VaultAuthConfig {
+function toAuth(a: z.infer<typeof authSchema>, address: string): VaultAuthConfig {
   if (a.kubernetes !== undefined) {
     const k = a.kubernetes;
     return {
@@ -102,7 +104,8 @@ function toAuth(a: z.infer<typeof authSchema>): VaultAuthConfig {
       role: k.role,
       mountPath: k.mountPath,
       serviceAccountName: k.serviceAccountRef.name,
-      audiences: k.audience === undefined || k.audience === '' ? [] : [k.audience],
+      audiences: [k.audience],
+      loginAddress: address,
     };
   }
   if (a.appRole !== undefined) {

@@ -2,7 +2,7 @@ import {
   apiVersion,
   defaults,
   group,
-  reasonForBackendError,
+  reasonForError,
   resources,
   setConditions,
   version,
@@ -10,7 +10,7 @@ import {
   type ConditionUpdate,
 } from '../../api/v1alpha1/index.ts';
 import { parseDurationMs } from '../../api/v1alpha1/duration.ts';
-import { BackendError, CredentialsNotFoundError } from '../../backends/backend.port.ts';
+import { BackendError } from '../../backends/backend.port.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { Clock } from '../../runtime/clock.ts';
 import type { CacheReader } from '../../runtime/object-store.ts';
@@ -77,7 +77,7 @@ export class BackendReconciler implements Reconciler {
       await this.#deps.pool.checkConnectivity(pooled, { signal: timeout });
     } catch (error) {
       if (!(error instanceof BackendError)) throw error;
-      const reason = reasonForBackendError(error.kind, error instanceof CredentialsNotFoundError);
+      const reason = reasonForError(error);
       await this.#publish(backend, [
         { type: 'Ready', status: 'False', reason, message: error.message, observedGeneration: generation },
       ]);

@@ -1,13 +1,13 @@
 import type { V1Namespace } from '@kubernetes/client-node';
 import {
   defaults,
-  reasonForBackendError,
+  reasonForError,
   type AnyBackend,
   type Reason,
   type SecretBinding,
 } from '../../api/v1alpha1/index.ts';
 import { parseDurationMs } from '../../api/v1alpha1/duration.ts';
-import { BackendError, CredentialsNotFoundError } from '../../backends/backend.port.ts';
+import { BackendError } from '../../backends/backend.port.ts';
 import { PropertyError, type ResolveOutcome, type SecretResolver } from '../../backends/resolver/resolver.ts';
 import { renderFiles, valueRefId, valueRefsOf, type FileTemplate, type RenderedFile, type ValueRef } from '../../delivery/files/file-set.ts';
 import { contentHmac } from '../../observability/content-hmac.ts';
@@ -179,7 +179,7 @@ export class BindingContentResolver {
       if (outcome.resolution.stale && stale === undefined) {
         // Degraded names the cause (Throttled, BackendUnavailable, AuthFailed); the message says
         // what is served meanwhile.
-        const cause = reasonForBackendError(outcome.resolution.cause.kind);
+        const cause = reasonForError(outcome.resolution.cause);
         stale = { reason: cause, message: `backend ${refKey}: ${cause}; serving last-known-good content` };
       }
     });
@@ -204,7 +204,7 @@ function failure(outcome: Extract<ResolveOutcome, { ok: false }>): BindingConten
   const where = request.property === undefined ? `key "${request.ref.key}"` : `key "${request.ref.key}" property "${request.property}"`;
   if (error instanceof PropertyError) return { kind: 'failed', reason: 'PropertyNotFound', message: `${where}: ${error.message}`, retry: false };
   if (error instanceof BackendError) {
-    return { kind: 'failed', reason: reasonForBackendError(error.kind, error instanceof CredentialsNotFoundError), message: `${where}: ${error.message}`, retry: error.retryable };
+    return { kind: 'failed', reason: reasonForError(error), message: `${where}: ${error.message}`, retry: error.retryable };
   }
   // Unknown failures (a backend being replaced, a bug): retried with backoff.
   return { kind: 'failed', reason: 'InternalError', message: `${where}: ${error.message}`, retry: true };

@@ -5,7 +5,11 @@ import { createBackend, parseBackendSpec } from '../../backends/registry.ts';
 import { SecretResolver } from '../../backends/resolver/resolver.ts';
 import { ChangeHub, RecordingContentResolver } from '../../broker/change-hub.ts';
 import { readOperatorSecret } from '../../kube/operator-secrets.ts';
-import { requestServiceAccountToken } from '../../kube/service-account-tokens.ts';
+import { ownUsername, readServiceAccountAnnotations, requestServiceAccountToken, reviewAsApiCredential } from '../../kube/service-account-tokens.ts';
+import { TokenMinter } from '../../backends/token-minter.ts';
+import { brokerAudience } from '../../broker/broker.protocol.ts';
+import { loopbackHttpTokensFlag } from '../../config/controller.config.ts';
+import type { AuditLog } from '../../observability/audit.ts';
 import type { SecretValue } from '../../observability/secret-value.ts';
 import type { Clock } from '../../runtime/clock.ts';
 import type { Runnable } from '../../runtime/runnable.ts';
@@ -27,15 +31,33 @@ export interface ContentComposition {
   readonly close: () => Promise<void>;
 }
 
-export function composeContent({ config, clients, registry, clock, informers }: OperatorContext, contentKey: SecretValue): ContentComposition {
+export function composeContent({ config, clients, registry, clock, informers }: OperatorContext, contentKey: SecretValue, audit: AuditLog): ContentComposition {
   const backendMetrics = createBackendMetrics(registry);
   const resolver = new SecretResolver({ clock, metrics: backendMetrics, contentKey });
   const onLogin = loginCounter(backendMetrics);
+  // Every service-account token a backend logs in with passes this one guard (ADR 0150).
+  const minter = new TokenMinter({
+    ports: {
+      readServiceAccountAnnotations: (namespace, name) => readServiceAccountAnnotations(clients.core, namespace, name),
+      mint: (request) => requestServiceAccountToken(clients.core, request),
+      reviewAsApiCredential: (token) => reviewAsApiCredential(clients.auth, token),
+      ownUsername: () => ownUsername(clients.auth),
+    },
+    audit,
+    refusedAudiences: [brokerAudience],
+    reservedAccounts: config.tokenMinting.reservedAccounts,
+    allowLoopbackHttp: config.tokenMinting.allowLoopbackHttp,
+    loopbackHttpFlag: loopbackHttpTokensFlag,
+  });
   const contextFor = (backend: AnyBackend): BackendContext => {
     const credentialsNamespace = backend.kind === 'ClusterSecretBackend' ? config.operatorNamespace : (backend.metadata.namespace ?? '');
+    const identity =
+      backend.kind === 'ClusterSecretBackend'
+        ? { kind: backend.kind, name: backend.metadata.name ?? '' }
+        : { kind: backend.kind, namespace: credentialsNamespace, name: backend.metadata.name ?? '' };
     return {
       namespace: credentialsNamespace,
-      requestServiceAccountToken: (request) => requestServiceAccountToken(clients.core, request),
+      requestServiceAccountToken: (request) => minter.mint(identity, request),
       readOperatorSecret: (name, key) => readOperatorSecret(clients.core, credentialsNamespace, name, key),
       onLogin,
     };

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CreateSecretCommand, DeleteSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { ApiException, CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { group, resources, version, type Condition } from '../../../src/api/v1alpha1/index.ts';
+import { backendsAnnotation } from '../../../src/backends/token-minter.ts';
 import { operatorNamespace, startController, type ControllerProcess } from '../../harness/controller-process.ts';
 import { startFaultProxy, type FaultProxy } from '../../harness/fault-proxy.ts';
 import { currentWorld, type MotoEndpoint } from '../../harness/world-state.ts';
@@ -67,9 +68,13 @@ export class Fleet {
     this.#operatorObjects.push(() => this.core.deleteNamespacedSecret({ name, namespace: operatorNamespace }));
   }
 
-  /** A ServiceAccount in the operator namespace, deleted by {@link Fleet.cleanup}. */
+  /**
+   * A ServiceAccount in the operator namespace that opts in to the fleet's ClusterSecretBackend
+   * (ADR 0150), deleted by {@link Fleet.cleanup}.
+   */
   async operatorServiceAccount(name: string): Promise<void> {
-    await this.core.createNamespacedServiceAccount({ namespace: operatorNamespace, body: { metadata: { name } } });
+    const annotations = { [backendsAnnotation]: `ClusterSecretBackend/${this.options.name}` };
+    await this.core.createNamespacedServiceAccount({ namespace: operatorNamespace, body: { metadata: { name, annotations } } });
     this.#operatorObjects.push(() => this.core.deleteNamespacedServiceAccount({ name, namespace: operatorNamespace }));
   }
 
@@ -128,6 +133,8 @@ export class Fleet {
       watchNamespaces: this.namespaces,
       leaseName: this.options.name,
       logLevel: 'info',
+      // The world's backends listen on plain http on loopback (ADR 0150's development flag).
+      extraArgs: ['--allow-http-loopback-token-endpoints=true'],
     });
     return this.controller;
   }

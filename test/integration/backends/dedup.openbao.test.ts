@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { operatorNamespace } from '../../harness/controller-process.ts';
-import { createKubernetesRole, openBaoRequest, writeKvSecret, writePolicy } from '../../harness/openbao.ts';
+import { createKubernetesRole, kubernetesAuthAudience, openBaoRequest, writeKvSecret, writePolicy } from '../../harness/openbao.ts';
 import { currentWorld, type OpenBaoEndpoint } from '../../harness/world-state.ts';
 import { Fleet } from './backends.support.ts';
 
@@ -65,7 +65,7 @@ async function dedupRun(auth: Auth): Promise<{ counts: Counts; elapsedMs: number
   const authSpec =
     auth === 'token'
       ? { token: { secretRef: { name, key: 'token' } } }
-      : { kubernetes: { role: name, serviceAccountRef: { name } } };
+      : { kubernetes: { role: name, serviceAccountRef: { name }, audience: kubernetesAuthAudience } };
   const fleet = new Fleet({
     name,
     namespaces,

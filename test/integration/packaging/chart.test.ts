@@ -42,6 +42,7 @@ const valueSets: Record<string, unknown> = {
   certManagerClusterIssuer: { certManager: { enabled: true, issuerRef: { name: 'corp-ca', kind: 'ClusterIssuer', group: 'cert-manager.io' } } },
   observability: { metrics: { serviceMonitor: { enabled: true } }, networkPolicy: { enabled: true } },
   minimal: { controller: { replicas: 1, rollingRestart: { enabled: false } }, webhook: { enabled: false }, nodePlugin: { enabled: false } },
+  tokenAccounts: { tokenServiceAccounts: ['vault-reader', 'aws-reader'] },
   existingSecrets: { brokerTls: { existingSecret: 'my-broker-tls' }, hmacKey: { existingSecret: 'my-hmac' }, image: { digest: `sha256:${'a'.repeat(64)}` } },
 };
 
@@ -220,6 +221,29 @@ describe('RBAC', () => {
     // The webhook sees only the watched namespaces.
     const mutating = only(manifests, 'MutatingWebhookConfiguration') as unknown as { webhooks: { namespaceSelector: { matchExpressions: { operator: string; values: string[] }[] } }[] };
     expect(mutating.webhooks[0]?.namespaceSelector.matchExpressions).toContainEqual({ key: 'kubernetes.io/metadata.name', operator: 'In', values: watched });
+  });
+
+  it('mints tokens in its own namespace only for tokenServiceAccounts, by name, and never for its own or the node plugin\'s account (ADR 0150)', async () => {
+    const releaseRole = (name: string): Rule[] => rules(only(set(name).filter((m) => m.metadata.namespace === releaseNs), 'Role', 'secret-binder-controller'));
+    // By default: no TokenRequest at all in the release namespace.
+    expect(releaseRole('default').flatMap((r) => r.resources ?? [])).not.toContain('serviceaccounts/token');
+    expect(releaseRole('default').flatMap((r) => r.resources ?? [])).not.toContain('serviceaccounts');
+    const named = releaseRole('tokenAccounts').filter((r) => (r.resources ?? []).some((res) => res.startsWith('serviceaccounts')));
+    expect(named).toEqual([
+      { apiGroups: [''], resources: ['serviceaccounts'], resourceNames: ['vault-reader', 'aws-reader'], verbs: ['get'] },
+      { apiGroups: [''], resources: ['serviceaccounts/token'], resourceNames: ['vault-reader', 'aws-reader'], verbs: ['create'] },
+    ]);
+    // No other role of any value set grants TokenRequest without names, except the unbound credentials reader.
+    for (const name of Object.keys(valueSets)) {
+      for (const role of set(name).filter((m) => (m.kind === 'ClusterRole' || m.kind === 'Role') && m.metadata.name !== 'secret-binder-credentials-reader')) {
+        for (const rule of rules(role).filter((r) => r.resources?.includes('serviceaccounts/token'))) expect({ name, names: rule.resourceNames }).toEqual({ name, names: ['vault-reader', 'aws-reader'] });
+      }
+    }
+    for (const own of ['secret-binder-controller', 'secret-binder-node']) {
+      const { result } = await template({ namespace: releaseNs, values: { tokenServiceAccounts: ['vault-reader', own] } });
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toContain(`tokenServiceAccounts must not name "${own}"`);
+    }
   });
 
   it('drops the RollingRestart grants when RollingRestart is off', () => {

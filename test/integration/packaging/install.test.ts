@@ -41,7 +41,7 @@ const controllerSa = chart.controllerServiceAccount;
 
 // Cluster mode (the default). The validating webhook sees every pod of the shared test world while
 // installed; Ignore keeps other suites safe should the uninstall below not run.
-const values = { fullnameOverride: fullname, webhook: { failurePolicy: 'Ignore' } };
+const values = { fullnameOverride: fullname, webhook: { failurePolicy: 'Ignore' }, tokenServiceAccounts: ['vault-reader'] };
 
 let admin: KubeConfig;
 let core: CoreV1Api;
@@ -127,13 +127,17 @@ describe("the controller's service account", () => {
     expect(await statusOf(() => sa.makeApiClient(AppsV1Api).listDeploymentForAllNamespaces())).toBe(403);
   });
 
-  it('mints tokens only in its namespace, and reads a tenant Secret only after the tenant binds the credentials reader', async () => {
+  it('mints tokens in its namespace only for tokenServiceAccounts — never its own or the node plugin\'s — and in a tenant namespace only after the tenant binds the credentials reader', async () => {
     const client = sa.makeApiClient(CoreV1Api);
-    const mint = (namespace: string): Promise<unknown> =>
-      client.createNamespacedServiceAccountToken({ name: 'default', namespace, body: { spec: { audiences: ['vault'], expirationSeconds: 600 } } });
+    const mint = (namespace: string, name = 'default'): Promise<unknown> =>
+      client.createNamespacedServiceAccountToken({ name, namespace, body: { spec: { audiences: ['vault'], expirationSeconds: 600 } } });
     await eventually('default service account in the tenant namespace', async () => ((await statusOf(() => core.readNamespacedServiceAccount({ name: 'default', namespace: tenantNs }))) === 200 ? true : undefined));
+    await core.createNamespacedServiceAccount({ namespace: releaseNs, body: { metadata: { name: 'vault-reader' } } });
     expect(await statusOf(() => mint(tenantNs))).toBe(403);
-    expect(await statusOf(() => mint(releaseNs))).toBe(200);
+    // ADR 0150: by name only in the release namespace (RBAC resourceNames).
+    expect(await statusOf(() => mint(releaseNs, 'vault-reader'))).toBe(200);
+    expect(await statusOf(() => client.readNamespacedServiceAccount({ name: 'vault-reader', namespace: releaseNs }))).toBe(200);
+    for (const other of ['default', controllerSa, `${fullname}-node`]) expect({ other, status: await statusOf(() => mint(releaseNs, other)) }).toEqual({ other, status: 403 });
 
     await admin.makeApiClient(RbacAuthorizationV1Api).createNamespacedRoleBinding({
       namespace: tenantNs,

@@ -128,7 +128,9 @@ async function standInForTheControllerPods(): Promise<void> {
     kubeconfigPath: identity.path,
     namespace: chart.namespace,
     logLevel: 'info',
-    extraArgs: [...flags, `--webhook-address=127.0.0.1:${port}`, '--webhook-dns-names=localhost,127.0.0.1', `--webhook-configuration-name=${name}`],
+    // The world's OpenBao listens on plain http on loopback: allowed for tokens only with the
+    // development flag (ADR 0150); the README's in-cluster address is https.
+    extraArgs: [...flags, '--allow-http-loopback-token-endpoints=true', `--webhook-address=127.0.0.1:${port}`, '--webhook-dns-names=localhost,127.0.0.1', `--webhook-configuration-name=${name}`],
   });
   await controller.healthPort();
 }
