@@ -73,6 +73,16 @@ export function desiredCaBundle(currentPem: string, ourCaPem: string, now: Date,
   return next === splitPemBundle(currentPem).map(normalize).join('') ? undefined : next;
 }
 
+/**
+ * The caBundle when every replica serves the same controller-managed certificate (ADR 0155):
+ * exactly the Secret's trust bundle (the current CA, plus the next or previous one during a
+ * renewal). Pure; `undefined` means the current bundle is already right.
+ */
+export function exactCaBundle(currentPem: string, bundlePem: string): string | undefined {
+  const next = splitPemBundle(bundlePem).map(normalize).join('');
+  return next === splitPemBundle(currentPem).map(normalize).join('') ? undefined : next;
+}
+
 function normalize(pem: string): string {
   const b64 = pem.replace(/-----(BEGIN|END) CERTIFICATE-----/g, '').replace(/\s+/g, '');
   return `-----BEGIN CERTIFICATE-----\n${b64.replace(/.{1,64}/g, '$&\n')}-----END CERTIFICATE-----\n`;
