@@ -10,7 +10,9 @@ import type { Operator } from '../../../src/controllers/operator.ts';
 import { BrokerHttpClient } from '../../../src/delivery/csi/broker-http.client.ts';
 import { createAuditLog, type AuditLog } from '../../../src/observability/audit.ts';
 import { CapturedOutput } from '../../../src/observability/captured-output.ts';
-import { splitCertificates } from '../../../src/tls/managed-tls.ts';
+import { ContentHmacKeyError, ensureContentHmacKey } from '../../../src/observability/content-hmac-key.ts';
+import { createLogger } from '../../../src/observability/logger.ts';
+import { ManagedTlsSecret, splitCertificates } from '../../../src/tls/managed-tls.ts';
 import { webhookConfigurations } from '../../../src/webhook/webhook-configurations.ts';
 import { freePorts } from '../../harness/backend-tools.ts';
 import { adminKubeConfig, eventually, installCrds } from '../support/cluster.ts';
@@ -220,4 +222,29 @@ describe('controller-managed certificates (short validity)', () => {
     expect(await controllerLog.text()).toMatch(/"message":"webhook serving certificate reloaded"/);
     expect(await controllerLog.text()).toMatch(/"message":"broker certificate reloaded"/);
   }, 150_000);
+
+  it('two replicas starting at once end with one HMAC key and one certificate; a restart reads the same; a bad key is never overwritten', async () => {
+    const keyName = `mtls-race-hmac`;
+    const [a, b] = await Promise.all([ensureContentHmacKey(core, systemNs, keyName), ensureContentHmacKey(core, systemNs, keyName)]);
+    expect(a.equals(b)).toBe(true);
+    expect(a.byteLength).toBe(32);
+    expect((await ensureContentHmacKey(core, systemNs, keyName)).equals(a)).toBe(true);
+
+    const replica = (): ManagedTlsSecret =>
+      new ManagedTlsSecret({
+        core,
+        namespace: systemNs,
+        name: 'mtls-race-tls',
+        caName: 'race-ca',
+        wanted: { dnsNames: ['localhost'], ipAddresses: [], validityMs: 3_600_000 },
+        logger: createLogger({ level: 'error', component: 'test', stream: new CapturedOutput() }),
+      });
+    const [first, second] = await Promise.all([replica().ensure(), replica().ensure()]);
+    expect(second).toEqual(first);
+    expect((await secretData('mtls-race-tls'))['tls.crt']).toBe(first.certPem);
+
+    await core.createNamespacedSecret({ namespace: systemNs, body: { metadata: { name: 'mtls-short-hmac' }, data: { key: Buffer.from('short').toString('base64') } } });
+    await expect(ensureContentHmacKey(core, systemNs, 'mtls-short-hmac')).rejects.toThrow(ContentHmacKeyError);
+    expect((await secretData('mtls-short-hmac'))['key']).toBe('short');
+  }, 30_000);
 });
