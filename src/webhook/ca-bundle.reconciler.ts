@@ -7,13 +7,13 @@ import { describeKubeError, isNotFound } from '../kube/kube-errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { Runnable } from '../runtime/runnable.ts';
-import { desiredCaBundle, exactCaBundle } from './webhook-tls.ts';
+import { desiredCaBundle, sharedCaBundle } from './webhook-tls.ts';
 
 /**
  * How our CA enters `caBundle`: `union` (each replica its own self-managed CA, ADR 0093) or
- * `exact` (one controller-managed trust bundle shared by every replica, ADR 0155).
+ * `shared` (one controller-managed trust bundle for every replica, ADR 0155).
  */
-export type CaBundleMode = 'union' | 'exact';
+export type CaBundleMode = 'union' | 'shared';
 
 export interface WebhookConfigurationNames {
   readonly mutating: string;
@@ -31,7 +31,7 @@ export function withCaBundle<T extends Configuration>(config: T, caPem: string, 
   let changed = false;
   for (const w of next.webhooks ?? []) {
     const current = Buffer.from(w.clientConfig.caBundle ?? '', 'base64').toString('utf8');
-    const bundle = mode === 'exact' ? exactCaBundle(current, caPem) : desiredCaBundle(current, caPem, now);
+    const bundle = mode === 'shared' ? sharedCaBundle(current, caPem, now) : desiredCaBundle(current, caPem, now);
     if (bundle === undefined) continue;
     changed = true;
     w.clientConfig.caBundle = Buffer.from(bundle).toString('base64');

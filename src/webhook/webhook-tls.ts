@@ -74,12 +74,19 @@ export function desiredCaBundle(currentPem: string, ourCaPem: string, now: Date,
 }
 
 /**
- * The caBundle when every replica serves the same controller-managed certificate (ADR 0155):
- * exactly the Secret's trust bundle (the current CA, plus the next or previous one during a
- * renewal). Pure; `undefined` means the current bundle is already right.
+ * The caBundle when every replica serves the controller-managed certificate (ADR 0155): the
+ * Secret's trust bundle first (the current CA, plus the next or previous one during a renewal),
+ * then the other CAs already there that are still valid — a replica of an older release still
+ * serving its own self-managed certificate during a rolling upgrade stays trusted — at most `max`
+ * in all. On a fresh install this is exactly the Secret's bundle. Pure; `undefined` means the
+ * current bundle is already right.
  */
-export function exactCaBundle(currentPem: string, bundlePem: string): string | undefined {
-  const next = splitPemBundle(bundlePem).map(normalize).join('');
+export function sharedCaBundle(currentPem: string, bundlePem: string, now: Date, max = 8): string | undefined {
+  const ours = splitPemBundle(bundlePem).map(normalize);
+  const others = splitPemBundle(currentPem)
+    .map(normalize)
+    .filter((pem) => !ours.includes(pem) && stillValid(pem, now));
+  const next = [...ours, ...others].slice(0, Math.max(max, ours.length)).join('');
   return next === splitPemBundle(currentPem).map(normalize).join('') ? undefined : next;
 }
 

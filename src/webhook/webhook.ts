@@ -117,8 +117,8 @@ type SecretTls = Extract<Extract<WebhookConfig, { enabled: true }>['tls'], { kin
  * Secret mode (ADR 0155): every replica serves the certificate kept in one Secret, which any of
  * them creates and renews (stage a new CA, then promote its certificate). Each round the Secret is
  * checked; a renewed pair is swapped into the running server (no restart), and the webhook
- * configurations' caBundle is set to exactly the Secret's trust bundle whenever it changes (and
- * every five minutes, should an apply have reset it).
+ * configurations' caBundle is led by the Secret's trust bundle whenever it changes (and every five
+ * minutes, should an apply have reset it).
  */
 function managedWebhookRunnable(deps: WebhookRunnableDeps, tls: SecretTls): Runnable {
   const { config, logger, clock } = deps;
@@ -159,7 +159,7 @@ function managedWebhookRunnable(deps: WebhookRunnableDeps, tls: SecretTls): Runn
           }
           material = next;
           if (next.caBundlePem !== syncedBundle || clock.now() - syncedAt >= caBundleIntervalMs) {
-            const written = await syncCaBundles(admission, config.configurationNames, next.caBundlePem, clock.wallNow(), 'exact');
+            const written = await syncCaBundles(admission, config.configurationNames, next.caBundlePem, clock.wallNow(), 'shared');
             for (const name of written) logger.info('webhook caBundle updated', { configuration: name });
             syncedBundle = next.caBundlePem;
             syncedAt = clock.now();
