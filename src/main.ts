@@ -4,14 +4,18 @@
  */
 import { readFile } from 'node:fs/promises';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { ConfigError, parseControllerConfig } from './config/controller.config.ts';
+import type { CoreV1Api } from '@kubernetes/client-node';
+import { ConfigError, parseControllerConfig, type ControllerConfig } from './config/controller.config.ts';
 import { buildOperator } from './controllers/operator.ts';
 import { createKubeClients, loadKubeConfig } from './kube/kube-clients.ts';
+import { describeKubeError } from './kube/kube-errors.ts';
 import { minContentHmacKeyBytes } from './observability/content-hmac.ts';
+import { ContentHmacKeyError, ensureContentHmacKey } from './observability/content-hmac-key.ts';
 import { createAuditLog } from './observability/audit.ts';
-import { createLogger } from './observability/logger.ts';
+import { createLogger, type Logger } from './observability/logger.ts';
 import { sanitizeError } from './observability/sanitize.ts';
 import { SecretValue } from './observability/secret-value.ts';
+import { realClock, sleep } from './runtime/clock.ts';
 import { shutdownSignal } from './runtime/manager.ts';
 
 async function main(): Promise<number> {
@@ -26,22 +30,21 @@ async function main(): Promise<number> {
     throw error;
   }
   const logger = createLogger({ level: config.logLevel, component: 'controller' });
-  const keyBytes = await readFile(config.hmacKeyFile);
-  if (keyBytes.byteLength < minContentHmacKeyBytes) {
-    logger.error('content HMAC key too short', { file: config.hmacKeyFile, minBytes: minContentHmacKeyBytes });
-    return 2;
-  }
-  const contentKey = SecretValue.fromBytes(keyBytes);
-  keyBytes.fill(0);
-
   const kubeConfig = loadKubeConfig(config.kube);
+  const clients = createKubeClients(kubeConfig);
+  const shutdown = shutdownSignal();
+  const contentKey = await loadContentKey(config.hmacKey, clients.core, config.operatorNamespace, logger, shutdown.signal);
+  if (typeof contentKey === 'string') {
+    shutdown.dispose();
+    return contentKey === 'invalid' ? 2 : 0;
+  }
+
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const audit = createAuditLog({
     destination: config.auditLog === 'stdout' ? { kind: 'stream', stream: process.stdout } : { kind: 'file', path: config.auditLog },
   });
-  const operator = buildOperator({ config, kubeConfig, clients: createKubeClients(kubeConfig), logger, registry, contentKey, audit });
-  const shutdown = shutdownSignal();
+  const operator = buildOperator({ config, kubeConfig, clients, logger, registry, contentKey, audit });
   logger.info('starting', {
     identity: config.identity,
     namespace: config.operatorNamespace,
@@ -63,6 +66,44 @@ async function main(): Promise<number> {
     shutdown.dispose();
     await operator.close();
     await audit.close();
+  }
+}
+
+/**
+ * The content-HMAC key: from the mounted file, or from the Secret the controller keeps (created if
+ * absent, ADR 0155). An API outage at start is waited out (every 3 s) rather than crash-looping; a
+ * key that is present but too short is a configuration error.
+ */
+async function loadContentKey(
+  source: ControllerConfig['hmacKey'],
+  core: CoreV1Api,
+  namespace: string,
+  logger: Logger,
+  signal: AbortSignal,
+): Promise<SecretValue | 'invalid' | 'stopped'> {
+  if (source.kind === 'file') {
+    const keyBytes = await readFile(source.path);
+    try {
+      if (keyBytes.byteLength < minContentHmacKeyBytes) {
+        logger.error('content HMAC key too short', { file: source.path, minBytes: minContentHmacKeyBytes });
+        return 'invalid';
+      }
+      return SecretValue.fromBytes(keyBytes);
+    } finally {
+      keyBytes.fill(0);
+    }
+  }
+  for (;;) {
+    try {
+      return await ensureContentHmacKey(core, namespace, source.name);
+    } catch (error) {
+      if (error instanceof ContentHmacKeyError) {
+        logger.error('content HMAC key unusable', { error: error.message });
+        return 'invalid';
+      }
+      logger.warn('content HMAC key Secret not available yet; retrying', { secret: source.name, error: describeKubeError(error).message });
+    }
+    if (!(await sleep(realClock, 3000, signal))) return 'stopped';
   }
 }
 

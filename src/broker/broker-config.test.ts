@@ -27,6 +27,14 @@ describe('broker configuration', () => {
     expect(config.broker).toMatchObject({ tls: { kind: 'files', certFile: '/c', keyFile: '/k2' }, nodePlugin: { namespace: 'kube-system', name: 'csi' } });
   });
 
+  it('keeps its certificate in a Secret with --broker-tls-secret (ADR 0155), never together with files', () => {
+    const config = parseControllerConfig([...base, '--broker-address', '0.0.0.0:8443', '--broker-tls-secret', 'sb-broker-tls', '--broker-ca-out', '/ca.pem'], {});
+    expect(config.broker).toMatchObject({
+      tls: { kind: 'secret', secretName: 'sb-broker-tls', dnsNames: ['secret-binder-broker.sb-system.svc', 'localhost'], ipAddresses: ['127.0.0.1'], caOut: '/ca.pem', validitySeconds: 7_776_000 },
+    });
+    expect(() => parseControllerConfig([...base, '--broker-address', '0.0.0.0:8443', '--broker-tls-secret', 's', '--broker-cert-file', '/c', '--broker-key-file', '/k'], {})).toThrow(/not both/);
+  });
+
   it('refuses half a certificate pair and a malformed service account', () => {
     expect(() => parseControllerConfig([...base, '--broker-address', '127.0.0.1:9443', '--broker-cert-file', '/c'], {})).toThrow(ConfigError);
     expect(() => parseControllerConfig([...base, '--broker-address', '127.0.0.1:9443', '--node-plugin-service-account', 'csi'], {})).toThrow(/namespace:name/);

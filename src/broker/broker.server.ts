@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { describeKubeError } from '../kube/kube-errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Runnable } from '../runtime/runnable.ts';
 import type { Broker, BrokerReply } from './broker.ts';
@@ -10,9 +11,11 @@ export interface BrokerServerOptions {
   readonly host: string;
   readonly port: number;
   readonly tls: BrokerTlsSource;
+  /** Loads the serving pair; default: {@link loadBrokerTls} of `tls`. Required for a `secret` source. */
+  readonly loadTls?: () => Promise<BrokerTlsMaterial>;
   readonly broker: Pick<Broker, 'publish' | 'changes'>;
   readonly logger: Logger;
-  /** How often certificate files are checked for rotation (files mode); default 60 s. */
+  /** How often the certificate is checked for rotation (files and secret modes); default 60 s. */
   readonly certReloadMs?: number;
 }
 
@@ -51,7 +54,11 @@ export class BrokerServer implements Runnable {
     const { logger } = this.#options;
     let server: Server;
     try {
-      const tls = await loadBrokerTls(this.#options.tls);
+      const tls = await this.#loadFirst(signal);
+      if (tls === undefined) {
+        this.#rejectListening(new Error('the broker stopped before it listened'));
+        return;
+      }
       const requests = new AbortController();
       server = createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, (req, res) => {
         void this.#handle(req, res, requests.signal);
@@ -88,16 +95,45 @@ export class BrokerServer implements Runnable {
     }
   }
 
-  /** Files mode: re-reads the PEM files and swaps the server's context when they changed (cert-manager rotation). */
+  /**
+   * The first pair, retried every few seconds: a managed Secret the API server cannot serve yet (an
+   * outage at start, RBAC being applied) is waited for, not a crash loop. Undefined when stopped.
+   */
+  async #loadFirst(signal: AbortSignal): Promise<BrokerTlsMaterial | undefined> {
+    for (;;) {
+      try {
+        return await this.#load();
+      } catch (error) {
+        if (this.#options.tls.kind !== 'secret') throw error;
+        this.#options.logger.warn('broker certificate not available yet; retrying', { error: describeKubeError(error).message });
+      }
+      const stopped = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => { resolve(false); }, 3000);
+        signal.addEventListener('abort', () => { clearTimeout(timer); resolve(true); }, { once: true });
+      });
+      if (stopped || signal.aborted) return undefined;
+    }
+  }
+
+  #load(): Promise<BrokerTlsMaterial> {
+    const { tls, loadTls } = this.#options;
+    if (loadTls !== undefined) return loadTls();
+    if (tls.kind === 'secret') return Promise.reject(new Error('a secret-managed broker certificate needs loadTls'));
+    return loadBrokerTls(tls);
+  }
+
+  /**
+   * Files and secret modes: loads the pair again and swaps the server's context when it changed
+   * (cert-manager or controller renewal); open connections keep the old one.
+   */
   #watchCertificates(server: Server, initial: BrokerTlsMaterial): NodeJS.Timeout | undefined {
-    const source = this.#options.tls;
-    if (source.kind !== 'files') return undefined;
+    if (this.#options.tls.kind === 'self-managed') return undefined;
     let current = initial;
     let busy = false;
     const timer = setInterval(() => {
       if (busy) return;
       busy = true;
-      loadBrokerTls(source)
+      this.#load()
         .then((next) => {
           if (next.cert === current.cert && next.key === current.key) return;
           // A half-written pair fails here and is retried at the next tick; the old context stays.
@@ -106,7 +142,7 @@ export class BrokerServer implements Runnable {
           this.#options.logger.info('broker certificate reloaded');
         })
         .catch((error: unknown) => {
-          this.#options.logger.warn('broker certificate reload failed; keeping the current one', { error: error instanceof Error ? error.message : String(error) });
+          this.#options.logger.warn('broker certificate reload failed; keeping the current one', { error: describeKubeError(error).message });
         })
         .finally(() => {
           busy = false;

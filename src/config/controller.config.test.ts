@@ -53,6 +53,22 @@ describe('controller configuration', () => {
     expect(parse).toThrow(/--hmac-key-file: is required/);
   });
 
+  it('takes the content-HMAC key from a file or from a Secret it keeps, never both', () => {
+    expect(parseControllerConfig(['--hmac-key-secret', 'sb-content-hmac'], {}).hmacKey).toEqual({ kind: 'secret', name: 'sb-content-hmac' });
+    // The environment's file is the Deployment's default; a Secret flag replaces it.
+    expect(parseControllerConfig(['--hmac-key-secret', 'sb-content-hmac'], { SECRET_BINDER_HMAC_KEY_FILE: '/k' }).hmacKey).toEqual({ kind: 'secret', name: 'sb-content-hmac' });
+    expect(parseControllerConfig([], { SECRET_BINDER_HMAC_KEY_FILE: '/k' }).hmacKey).toEqual({ kind: 'file', path: '/k' });
+    expect(() => parseControllerConfig(['--hmac-key-secret', 'a', '--hmac-key-file', '/k'], {})).toThrow(/not both/);
+    expect(() => parseControllerConfig(['--hmac-key-secret', 'Not_A_Name'], {})).toThrow(/--hmac-key-secret: must be a Secret name/);
+  });
+
+  it('bounds the validity of managed certificates: 90 days by default, at least 30 s', () => {
+    const env = { SECRET_BINDER_HMAC_KEY_FILE: '/k' };
+    expect(parseControllerConfig([], env).managedTlsValiditySeconds).toBe(7_776_000);
+    expect(parseControllerConfig(['--managed-tls-validity', '45'], env).managedTlsValiditySeconds).toBe(45);
+    expect(() => parseControllerConfig(['--managed-tls-validity', '5'], env)).toThrow(/--managed-tls-validity/);
+  });
+
   it('refuses unknown flags', () => {
     expect(() => parseControllerConfig(['--nope'], {})).toThrow(ConfigError);
   });

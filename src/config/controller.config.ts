@@ -26,8 +26,14 @@ export interface ControllerConfig {
       };
   readonly http: { readonly host: string; readonly port: number };
   readonly logLevel: 'error' | 'warn' | 'info' | 'debug';
-  /** File holding the key of content HMACs; stable across restarts so status never churns. */
-  readonly hmacKeyFile: string;
+  /**
+   * The key of content HMACs; stable across restarts so status never churns: a file (mounted from
+   * a Secret made outside), or a Secret of the operator namespace the controller creates if absent
+   * and never rotates (ADR 0155).
+   */
+  readonly hmacKey: { readonly kind: 'file'; readonly path: string } | { readonly kind: 'secret'; readonly name: string };
+  /** Validity of the certificates the controller manages in Secrets (renewed at 2/3 of it, ADR 0155). */
+  readonly managedTlsValiditySeconds: number;
   /** `stdout` or a file path: where the audit channel writes JSON lines. */
   readonly auditLog: string;
   readonly workers: { readonly bindings: number; readonly backends: number };
@@ -72,6 +78,7 @@ export class ConfigError extends Error {
 }
 
 const durationSeconds = z.coerce.number().int().positive();
+const secretName = z.string().regex(/^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/, 'must be a Secret name (DNS-1123 subdomain)').max(253);
 
 const schema = z
   .object({
@@ -90,7 +97,9 @@ const schema = z
       .regex(/^[^:]+:\d{1,5}$/, 'must be host:port, e.g. 0.0.0.0:8080')
       .default('0.0.0.0:8080'),
     'log-level': z.enum(['error', 'warn', 'info', 'debug']).default('info'),
-    'hmac-key-file': z.string().min(1, 'is required: a file holding the content-HMAC key'),
+    'hmac-key-file': z.string().min(1).optional(),
+    'hmac-key-secret': secretName.optional(),
+    'managed-tls-validity': z.coerce.number().int().min(30).max(10 * 365 * 86_400).default(90 * 86_400),
     'audit-log': z.string().min(1).default('stdout'),
     'binding-workers': z.coerce.number().int().min(1).max(64).default(4),
     'backend-workers': z.coerce.number().int().min(1).max(16).default(2),
@@ -104,6 +113,7 @@ const schema = z
     'broker-key-file': z.string().min(1).optional(),
     'broker-ca-out': z.string().min(1).optional(),
     'broker-dns-names': z.string().optional(),
+    'broker-tls-secret': secretName.optional(),
     'node-plugin-service-account': z
       .string()
       .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?:[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/, 'must be namespace:name')
@@ -114,7 +124,12 @@ const schema = z
     'webhook-ca-file': z.string().min(1).optional(),
     'webhook-dns-names': z.string().optional(),
     'webhook-configuration-name': z.string().min(1).optional(),
+    'webhook-tls-secret': secretName.optional(),
     'allow-http-loopback-token-endpoints': z.enum(['true', 'false']).default('false'),
+  })
+  .refine((c) => c['broker-tls-secret'] === undefined || c['broker-cert-file'] === undefined, {
+    message: 'give --broker-tls-secret or --broker-cert-file/--broker-key-file, not both',
+    path: ['broker-tls-secret'],
   })
   .refine((c) => (c['broker-cert-file'] === undefined) === (c['broker-key-file'] === undefined), {
     message: 'give both --broker-cert-file and --broker-key-file, or neither (self-managed certificate)',
@@ -139,6 +154,8 @@ const options = {
   'http-address': { type: 'string' },
   'log-level': { type: 'string' },
   'hmac-key-file': { type: 'string' },
+  'hmac-key-secret': { type: 'string' },
+  'managed-tls-validity': { type: 'string' },
   'audit-log': { type: 'string' },
   'binding-workers': { type: 'string' },
   'backend-workers': { type: 'string' },
@@ -149,6 +166,7 @@ const options = {
   'broker-key-file': { type: 'string' },
   'broker-ca-out': { type: 'string' },
   'broker-dns-names': { type: 'string' },
+  'broker-tls-secret': { type: 'string' },
   'node-plugin-service-account': { type: 'string' },
   'webhook-address': { type: 'string' },
   'webhook-cert-file': { type: 'string' },
@@ -156,6 +174,7 @@ const options = {
   'webhook-ca-file': { type: 'string' },
   'webhook-dns-names': { type: 'string' },
   'webhook-configuration-name': { type: 'string' },
+  'webhook-tls-secret': { type: 'string' },
   'allow-http-loopback-token-endpoints': { type: 'string' },
 } as const;
 
@@ -176,11 +195,14 @@ export function parseControllerConfig(argv: readonly string[], env: Readonly<Rec
     kubeconfig: flags.kubeconfig ?? nonEmpty(env.KUBECONFIG),
     namespace: flags.namespace ?? nonEmpty(env.POD_NAMESPACE) ?? 'secret-binder-system',
     identity: flags.identity ?? nonEmpty(env.POD_NAME) ?? `${hostname()}-${randomBytes(4).toString('hex')}`,
-    'hmac-key-file': flags['hmac-key-file'] ?? nonEmpty(env.SECRET_BINDER_HMAC_KEY_FILE) ?? '',
+    'hmac-key-file': flags['hmac-key-file'] ?? (flags['hmac-key-secret'] === undefined ? nonEmpty(env.SECRET_BINDER_HMAC_KEY_FILE) : undefined),
   };
   const parsed = schema.safeParse(input);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `--${issue.path.join('.')}: ${issue.message}`);
+  // Checked beside the schema, so it is reported together with every other bad flag.
+  const keySources = [input['hmac-key-file'], flags['hmac-key-secret']].filter((v) => v !== undefined).length;
+  const keyProblem = keySources === 1 ? [] : ['--hmac-key-file: is required: give --hmac-key-file (a file holding the content-HMAC key) or --hmac-key-secret (a Secret the controller keeps), not both'];
+  if (!parsed.success || keyProblem.length > 0) {
+    const problems = [...keyProblem, ...(parsed.error?.issues ?? []).map((issue) => `--${issue.path.join('.')}: ${issue.message}`)];
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   }
   const c = parsed.data;
@@ -192,6 +214,8 @@ export function parseControllerConfig(argv: readonly string[], env: Readonly<Rec
       caFile: c['webhook-ca-file'],
       dnsNames: c['webhook-dns-names'],
       configurationName: c['webhook-configuration-name'],
+      tlsSecret: c['webhook-tls-secret'],
+      managedTlsValiditySeconds: c['managed-tls-validity'],
     },
     c.namespace,
   );
@@ -220,7 +244,8 @@ export function parseControllerConfig(argv: readonly string[], env: Readonly<Rec
           },
     http: { host, port: Number(port) },
     logLevel: c['log-level'],
-    hmacKeyFile: c['hmac-key-file'],
+    hmacKey: c['hmac-key-secret'] !== undefined ? { kind: 'secret', name: c['hmac-key-secret'] } : { kind: 'file', path: c['hmac-key-file'] ?? '' },
+    managedTlsValiditySeconds: c['managed-tls-validity'],
     auditLog: c['audit-log'],
     workers: { bindings: c['binding-workers'], backends: c['backend-workers'] },
     rotation: { maxConcurrentRollouts: c['max-concurrent-rollouts'], rolloutSlotTimeoutSeconds: c['rollout-slot-timeout'] },
@@ -245,6 +270,7 @@ function brokerConfig(c: z.infer<typeof schema>): BrokerConfig {
   const [host, port] = splitHostPort(address);
   const certFile = c['broker-cert-file'];
   const keyFile = c['broker-key-file'];
+  const tlsSecret = c['broker-tls-secret'];
   const dnsNames = (c['broker-dns-names'] ?? `secret-binder-broker.${c.namespace}.svc,localhost`)
     .split(',')
     .map((n) => n.trim())
@@ -256,7 +282,9 @@ function brokerConfig(c: z.infer<typeof schema>): BrokerConfig {
     tls:
       certFile !== undefined && keyFile !== undefined
         ? { kind: 'files', certFile, keyFile }
-        : { kind: 'self-managed', dnsNames, ipAddresses: ['127.0.0.1'], caOut: c['broker-ca-out'] },
+        : tlsSecret !== undefined
+          ? { kind: 'secret', secretName: tlsSecret, dnsNames, ipAddresses: ['127.0.0.1'], caOut: c['broker-ca-out'], validitySeconds: c['managed-tls-validity'] }
+          : { kind: 'self-managed', dnsNames, ipAddresses: ['127.0.0.1'], caOut: c['broker-ca-out'] },
     nodePlugin: nodePluginAccount(c),
   };
 }

@@ -80,7 +80,7 @@ export function buildOperator(deps: OperatorDeps): Operator {
   if (broker !== undefined) manager.add(broker);
   if (config.webhook.enabled) {
     manager.add(
-      webhookRunnable({ config: config.webhook, bindings: informers.bindings, operatorNamespace: config.operatorNamespace, kubeConfig, registry, logger: logger.child({ component: 'webhook' }), clock: ctx.clock }),
+      webhookRunnable({ config: config.webhook, bindings: informers.bindings, operatorNamespace: config.operatorNamespace, kubeConfig, core: deps.clients.core, registry, logger: logger.child({ component: 'webhook' }), clock: ctx.clock }),
     );
   }
 

@@ -4,7 +4,6 @@
  * kubelet, follows the broker's change stream, and stops cleanly on SIGTERM (volumes stay mounted:
  * the pods keep their files while the plugin restarts).
  */
-import { readFile } from 'node:fs/promises';
 import { BrokerHttpClient } from './csi/broker-http.client.ts';
 import { CsiServer } from './csi/csi.server.ts';
 import { NodePlugin } from './csi/node-plugin.ts';
@@ -25,8 +24,8 @@ async function main(): Promise<number> {
     throw error;
   }
   const logger = createLogger({ level: config.logLevel, component: 'csi' });
-  const caPem = config.brokerCaFile === null ? undefined : await readFile(config.brokerCaFile, 'utf8');
-  const broker = new BrokerHttpClient({ url: config.brokerUrl, tokenFile: config.tokenFile, timeoutMs: 10_000, ...(caPem === undefined ? {} : { caPem }) });
+  // The CA file is read on use and again whenever the kubelet updates it (a renewed broker CA).
+  const broker = new BrokerHttpClient({ url: config.brokerUrl, tokenFile: config.tokenFile, timeoutMs: 10_000, ...(config.brokerCaFile === null ? {} : { caFile: config.brokerCaFile }) });
   const plugin = new NodePlugin({
     broker,
     mounter: new SystemMounter(),

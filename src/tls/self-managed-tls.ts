@@ -20,6 +20,8 @@ export interface SelfManagedTlsOptions {
   /** Validity of the CA (default 365 days) and of the serving certificate (default: the CA's). */
   readonly caValidityDays?: number;
   readonly servingValidityDays?: number;
+  /** Validity of both the CA and the serving certificate in milliseconds; wins over the days above. */
+  readonly validityMs?: number;
   readonly now?: Date;
 }
 
@@ -42,7 +44,7 @@ export async function generateSelfManagedTls(options: SelfManagedTlsOptions): Pr
   const ca = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomSerial(),
     notBefore,
-    notAfter: new Date(now + caDays * dayMs),
+    notAfter: new Date(now + (options.validityMs ?? caDays * dayMs)),
     name: [{ CN: [options.caName] }],
     keys: caKeys,
     signingAlgorithm,
@@ -56,7 +58,7 @@ export async function generateSelfManagedTls(options: SelfManagedTlsOptions): Pr
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
     notBefore,
-    notAfter: new Date(now + (options.servingValidityDays ?? caDays) * dayMs),
+    notAfter: new Date(now + (options.validityMs ?? (options.servingValidityDays ?? caDays) * dayMs)),
     subject: [{ CN: [options.dnsNames[0] ?? options.caName] }],
     issuer: ca.subjectName,
     publicKey: keys.publicKey,

@@ -7,7 +7,13 @@ import { describeKubeError, isNotFound } from '../kube/kube-errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { Runnable } from '../runtime/runnable.ts';
-import { desiredCaBundle } from './webhook-tls.ts';
+import { desiredCaBundle, sharedCaBundle } from './webhook-tls.ts';
+
+/**
+ * How our CA enters `caBundle`: `union` (each replica its own self-managed CA, ADR 0093) or
+ * `shared` (one controller-managed trust bundle for every replica, ADR 0155).
+ */
+export type CaBundleMode = 'union' | 'shared';
 
 export interface WebhookConfigurationNames {
   readonly mutating: string;
@@ -20,12 +26,12 @@ type Configuration = V1MutatingWebhookConfiguration | V1ValidatingWebhookConfigu
  * Returns the configuration with every webhook's `clientConfig.caBundle` holding our CA (see
  * {@link desiredCaBundle}), or undefined when nothing needs to change. Pure.
  */
-export function withCaBundle<T extends Configuration>(config: T, caPem: string, now: Date): T | undefined {
+export function withCaBundle<T extends Configuration>(config: T, caPem: string, now: Date, mode: CaBundleMode = 'union'): T | undefined {
   const next = structuredClone(config);
   let changed = false;
   for (const w of next.webhooks ?? []) {
     const current = Buffer.from(w.clientConfig.caBundle ?? '', 'base64').toString('utf8');
-    const bundle = desiredCaBundle(current, caPem, now);
+    const bundle = mode === 'shared' ? sharedCaBundle(current, caPem, now) : desiredCaBundle(current, caPem, now);
     if (bundle === undefined) continue;
     changed = true;
     w.clientConfig.caBundle = Buffer.from(bundle).toString('base64');
@@ -38,16 +44,16 @@ export function withCaBundle<T extends Configuration>(config: T, caPem: string, 
  * resourceVersion: a concurrent writer makes us retry on the next round). Returns the names of the
  * configurations written. A missing configuration is not an error (the webhook is optional).
  */
-export async function syncCaBundles(api: AdmissionregistrationV1Api, names: WebhookConfigurationNames, caPem: string, now: Date): Promise<string[]> {
+export async function syncCaBundles(api: AdmissionregistrationV1Api, names: WebhookConfigurationNames, caPem: string, now: Date, mode: CaBundleMode = 'union'): Promise<string[]> {
   const written: string[] = [];
   const mutating = await readOrUndefined(() => api.readMutatingWebhookConfiguration({ name: names.mutating }));
-  const nextMutating = mutating === undefined ? undefined : withCaBundle(mutating, caPem, now);
+  const nextMutating = mutating === undefined ? undefined : withCaBundle(mutating, caPem, now, mode);
   if (nextMutating !== undefined) {
     await api.replaceMutatingWebhookConfiguration({ name: names.mutating, body: nextMutating });
     written.push(`mutatingwebhookconfiguration/${names.mutating}`);
   }
   const validating = await readOrUndefined(() => api.readValidatingWebhookConfiguration({ name: names.validating }));
-  const nextValidating = validating === undefined ? undefined : withCaBundle(validating, caPem, now);
+  const nextValidating = validating === undefined ? undefined : withCaBundle(validating, caPem, now, mode);
   if (nextValidating !== undefined) {
     await api.replaceValidatingWebhookConfiguration({ name: names.validating, body: nextValidating });
     written.push(`validatingwebhookconfiguration/${names.validating}`);

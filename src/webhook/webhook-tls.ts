@@ -73,6 +73,23 @@ export function desiredCaBundle(currentPem: string, ourCaPem: string, now: Date,
   return next === splitPemBundle(currentPem).map(normalize).join('') ? undefined : next;
 }
 
+/**
+ * The caBundle when every replica serves the controller-managed certificate (ADR 0155): the
+ * Secret's trust bundle first (the current CA, plus the next or previous one during a renewal),
+ * then the other CAs already there that are still valid — a replica of an older release still
+ * serving its own self-managed certificate during a rolling upgrade stays trusted — at most `max`
+ * in all. On a fresh install this is exactly the Secret's bundle. Pure; `undefined` means the
+ * current bundle is already right.
+ */
+export function sharedCaBundle(currentPem: string, bundlePem: string, now: Date, max = 8): string | undefined {
+  const ours = splitPemBundle(bundlePem).map(normalize);
+  const others = splitPemBundle(currentPem)
+    .map(normalize)
+    .filter((pem) => !ours.includes(pem) && stillValid(pem, now));
+  const next = [...ours, ...others].slice(0, Math.max(max, ours.length)).join('');
+  return next === splitPemBundle(currentPem).map(normalize).join('') ? undefined : next;
+}
+
 function normalize(pem: string): string {
   const b64 = pem.replace(/-----(BEGIN|END) CERTIFICATE-----/g, '').replace(/\s+/g, '');
   return `-----BEGIN CERTIFICATE-----\n${b64.replace(/.{1,64}/g, '$&\n')}-----END CERTIFICATE-----\n`;

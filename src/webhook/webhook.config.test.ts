@@ -50,6 +50,13 @@ describe('--webhook-* flags through the controller configuration', () => {
     });
   });
 
+  it('keeps its certificate in a Secret with --webhook-tls-secret, for the validity of --managed-tls-validity', () => {
+    expect(parseControllerConfig(['--webhook-address', '0.0.0.0:9443', '--webhook-tls-secret', 'sb-webhook-tls', '--managed-tls-validity', '60'], env).webhook).toMatchObject({
+      tls: { kind: 'secret', secretName: 'sb-webhook-tls', dnsNames: ['secret-binder-webhook.ops.svc'], ipAddresses: [], validitySeconds: 60 },
+    });
+    expect(() => parseControllerConfig(['--webhook-address', '0.0.0.0:9443', '--webhook-tls-secret', 'x', '--webhook-cert-file', '/c', '--webhook-key-file', '/k'], env)).toThrow(/not both/);
+  });
+
   it('refuses a certificate without its key', () => {
     expect(() => parseControllerConfig(['--webhook-address', '0.0.0.0:9443', '--webhook-cert-file', '/c'], env)).toThrow(ConfigError);
   });

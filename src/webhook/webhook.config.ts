@@ -12,6 +12,14 @@ export type WebhookConfig =
       readonly port: number;
       readonly tls:
         | { readonly kind: 'files'; readonly certFile: string; readonly keyFile: string; readonly caFile: string | undefined }
+        /** A CA and certificate in a Secret of the operator namespace, created and renewed by the controller (ADR 0155). */
+        | {
+            readonly kind: 'secret';
+            readonly secretName: string;
+            readonly dnsNames: readonly string[];
+            readonly ipAddresses: readonly string[];
+            readonly validitySeconds: number;
+          }
         | { readonly kind: 'self-managed'; readonly dnsNames: readonly string[]; readonly ipAddresses: readonly string[] };
       /** The MutatingWebhookConfiguration and ValidatingWebhookConfiguration whose caBundle we keep. */
       readonly configurationNames: { readonly mutating: string; readonly validating: string };
@@ -25,6 +33,9 @@ export interface WebhookFlags {
   /** Comma-separated names of the self-managed certificate; IP addresses become IP SANs. */
   readonly dnsNames: string | undefined;
   readonly configurationName: string | undefined;
+  /** The Secret holding the controller-managed certificate; unset: files or per-replica self-managed. */
+  readonly tlsSecret?: string | undefined;
+  readonly managedTlsValiditySeconds?: number;
 }
 
 /** Builds the config from validated flag values; returns a problem text for inconsistent flags. */
@@ -36,6 +47,7 @@ export function webhookConfigFrom(flags: WebhookFlags, operatorNamespace: string
   if ((flags.certFile === undefined) !== (flags.keyFile === undefined)) {
     return '--webhook-cert-file: give both --webhook-cert-file and --webhook-key-file, or neither (self-managed certificate)';
   }
+  if (flags.tlsSecret !== undefined && flags.certFile !== undefined) return '--webhook-tls-secret: give --webhook-tls-secret or --webhook-cert-file/--webhook-key-file, not both';
   const name = flags.configurationName ?? 'secret-binder-webhook';
   const names = (flags.dnsNames ?? `secret-binder-webhook.${operatorNamespace}.svc`)
     .split(',')
@@ -48,7 +60,15 @@ export function webhookConfigFrom(flags: WebhookFlags, operatorNamespace: string
     tls:
       flags.certFile !== undefined && flags.keyFile !== undefined
         ? { kind: 'files', certFile: flags.certFile, keyFile: flags.keyFile, caFile: flags.caFile }
-        : { kind: 'self-managed', dnsNames: names.filter((n) => isIP(n) === 0), ipAddresses: names.filter((n) => isIP(n) !== 0) },
+        : flags.tlsSecret !== undefined
+          ? {
+              kind: 'secret',
+              secretName: flags.tlsSecret,
+              dnsNames: names.filter((n) => isIP(n) === 0),
+              ipAddresses: names.filter((n) => isIP(n) !== 0),
+              validitySeconds: flags.managedTlsValiditySeconds ?? 90 * 86_400,
+            }
+          : { kind: 'self-managed', dnsNames: names.filter((n) => isIP(n) === 0), ipAddresses: names.filter((n) => isIP(n) !== 0) },
     configurationNames: { mutating: name, validating: name },
   };
 }

@@ -4,7 +4,7 @@ import { Registry } from 'prom-client';
 import { createLogger } from '../observability/logger.ts';
 import { CapturedOutput } from '../observability/captured-output.ts';
 import { allow, deny, type AdmissionRequest, type AdmissionReview } from './admission.ts';
-import { desiredCaBundle, generateServingTls, splitPemBundle, type ServingTls } from './webhook-tls.ts';
+import { desiredCaBundle, generateServingTls, sharedCaBundle, splitPemBundle, type ServingTls } from './webhook-tls.ts';
 import { createWebhookMetrics } from './webhook.metrics.ts';
 import { WebhookServer } from './webhook.server.ts';
 
@@ -114,5 +114,27 @@ describe('desiredCaBundle', () => {
     const both = desiredCaBundle(`${first ?? ''}${old.caPem ?? ''}`, caB, now) ?? '';
     expect(splitPemBundle(both).map((p) => p.replace(/\s/g, ''))).toEqual([caB, caA].map((p) => p.replace(/\s/g, '')));
     expect(desiredCaBundle(both, caB, now)).toBeUndefined();
+  });
+});
+
+describe('sharedCaBundle', () => {
+  it("leads with the managed Secret's bundle in its order, keeps other valid CAs after it, drops expired ones, and is stable", async () => {
+    const now = new Date();
+    const [next, current, replica, old] = await Promise.all([
+      generateServingTls({ dnsNames: ['next'] }),
+      generateServingTls({ dnsNames: ['current'] }),
+      generateServingTls({ dnsNames: ['replica'] }),
+      generateServingTls({ dnsNames: ['old'], validityDays: 1, now: new Date(now.getTime() - 3 * 86_400_000) }),
+    ]);
+    const flat = (pems: string): string[] => splitPemBundle(pems).map((p) => p.replace(/\s/g, ''));
+    const secretBundle = `${next.caPem ?? ''}${current.caPem ?? ''}`;
+    // A fresh install: exactly the Secret's bundle.
+    const fresh = sharedCaBundle('', secretBundle, now) ?? '';
+    expect(flat(fresh)).toEqual(flat(secretBundle));
+    expect(sharedCaBundle(fresh, secretBundle, now)).toBeUndefined();
+    // An upgrade from per-replica CAs: the old replica's CA stays trusted after ours; expired ones go.
+    const upgraded = sharedCaBundle(`${replica.caPem ?? ''}${old.caPem ?? ''}${current.caPem ?? ''}`, secretBundle, now) ?? '';
+    expect(flat(upgraded)).toEqual(flat(`${secretBundle}${replica.caPem ?? ''}`));
+    expect(sharedCaBundle(upgraded, secretBundle, now)).toBeUndefined();
   });
 });

@@ -1,4 +1,4 @@
-import { AdmissionregistrationV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api, type CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import type { SecretBinding } from '../api/v1alpha1/index.ts';
 import { describeKubeError } from '../kube/kube-errors.ts';
@@ -6,7 +6,8 @@ import type { Logger } from '../observability/logger.ts';
 import { sleep, type Clock } from '../runtime/clock.ts';
 import type { CacheReader } from '../runtime/object-store.ts';
 import type { Runnable } from '../runtime/runnable.ts';
-import { caBundleReconciler } from './ca-bundle.reconciler.ts';
+import { ManagedTlsSecret } from '../tls/managed-tls.ts';
+import { caBundleReconciler, syncCaBundles } from './ca-bundle.reconciler.ts';
 import type { WebhookConfig } from './webhook.config.ts';
 import { mutate, type BindingLookup } from './mutate.ts';
 import { validate } from './validate.ts';
@@ -47,6 +48,8 @@ export interface WebhookRunnableDeps {
   readonly bindings: WebhookDeps['bindings'];
   readonly operatorNamespace: string;
   readonly kubeConfig: KubeConfig;
+  /** Reads and writes the managed certificate's Secret (secret mode only). */
+  readonly core: CoreV1Api;
   readonly registry: Registry;
   readonly logger: Logger;
   readonly clock: Clock;
@@ -62,12 +65,14 @@ const caBundleIntervalMs = 300_000;
  */
 export function webhookRunnable(deps: WebhookRunnableDeps): Runnable {
   const { config, logger } = deps;
+  const tlsConfig = config.tls;
+  if (tlsConfig.kind === 'secret') return managedWebhookRunnable(deps, tlsConfig);
   return {
     name: 'webhook',
     needLeaderElection: false,
     start: async (signal) => {
       const loadTls = (): Promise<ServingTls> =>
-        config.tls.kind === 'files' ? readServingTls(config.tls) : generateServingTls({ dnsNames: config.tls.dnsNames, ipAddresses: config.tls.ipAddresses });
+        tlsConfig.kind === 'files' ? readServingTls(tlsConfig) : generateServingTls({ dnsNames: tlsConfig.dnsNames, ipAddresses: tlsConfig.ipAddresses });
       let tls = await loadTls();
       const server = buildWebhookServer({ ...deps, host: config.host, port: config.port, tls });
       const tasks: Promise<void>[] = [server.start(signal)];
@@ -82,8 +87,8 @@ export function webhookRunnable(deps: WebhookRunnableDeps): Runnable {
         });
         tasks.push(reconciler.start(signal));
       }
-      if (config.tls.kind === 'files') {
-        const files = config.tls;
+      if (tlsConfig.kind === 'files') {
+        const files = tlsConfig;
         tasks.push(
           (async () => {
             while (await sleep(deps.clock, tlsReloadMs, signal)) {
@@ -102,6 +107,69 @@ export function webhookRunnable(deps: WebhookRunnableDeps): Runnable {
         );
       }
       await Promise.all(tasks);
+    },
+  };
+}
+
+type SecretTls = Extract<Extract<WebhookConfig, { enabled: true }>['tls'], { kind: 'secret' }>;
+
+/**
+ * Secret mode (ADR 0155): every replica serves the certificate kept in one Secret, which any of
+ * them creates and renews (stage a new CA, then promote its certificate). Each round the Secret is
+ * checked; a renewed pair is swapped into the running server (no restart), and the webhook
+ * configurations' caBundle is led by the Secret's trust bundle whenever it changes (and every five
+ * minutes, should an apply have reset it).
+ */
+function managedWebhookRunnable(deps: WebhookRunnableDeps, tls: SecretTls): Runnable {
+  const { config, logger, clock } = deps;
+  const managed = new ManagedTlsSecret({
+    core: deps.core,
+    namespace: deps.operatorNamespace,
+    name: tls.secretName,
+    caName: 'secret-binder-webhook-ca',
+    wanted: { dnsNames: tls.dnsNames, ipAddresses: tls.ipAddresses, validityMs: tls.validitySeconds * 1000 },
+    logger,
+  });
+  const admission = deps.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
+  return {
+    name: 'webhook',
+    needLeaderElection: false,
+    start: async (signal) => {
+      let material;
+      for (;;) {
+        try {
+          material = await managed.ensure();
+          break;
+        } catch (error) {
+          // An outage or RBAC not applied yet: wait for it rather than crash-loop.
+          logger.warn('webhook certificate not available yet; retrying', { error: describeKubeError(error).message });
+          if (!(await sleep(clock, 3000, signal))) return;
+        }
+      }
+      const server = buildWebhookServer({ ...deps, host: config.host, port: config.port, tls: { certPem: material.certPem, keyPem: material.keyPem, caPem: material.caBundlePem } });
+      const serving = server.start(signal);
+      let syncedBundle: string | undefined;
+      let syncedAt = 0;
+      do {
+        try {
+          const next = await managed.ensure();
+          if (next.certPem !== material.certPem || next.keyPem !== material.keyPem) {
+            server.setTls({ certPem: next.certPem, keyPem: next.keyPem, caPem: next.caBundlePem });
+            logger.info('webhook serving certificate reloaded');
+          }
+          material = next;
+          if (next.caBundlePem !== syncedBundle || clock.now() - syncedAt >= caBundleIntervalMs) {
+            const written = await syncCaBundles(admission, config.configurationNames, next.caBundlePem, clock.wallNow(), 'shared');
+            for (const name of written) logger.info('webhook caBundle updated', { configuration: name });
+            syncedBundle = next.caBundlePem;
+            syncedAt = clock.now();
+          }
+        } catch (error) {
+          // A conflict or an outage: the next round tries again; the server keeps its current pair.
+          logger.warn('webhook certificate or caBundle sync failed', { error: describeKubeError(error).message });
+        }
+      } while (await sleep(clock, managed.checkIntervalMs, signal));
+      await serving;
     },
   };
 }

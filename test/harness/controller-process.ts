@@ -51,6 +51,11 @@ export interface ControllerOptions {
   readonly kubeconfigPath?: string;
   /** The operator namespace (its Lease, credentials); default secret-binder-system. */
   readonly namespace?: string;
+  /**
+   * The content-HMAC key from this Secret of the operator namespace, created by the controller if
+   * absent (`--hmac-key-secret`, as the chart's Deployment); default the world's key file.
+   */
+  readonly hmacKeySecret?: string;
 }
 
 /** A controller (`node src/main.ts`) running against the world as its own process, like in a pod. */
@@ -93,7 +98,7 @@ export function startController(world: WorldState, options: ControllerOptions): 
       '--renew-deadline', String(options.lease?.renewDeadlineSeconds ?? 8),
       '--retry-period', String(options.lease?.retryPeriodSeconds ?? 1),
       '--http-address', '127.0.0.1:0',
-      '--hmac-key-file', hmacKeyFile(world),
+      ...(options.hmacKeySecret === undefined ? ['--hmac-key-file', hmacKeyFile(world)] : ['--hmac-key-secret', options.hmacKeySecret]),
       '--log-level', options.logLevel ?? 'debug',
       ...(options.extraArgs ?? []),
     ],

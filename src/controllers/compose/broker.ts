@@ -1,11 +1,13 @@
 import { Broker } from '../../broker/broker.ts';
 import { createBrokerMetrics } from '../../broker/broker.metrics.ts';
 import { BrokerServer } from '../../broker/broker.server.ts';
+import { writeCaOut, type BrokerTlsMaterial } from '../../broker/broker-tls.ts';
 import { FreshContentResolver, type ChangeHub } from '../../broker/change-hub.ts';
 import { CachingTokenReviewer, KubeTokenReviewer, TokenReviewCache } from '../../broker/token-review.ts';
 import { isNotFound } from '../../kube/kube-errors.ts';
 import type { BrokerConfig } from '../../config/controller.config.ts';
 import type { AuditLog } from '../../observability/audit.ts';
+import { ManagedTlsSecret } from '../../tls/managed-tls.ts';
 import { BindingContentResolver, type BindingContentDeps } from '../binding/binding-content.ts';
 import type { OperatorContext } from './context.ts';
 
@@ -19,7 +21,7 @@ export interface BrokerCompositionDeps {
 }
 
 /** The broker's HTTPS server (every replica), with its token reviews and content resolvers. */
-export function composeBroker({ clients, registry, logger, informers }: OperatorContext, config: EnabledBrokerConfig, deps: BrokerCompositionDeps): BrokerServer {
+export function composeBroker({ clients, registry, logger, informers, config: { operatorNamespace } }: OperatorContext, config: EnabledBrokerConfig, deps: BrokerCompositionDeps): BrokerServer {
   const { bindings, pods } = informers;
   if (deps.audit === undefined) throw new Error('the broker needs an audit log');
   const tokens = new KubeTokenReviewer(clients.auth);
@@ -53,10 +55,35 @@ export function composeBroker({ clients, registry, logger, informers }: Operator
     metrics: createBrokerMetrics(registry),
     logger: logger.child({ component: 'broker' }),
   });
+  const tls = config.tls;
+  let managed: { loadTls: () => Promise<BrokerTlsMaterial>; certReloadMs: number } | undefined;
+  if (tls.kind === 'secret') {
+    const secret = new ManagedTlsSecret({
+      core: clients.core,
+      namespace: operatorNamespace,
+      name: tls.secretName,
+      caName: 'secret-binder-broker-ca',
+      wanted: { dnsNames: tls.dnsNames, ipAddresses: tls.ipAddresses, validityMs: tls.validitySeconds * 1000 },
+      logger: logger.child({ component: 'broker' }),
+    });
+    let publishedCa: string | undefined;
+    managed = {
+      certReloadMs: secret.checkIntervalMs,
+      loadTls: async () => {
+        const material = await secret.ensure();
+        if (tls.caOut !== undefined && material.caBundlePem !== publishedCa) {
+          await writeCaOut(tls.caOut, material.caBundlePem);
+          publishedCa = material.caBundlePem;
+        }
+        return { cert: material.certPem, key: material.keyPem, caPem: material.caBundlePem };
+      },
+    };
+  }
   return new BrokerServer({
     host: config.host,
     port: config.port,
-    tls: config.tls,
+    tls,
+    ...(managed ?? {}),
     broker,
     logger: logger.child({ component: 'broker' }),
   });

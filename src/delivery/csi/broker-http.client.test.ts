@@ -1,11 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BrokerRefusal, BrokerUnreachable } from './broker.port.ts';
 import { BrokerHttpClient } from './broker-http.client.ts';
+import { generateSelfManagedTls } from '../../tls/self-managed-tls.ts';
 
 // A local HTTP endpoint speaking the broker protocol's framing (our own contract), to check the
 // client's requests and its handling of answers, refusals and aborts.
@@ -98,5 +100,37 @@ describe('BrokerHttpClient', () => {
       abort.abort();
     }, 100);
     await expect(pending).rejects.toThrow();
+  });
+});
+
+describe('BrokerHttpClient over TLS with a CA file', () => {
+  it('trusts a renewed CA as soon as the file holds it, without a new client (ADR 0155)', async () => {
+    const first = await generateSelfManagedTls({ caName: 'ca-1', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+    const second = await generateSelfManagedTls({ caName: 'ca-2', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+    const tlsServer = createHttpsServer({ cert: first.certPem, key: first.keyPem }, (req, res) => {
+      req.resume();
+      // No keep-alive: every call makes a new TLS handshake, as after a broker restart or failover.
+      req.on('end', () => res.writeHead(200, { 'content-type': 'application/json', connection: 'close' }).end('{"changed":[]}'));
+    });
+    await new Promise<void>((resolve) => tlsServer.listen(0, '127.0.0.1', resolve));
+    try {
+      const caFile = join(dir, 'ca.crt');
+      await writeFile(tokenFile, 'plugin-token');
+      await writeFile(caFile, first.caPem);
+      const client = new BrokerHttpClient({ url: `https://127.0.0.1:${String((tlsServer.address() as AddressInfo).port)}`, caFile, tokenFile, timeoutMs: 2000 });
+      const ask = (): Promise<unknown> => client.changes({ volumes: [], waitSeconds: 0 }, new AbortController().signal);
+      expect(await ask()).toEqual({ changed: [] });
+
+      // The server switches to a certificate of a CA the file does not hold yet: refused.
+      tlsServer.setSecureContext({ cert: second.certPem, key: second.keyPem });
+      await expect(ask()).rejects.toThrow(BrokerUnreachable);
+      // The file (as the kubelet projects a renewed ca.crt) holds both CAs: trusted again.
+      await writeFile(`${caFile}.tmp`, second.caPem + first.caPem);
+      await rename(`${caFile}.tmp`, caFile);
+      expect(await ask()).toEqual({ changed: [] });
+    } finally {
+      tlsServer.closeAllConnections();
+      await new Promise((resolve) => tlsServer.close(resolve));
+    }
   });
 });

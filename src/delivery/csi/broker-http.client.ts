@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { ChangesAnswer, ChangesRequest, PublishAnswer, PublishRequest } from '../../broker/broker.protocol.ts';
@@ -9,6 +9,11 @@ export interface BrokerHttpClientOptions {
   readonly url: string;
   /** PEM bundle that signs the broker's certificate. */
   readonly caPem?: string;
+  /**
+   * A file holding that bundle (the broker Secret's `ca.crt`, projected by the kubelet), read again
+   * whenever it changes, so a renewed CA is trusted without a restart (ADR 0155). Wins over `caPem`.
+   */
+  readonly caFile?: string;
   /** The plugin's own projected service-account token; read on every request (the kubelet rotates it). */
   readonly tokenFile: string;
   /** Per-request timeout for `publish`; `changes` adds its own wait. */
@@ -20,6 +25,7 @@ const maxAnswerBytes = 16 * 1024 * 1024;
 /** {@link NodeBrokerPort} over the broker's HTTPS JSON protocol. */
 export class BrokerHttpClient implements NodeBrokerPort {
   readonly #options: BrokerHttpClientOptions;
+  #ca: { readonly ino: number; readonly mtimeMs: number; readonly size: number; readonly pem: string } | undefined;
 
   constructor(options: BrokerHttpClientOptions) {
     this.#options = options;
@@ -37,8 +43,27 @@ export class BrokerHttpClient implements NodeBrokerPort {
     return answer;
   }
 
+  /**
+   * The CA bundle to verify the broker with: the file's content, read again when its inode, mtime or size
+   * changes (the kubelet swaps projected files atomically); an unreadable file keeps the last bundle.
+   */
+  async #caPem(): Promise<string | undefined> {
+    const { caFile, caPem } = this.#options;
+    if (caFile === undefined) return caPem;
+    try {
+      const info = await stat(caFile);
+      if (this.#ca?.ino !== info.ino || this.#ca.mtimeMs !== info.mtimeMs || this.#ca.size !== info.size) {
+        this.#ca = { ino: info.ino, mtimeMs: info.mtimeMs, size: info.size, pem: await readFile(caFile, 'utf8') };
+      }
+    } catch (error) {
+      if (this.#ca === undefined) throw new BrokerUnreachable(`broker CA file unreadable: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    return this.#ca.pem;
+  }
+
   async #post(path: string, body: unknown, timeoutMs: number, signal: AbortSignal | undefined): Promise<unknown> {
     const token = (await readFile(this.#options.tokenFile, 'utf8')).trim();
+    const ca = await this.#caPem();
     const url = new URL(path, this.#options.url);
     const payload = Buffer.from(JSON.stringify(body));
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
@@ -48,7 +73,7 @@ export class BrokerHttpClient implements NodeBrokerPort {
         {
           method: 'POST',
           headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': payload.byteLength },
-          ...(this.#options.caPem === undefined ? {} : { ca: this.#options.caPem }),
+          ...(ca === undefined ? {} : { ca }),
           timeout: timeoutMs,
           ...(signal === undefined ? {} : { signal }),
         },

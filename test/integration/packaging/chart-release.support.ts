@@ -1,7 +1,6 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { CoreV1Api } from '@kubernetes/client-node';
 import { currentWorld } from '../../harness/world-state.ts';
 import { chartDir, helm, valuesFile } from './helm.support.ts';
 
@@ -49,19 +48,20 @@ export async function uninstallChart(release: ChartRelease): Promise<void> {
 
 /**
  * The controller's broker flags as the chart's Deployment sets them, on a loopback port: the
- * certificate the chart made (its Secret's files, as the pod mounts them) and the node plugin's
- * service account. Returns the flags and the directory holding tls.crt, tls.key and ca.crt.
+ * certificate the controller keeps in the Secret `<fullname>-broker-tls` (ADR 0155), for the broker
+ * Service's names, and the node plugin's service account. The trust bundle (`ca.crt` of that
+ * Secret) is also written to `caPath`, where a test reads it as the node plugin's mount would.
  */
-export async function chartBrokerFlags(core: CoreV1Api, release: ChartRelease): Promise<{ flags: string[]; tlsDir: string }> {
-  const tls = await core.readNamespacedSecret({ name: `${release.fullname}-broker-tls`, namespace: release.namespace });
-  const tlsDir = mkdtempSync(join(tmpdir(), 'sb-broker-tls-'));
-  for (const key of ['tls.crt', 'tls.key', 'ca.crt']) writeFileSync(join(tlsDir, key), Buffer.from(tls.data?.[key] ?? '', 'base64'), { mode: 0o600 });
+export function chartBrokerFlags(release: ChartRelease): { flags: string[]; caPath: string } {
+  const caPath = join(mkdtempSync(join(tmpdir(), 'sb-broker-ca-')), 'ca.crt');
+  const service = `${release.fullname}-broker.${release.namespace}`;
   return {
-    tlsDir,
+    caPath,
     flags: [
       '--broker-address=127.0.0.1:0',
-      `--broker-cert-file=${join(tlsDir, 'tls.crt')}`,
-      `--broker-key-file=${join(tlsDir, 'tls.key')}`,
+      `--broker-tls-secret=${release.fullname}-broker-tls`,
+      `--broker-dns-names=${service}.svc,${service}.svc.cluster.local`,
+      `--broker-ca-out=${caPath}`,
       `--node-plugin-service-account=${release.namespace}:${release.nodeServiceAccount}`,
     ],
   };

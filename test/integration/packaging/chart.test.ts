@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { randomBytes, X509Certificate } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
@@ -75,13 +75,16 @@ function rules(m: Manifest): Rule[] {
 }
 
 const rendered: Record<string, Manifest[]> = {};
+/** Each value set rendered twice, as two GitOps syncs would (ADR 0155). */
+const texts: Record<string, [string, string]> = {};
 
 beforeAll(async () => {
   await Promise.all(
     Object.entries(valueSets).map(async ([name, values]) => {
-      const { manifests, result } = await template({ namespace: releaseNs, values });
-      if (result.code !== 0) throw new Error(`helm template (${name}) failed: ${result.stderr}`);
-      rendered[name] = manifests;
+      const [first, second] = await Promise.all([template({ namespace: releaseNs, values }), template({ namespace: releaseNs, values })]);
+      for (const { result } of [first, second]) if (result.code !== 0) throw new Error(`helm template (${name}) failed: ${result.stderr}`);
+      rendered[name] = first.manifests;
+      texts[name] = [first.text, second.text];
     }),
   );
   const core = adminKubeConfig().makeApiClient(CoreV1Api);
@@ -164,7 +167,10 @@ describe('RBAC', () => {
           const where = `${name}: ${role.kind} ${role.metadata.name}`;
           expect({ where, wild: [...(rule.verbs ?? []), ...(rule.resources ?? []), ...(rule.apiGroups ?? [])].includes('*') }).toEqual({ where, wild: false });
           if ((rule.resources ?? []).some((r) => r === 'secrets' || r === 'configmaps')) {
-            expect({ where, verbs: rule.verbs }).toEqual({ where, verbs: ['get'] });
+            // get by name; create of the Secrets the controller keeps; update only of named ones (ADR 0155).
+            const verbs = rule.verbs ?? [];
+            expect({ where, verbs: verbs.filter((v) => !['get', 'create', 'update'].includes(v)) }).toEqual({ where, verbs: [] });
+            if (verbs.includes('update')) expect({ where, named: (rule.resourceNames ?? []).length > 0 }).toEqual({ where, named: true });
             expect({ where, configmaps: rule.resources?.includes('configmaps') }).toEqual({ where, configmaps: false });
           }
         }
@@ -206,6 +212,20 @@ describe('RBAC', () => {
     );
     const webhookRule = rules(clusterRole).find((r) => r.resources?.includes('mutatingwebhookconfigurations'));
     expect(webhookRule?.resourceNames).toEqual(['secret-binder-webhook']);
+  });
+
+  it('lets the controller create the Secrets it keeps and update only its two certificates, by name', () => {
+    const secretGrants = (name: string): string[] =>
+      rules(only(set(name).filter((m) => m.metadata.namespace === releaseNs), 'Role', 'secret-binder-controller'))
+        .filter((r) => r.resources?.includes('secrets'))
+        .flatMap((r) => (r.verbs ?? []).map((v) => `${v}${r.resourceNames === undefined ? '' : `:${r.resourceNames.join(',')}`}`))
+        .sort();
+    expect(secretGrants('default')).toEqual(['create', 'get', 'update:secret-binder-broker-tls,secret-binder-webhook-tls']);
+    // cert-manager issues both certificates: only the HMAC key is created.
+    expect(secretGrants('certManager')).toEqual(['create', 'get']);
+    // The webhook off and the broker's certificate from an existing Secret: nothing kept but the HMAC key.
+    expect(secretGrants('existingSecrets')).toEqual(['create', 'get', 'update:secret-binder-webhook-tls']);
+    expect(secretGrants('minimal')).toEqual(['create', 'get', 'update:secret-binder-broker-tls']);
   });
 
   it('in the namespaced mode keeps pods, bindings and workloads in Roles of the watched namespaces', () => {
@@ -272,7 +292,7 @@ describe('controller Deployment', () => {
     expect(pod.automountServiceAccountToken).not.toBe(false);
   });
 
-  it('passes flags the controller parses: leader election, broker and webhook on, files for TLS and the HMAC key', () => {
+  it('passes flags the controller parses: leader election, broker and webhook on, managed TLS and HMAC key (files with cert-manager)', () => {
     for (const name of ['default', 'namespaced', 'certManager']) {
       const c = podSpec(only(set(name), 'Deployment', 'secret-binder-controller')).containers[0] as Container;
       const [script, ...args] = c.args ?? [];
@@ -281,11 +301,23 @@ describe('controller Deployment', () => {
       expect(config.operatorNamespace).toBe(releaseNs);
       expect(config.kube).toEqual({ kind: 'in-cluster' });
       expect(config.leaderElection).toMatchObject({ enabled: true, leaseName: 'secret-binder-controller' });
-      expect(config.broker).toMatchObject({ enabled: true, port: 8443, tls: { kind: 'files' }, nodePlugin: { namespace: releaseNs, name: 'secret-binder-node' } });
+      const managed = name !== 'certManager';
+      expect(config.broker).toMatchObject({
+        enabled: true,
+        port: 8443,
+        tls: managed ? { kind: 'secret', secretName: 'secret-binder-broker-tls', validitySeconds: 90 * 86_400 } : { kind: 'files' },
+        nodePlugin: { namespace: releaseNs, name: 'secret-binder-node' },
+      });
+      expect(config.hmacKey).toEqual({ kind: 'secret', name: 'secret-binder-content-hmac' });
       expect(config.webhook).toMatchObject({ enabled: true, port: 9443, configurationNames: { mutating: 'secret-binder-webhook', validating: 'secret-binder-webhook' } });
       expect(config.watchNamespaces).toEqual(name === 'namespaced' ? watched : []);
-      if (config.webhook.enabled) expect(config.webhook.tls.kind).toBe(name === 'certManager' ? 'files' : 'self-managed');
+      if (config.webhook.enabled) expect(config.webhook.tls).toMatchObject(managed ? { kind: 'secret', secretName: 'secret-binder-webhook-tls' } : { kind: 'files' });
     }
+    // Existing Secrets are mounted as files.
+    const c = podSpec(only(set('existingSecrets'), 'Deployment', 'secret-binder-controller')).containers[0] as Container;
+    const config = parseControllerConfig((c.args ?? []).slice(1), { POD_NAMESPACE: releaseNs });
+    expect(config.hmacKey).toEqual({ kind: 'file', path: '/etc/secret-binder/content-hmac/key' });
+    expect(config.broker).toMatchObject({ tls: { kind: 'files' } });
   });
 });
 
@@ -318,8 +350,12 @@ describe('wiring', () => {
     const args = podSpec(only(manifests, 'DaemonSet')).containers[0]?.args ?? [];
     const url = new URL((args.find((a) => a.startsWith('--broker-url=')) ?? '').slice('--broker-url='.length));
     expect(url.hostname).toBe(`secret-binder-broker.${releaseNs}.svc`);
-    const secret = only(manifests, 'Secret', 'secret-binder-broker-tls') as unknown as { data: Record<string, string> };
-    expect(new X509Certificate(Buffer.from(secret.data['tls.crt'] ?? '', 'base64')).checkHost(url.hostname)).toBe(url.hostname);
+    // The certificate the controller makes carries the names the chart passes it.
+    const controllerArgs = podSpec(only(manifests, 'Deployment')).containers[0]?.args ?? [];
+    const config = parseControllerConfig(controllerArgs.slice(1), { POD_NAMESPACE: releaseNs });
+    expect(config.broker).toMatchObject({ tls: { dnsNames: expect.arrayContaining([url.hostname]) as unknown } });
+    const nodeCa = (podSpec(only(manifests, 'DaemonSet')).volumes ?? []).find((v) => v.name === 'broker-ca') as { projected: { sources: { secret: { name: string } }[] } };
+    expect(nodeCa.projected.sources[0]?.secret.name).toBe(config.broker.enabled && config.broker.tls.kind === 'secret' ? config.broker.tls.secretName : 'not managed');
   });
 });
 
@@ -370,16 +406,13 @@ describe('webhook and certificates', () => {
     expect((only(manifests, 'ValidatingWebhookConfiguration') as unknown as { webhooks: unknown }).webhooks).toEqual(JSON.parse(JSON.stringify(expected.validating.webhooks)));
   });
 
-  it('makes a broker certificate for the broker Service, signed by the ca.crt the node plugin trusts', () => {
-    const secret = only(set('default'), 'Secret', 'secret-binder-broker-tls') as unknown as { data: Record<string, string> };
-    const ca = new X509Certificate(Buffer.from(secret.data['ca.crt'] ?? '', 'base64'));
-    const cert = new X509Certificate(Buffer.from(secret.data['tls.crt'] ?? '', 'base64'));
-    expect(cert.checkHost(`secret-binder-broker.${releaseNs}.svc`)).toBe(`secret-binder-broker.${releaseNs}.svc`);
-    expect(cert.verify(ca.publicKey)).toBe(true);
-    expect(ca.ca).toBe(true);
-    const hmac = only(set('default'), 'Secret', 'secret-binder-content-hmac') as unknown as { data: { key: string }; metadata: { annotations: Record<string, string> } };
-    expect(Buffer.from(hmac.data.key, 'base64')).toHaveLength(32);
-    expect(hmac.metadata.annotations['helm.sh/resource-policy']).toBe('keep');
+  it('renders byte-identical twice for every value set: no generated key, certificate or caBundle (GitOps, ADR 0155)', () => {
+    for (const [name, [first, second]] of Object.entries(texts)) {
+      expect({ name, identical: first === second }).toEqual({ name, identical: true });
+      expect({ name, secrets: find(set(name), 'Secret').map((m) => m.metadata.name) }).toEqual({ name, secrets: [] });
+      expect({ name, caBundle: JSON.stringify(set(name)).includes('caBundle') }).toEqual({ name, caBundle: false });
+      expect({ name, pem: first.includes('-----BEGIN') }).toEqual({ name, pem: false });
+    }
   });
 
   it('with cert-manager, issues both certificates and lets its CA injector own caBundle', () => {

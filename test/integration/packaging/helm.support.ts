@@ -113,20 +113,15 @@ export function only(manifests: readonly Manifest[], kind: string, name?: string
   return found[0] as Manifest;
 }
 
-/** Values of the plain manifests in deploy/: the two generated Secrets are made by the operator. */
-export const plainManifestValues = {
-  brokerTls: { existingSecret: 'secret-binder-broker-tls' },
-  hmacKey: { existingSecret: 'secret-binder-content-hmac' },
-} as const;
+/** Values of the plain manifests in deploy/: the defaults (the controller makes its keys, ADR 0155). */
+export const plainManifestValues = {} as const;
 
 export const plainManifestPath = join(root, 'deploy', 'secret-binder.yaml');
 
 const plainManifestHeader = `# Generated from charts/secret-binder with default values (namespace secret-binder-system) by
 #   node test/integration/packaging/render-deploy.ts
-# Do not edit: a packaging test fails when this file and the chart differ. Before applying, create
-# the two Secrets the chart would otherwise generate (see docs/install.md):
-#   secret-binder-broker-tls    (tls.crt, tls.key, ca.crt: the broker's serving certificate)
-#   secret-binder-content-hmac  (key: 32 random bytes)
+# Do not edit: a packaging test fails when this file and the chart differ. It holds no key: the
+# controller creates its certificates and content-HMAC key at run time (docs/install.md).
 apiVersion: v1
 kind: Namespace
 metadata:

@@ -20,7 +20,7 @@ import { startController, type ControllerProcess } from '../../harness/controlle
 import { currentWorld } from '../../harness/world-state.ts';
 import { adminKubeConfig, eventually } from '../support/cluster.ts';
 import { chartBrokerFlags, chartRelease, installChart, refusedRequest, uninstallChart } from './chart-release.support.ts';
-import { chartDir, helm, valuesFile } from './helm.support.ts';
+import { chartDir, helm, kubectl, template, valuesFile } from './helm.support.ts';
 import { serviceAccountKubeConfig, statusOf } from './identity.support.ts';
 
 /**
@@ -48,6 +48,7 @@ let core: CoreV1Api;
 let saConfigPath: string;
 let sa: KubeConfig;
 let controller: ControllerProcess | undefined;
+let caPath: string;
 
 beforeAll(async () => {
   admin = adminKubeConfig();
@@ -84,17 +85,9 @@ describe('helm install', () => {
     await admission.readValidatingWebhookConfiguration({ name: `${fullname}-webhook` });
     const driver = await admin.makeApiClient(StorageV1Api).readCSIDriver({ name: 'secretbinder.dev' });
     expect(driver.spec.tokenRequests?.[0]?.audience).toBe('secretbinder.dev');
-    const tls = await core.readNamespacedSecret({ name: `${fullname}-broker-tls`, namespace: releaseNs });
-    expect(Object.keys(tls.data ?? {}).sort()).toEqual(['ca.crt', 'tls.crt', 'tls.key']);
-  });
-
-  it('keeps the broker certificate and the content-HMAC key across an upgrade', async () => {
-    const before = await Promise.all([`${fullname}-broker-tls`, `${fullname}-content-hmac`].map((name) => core.readNamespacedSecret({ name, namespace: releaseNs })));
-    const upgraded = await helm(['upgrade', release, chartDir, '--namespace', releaseNs, '--kubeconfig', currentWorld().kube.kubeconfigPath, '-f', valuesFile({ ...values, logLevel: 'debug' })]);
-    expect(upgraded.stderr).toBe('');
-    expect(upgraded.code).toBe(0);
-    const after = await Promise.all([`${fullname}-broker-tls`, `${fullname}-content-hmac`].map((name) => core.readNamespacedSecret({ name, namespace: releaseNs })));
-    expect(after.map((s) => s.data)).toEqual(before.map((s) => s.data));
+    // No key or certificate comes from Helm: the controller makes them at run time (ADR 0155).
+    const secrets = (await core.listNamespacedSecret({ namespace: releaseNs })).items.map((s) => s.metadata?.name ?? '');
+    expect(secrets.filter((name) => !name.startsWith('sh.helm.release.'))).toEqual([]);
   });
 });
 
@@ -107,8 +100,9 @@ describe("the controller's service account", () => {
     expect(await statusOf(() => client.listNamespacedSecret({ namespace: releaseNs }))).toBe(403);
     expect(await statusOf(() => client.listConfigMapForAllNamespaces())).toBe(403);
     expect(await statusOf(() => client.readNamespacedConfigMap({ name: 'kube-root-ca.crt', namespace: otherNs }))).toBe(403);
-    // Its own namespace: one get by name (ClusterSecretBackend credentials).
-    expect(await statusOf(() => client.readNamespacedSecret({ name: `${fullname}-content-hmac`, namespace: releaseNs }))).toBe(200);
+    // Its own namespace: one get by name (ClusterSecretBackend credentials, its own keys) — allowed,
+    // and not there yet: the controller creates its keys when it starts.
+    expect(await statusOf(() => client.readNamespacedSecret({ name: `${fullname}-content-hmac`, namespace: releaseNs }))).toBe(404);
   });
 
   it('lists bindings, backends, namespaces and pods, and reviews tokens', async () => {
@@ -161,18 +155,9 @@ describe("the controller's service account", () => {
       const body = parse(readFileSync(join(examples, file), 'utf8')) as { metadata: Record<string, unknown> };
       await custom.createNamespacedCustomObject({ group, version, plural, namespace: tenantNs, body: { ...body, metadata: { ...body.metadata, namespace: tenantNs } } });
     }
-    // The broker serves with the certificate the chart made, as in the Deployment.
-    const { flags, tlsDir } = await chartBrokerFlags(core, chart);
-    controller = startController(currentWorld(), {
-      identity: `pkg-${suffix}-0`,
-      watchNamespaces: [tenantNs],
-      // The chart's Role allows get/update of this Lease name only.
-      leaseName: chart.leaseName,
-      kubeconfigPath: saConfigPath,
-      namespace: releaseNs,
-      logLevel: 'info',
-      extraArgs: flags,
-    });
+    // As the chart's Deployment: the broker's and the webhook's certificates and the HMAC key in
+    // the Secrets the controller keeps (ADR 0155).
+    controller = startChartController(`pkg-${suffix}-0`);
     const binding = await eventually(
       'binding shop-credentials Ready=True',
       async () => {
@@ -207,12 +192,88 @@ describe("the controller's service account", () => {
         req.on('error', reject);
         req.end(JSON.stringify({ node: 'node-1', volumes: [], waitSeconds: 1 }));
       });
-    const answer = await ask(readFileSync(join(tlsDir, 'ca.crt'), 'utf8'));
+    const answer = await ask(readFileSync(caPath, 'utf8'));
     expect(answer.status).toBe(403);
     expect(answer.body).toContain('Unauthenticated');
     await expect(ask(undefined)).rejects.toThrow(/self-signed|unable to verify|certificate/i);
+
+    // The webhook configurations trust exactly the CA bundle of the webhook Secret.
+    const webhookTls = await core.readNamespacedSecret({ name: `${fullname}-webhook-tls`, namespace: releaseNs });
+    await eventually('caBundle of both webhook configurations', async () => {
+      const admission = admin.makeApiClient(AdmissionregistrationV1Api);
+      const bundles = [
+        ...((await admission.readMutatingWebhookConfiguration({ name: chart.webhookConfigurationName })).webhooks ?? []),
+        ...((await admission.readValidatingWebhookConfiguration({ name: chart.webhookConfigurationName })).webhooks ?? []),
+      ].map((w) => w.clientConfig.caBundle);
+      return bundles.every((b) => b === webhookTls.data?.['ca.crt']) ? true : undefined;
+    });
 
     // No request of the controller was refused.
     expect(controller.log()).not.toMatch(refusedRequest);
   });
 });
+
+describe('GitOps (ADR 0155)', () => {
+  const kept = [`${fullname}-content-hmac`, `${fullname}-broker-tls`, `${fullname}-webhook-tls`];
+  const contentHmac = async (): Promise<string | undefined> => {
+    const b = (await admin.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ group, version, plural: 'secretbindings', namespace: tenantNs, name: 'shop-credentials' })) as {
+      status?: { contentHmac?: string };
+    };
+    return b.status?.contentHmac;
+  };
+
+  it('applying the render again (helm upgrade, then a server-side apply of helm template) and restarting the controller change no key and no content hash', async () => {
+    const hmacBefore = await contentHmac();
+    expect(hmacBefore).toMatch(/^hmac-sha256:[0-9a-f]{64}$/);
+    const before = await Promise.all(kept.map((name) => core.readNamespacedSecret({ name, namespace: releaseNs })));
+
+    const upgraded = await helm(['upgrade', release, chartDir, '--namespace', releaseNs, '--kubeconfig', currentWorld().kube.kubeconfigPath, '-f', valuesFile(values)]);
+    expect(upgraded.stderr).toBe('');
+    expect(upgraded.code).toBe(0);
+    // What Argo CD or Flux does: apply the rendered manifests as they are.
+    const rendered = await template({ release, namespace: releaseNs, values });
+    expect(rendered.result.code).toBe(0);
+    const applied = await kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=gitops-test', '-f', '-'], rendered.text);
+    expect(applied.stderr).toBe('');
+    expect(applied.code).toBe(0);
+    // The render carries no caBundle, so applying it leaves the controller's in place.
+    const admission = admin.makeApiClient(AdmissionregistrationV1Api);
+    const bundle = (await admission.readValidatingWebhookConfiguration({ name: chart.webhookConfigurationName })).webhooks?.[0]?.clientConfig.caBundle;
+    expect(bundle).toBe(before[2]?.data?.['ca.crt']);
+
+    await controller?.stop();
+    controller = startChartController(`pkg-${suffix}-1`);
+    await controller.healthPort();
+    const running = controller;
+    await eventually('restarted controller serving the broker', () => Promise.resolve(/"message":"broker listening"/.test(running.log()) ? true : undefined), 60_000);
+
+    const after = await Promise.all(kept.map((name) => core.readNamespacedSecret({ name, namespace: releaseNs })));
+    expect(after.map((s) => s.data)).toEqual(before.map((s) => s.data));
+    expect(after.map((s) => s.metadata?.resourceVersion)).toEqual(before.map((s) => s.metadata?.resourceVersion));
+    expect(await contentHmac()).toBe(hmacBefore);
+    expect(running.log()).not.toMatch(refusedRequest);
+  });
+});
+
+/** The controller as the chart's Deployment runs it, under the chart's service account, on loopback ports. */
+function startChartController(identity: string): ControllerProcess {
+  const broker = chartBrokerFlags(chart);
+  caPath = broker.caPath;
+  return startController(currentWorld(), {
+    identity,
+    watchNamespaces: [tenantNs],
+    // The chart's Role allows get/update of this Lease name only.
+    leaseName: chart.leaseName,
+    kubeconfigPath: saConfigPath,
+    namespace: releaseNs,
+    logLevel: 'info',
+    hmacKeySecret: `${fullname}-content-hmac`,
+    extraArgs: [
+      ...broker.flags,
+      '--webhook-address=127.0.0.1:0',
+      `--webhook-tls-secret=${fullname}-webhook-tls`,
+      `--webhook-dns-names=${fullname}-webhook.${releaseNs}.svc`,
+      `--webhook-configuration-name=${chart.webhookConfigurationName}`,
+    ],
+  });
+}

@@ -119,7 +119,7 @@ async function standInForTheControllerPods(): Promise<void> {
   await admission.replaceValidatingWebhookConfiguration({ name, body: toUrl(await admission.readValidatingWebhookConfiguration({ name })) });
 
   const identity = await serviceAccountKubeConfig(core, chart.namespace, chart.controllerServiceAccount);
-  const { flags } = await chartBrokerFlags(core, chart);
+  const { flags } = chartBrokerFlags(chart);
   controller = startController(world, {
     identity: `quickstart-${suffix}`,
     // The quick start's namespace only: other suites' objects in the shared world stay out of it.
@@ -128,9 +128,18 @@ async function standInForTheControllerPods(): Promise<void> {
     kubeconfigPath: identity.path,
     namespace: chart.namespace,
     logLevel: 'info',
-    // The world's OpenBao listens on plain http on loopback: allowed for tokens only with the
-    // development flag (ADR 0150); the README's in-cluster address is https.
-    extraArgs: [...flags, '--allow-http-loopback-token-endpoints=true', `--webhook-address=127.0.0.1:${port}`, '--webhook-dns-names=localhost,127.0.0.1', `--webhook-configuration-name=${name}`],
+    // The keys and certificates the controller keeps, as the chart's Deployment (ADR 0155).
+    hmacKeySecret: `${chart.fullname}-content-hmac`,
+    extraArgs: [
+      ...flags,
+      // The world's OpenBao listens on plain http on loopback: allowed for tokens only with the
+      // development flag (ADR 0150); the README's in-cluster address is https.
+      '--allow-http-loopback-token-endpoints=true',
+      `--webhook-address=127.0.0.1:${port}`,
+      `--webhook-tls-secret=${chart.fullname}-webhook-tls`,
+      '--webhook-dns-names=localhost,127.0.0.1',
+      `--webhook-configuration-name=${name}`,
+    ],
   });
   await controller.healthPort();
 }
@@ -152,8 +161,11 @@ async function cleanUp(): Promise<void> {
   await custom.deleteClusterCustomObject({ group, version, plural: resources.ClusterSecretBackend.plural, name: 'vault' }).catch(ignore);
   await core.deleteNamespace({ name: shopNs }).catch(ignore);
   await core.deleteNamespacedServiceAccount({ name: 'vault-reader', namespace: chart.namespace }).catch(ignore);
-  // Kept by `helm uninstall` on purpose (docs/install.md); the namespace is shared with other suites.
-  await core.deleteNamespacedSecret({ name: `${chart.fullname}-content-hmac`, namespace: chart.namespace }).catch(ignore);
+  // The controller's own Secrets outlive `helm uninstall` on purpose (docs/install.md); the
+  // namespace is shared with other suites.
+  for (const secret of ['content-hmac', 'broker-tls', 'webhook-tls']) {
+    await core.deleteNamespacedSecret({ name: `${chart.fullname}-${secret}`, namespace: chart.namespace }).catch(ignore);
+  }
   await admin.makeApiClient(CoordinationV1Api).deleteNamespacedLease({ name: chart.leaseName, namespace: chart.namespace }).catch(ignore);
   await openBaoRequest(bao(), 'DELETE', `auth/${bao().kubernetesAuthMount}/role/${vaultRole}`).catch(ignore);
   await openBaoRequest(bao(), 'DELETE', `sys/policies/acl/${vaultPolicy}`).catch(ignore);

@@ -34,6 +34,8 @@ export interface InProcessControllerOptions {
   readonly log: { readonly stream: Writable; readonly level: 'info' | 'debug' };
   readonly registry: Registry;
   readonly audit: AuditLog;
+  /** Further flags (e.g. a managed certificate instead of the self-managed one). */
+  readonly extraArgs?: readonly string[];
 }
 
 export function buildInProcessController(options: InProcessControllerOptions): { readonly operator: Operator; readonly caPath: string } {
@@ -52,6 +54,7 @@ export function buildInProcessController(options: InProcessControllerOptions): {
       '--broker-address', '127.0.0.1:0',
       '--broker-ca-out', caPath,
       '--node-plugin-service-account', options.nodePluginServiceAccount,
+      ...(options.extraArgs ?? []),
     ],
     {},
   );
