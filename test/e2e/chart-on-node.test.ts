@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { AppsV1Api, CoordinationV1Api, CoreV1Api, type KubeConfig, StorageV1Api, type V1Pod } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api, AppsV1Api, CoordinationV1Api, CoreV1Api, type KubeConfig, StorageV1Api, type V1Pod } from '@kubernetes/client-node';
 import { freePort } from '../harness/control-plane.ts';
 import { buildProjectImage, projectImageReference } from '../harness/node/project-image.ts';
 import { realNodeTaint, realNodeUnavailable, startRealNode, type RealNode } from '../harness/node/real-node.ts';
@@ -70,6 +70,11 @@ describeNode('the chart on a real node, from a locally assembled image', () => {
 
   afterAll(async () => {
     await uninstallChart(release);
+    // Should the uninstall not run to the end, no webhook of this release (failurePolicy Fail for
+    // opted-in pods, unreachable in this world) outlives the suite and refuses another suite's pods.
+    const admission = kc.makeApiClient(AdmissionregistrationV1Api);
+    await admission.deleteMutatingWebhookConfiguration({ name: release.webhookConfigurationName }).catch(() => undefined);
+    await admission.deleteValidatingWebhookConfiguration({ name: release.webhookConfigurationName }).catch(() => undefined);
     await core.deleteNamespace({ name: release.namespace }).catch(() => undefined);
     await eventually('release pods gone', async () => ((await core.listNamespacedPod({ namespace: release.namespace })).items.length === 0 ? true : undefined), 60_000).catch(() => undefined);
     await node.stop();
