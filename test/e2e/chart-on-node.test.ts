@@ -88,7 +88,11 @@ describeNode('the chart on a real node, from a locally assembled image', () => {
     expect(pod?.spec?.containers[0]?.image).toBe(projectImageReference);
     expect(pod?.spec?.nodeName).toBe(node.name);
     expect(pod?.status?.containerStatuses?.[0]?.restartCount).toBe(0);
-    const deployment = await kc.makeApiClient(AppsV1Api).readNamespacedDeployment({ namespace: release.namespace, name: `${release.fullname}-controller` });
+    // The Deployment's status follows the pod's readiness a moment later (the deployment controller).
+    const deployment = await eventually('Deployment counts the ready replica', async () => {
+      const d = await kc.makeApiClient(AppsV1Api).readNamespacedDeployment({ namespace: release.namespace, name: `${release.fullname}-controller` });
+      return d.status?.readyReplicas === 1 ? d : undefined;
+    }, 60_000);
     expect(deployment.status?.readyReplicas).toBe(1);
     const lease = await eventually('lease held', async () => {
       const l = await kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace: release.namespace, name: release.leaseName }).catch(() => undefined);
