@@ -4,11 +4,14 @@
  * kubelet, follows the broker's change stream, and stops cleanly on SIGTERM (volumes stay mounted:
  * the pods keep their files while the plugin restarts).
  */
+import { Registry } from 'prom-client';
 import { BrokerHttpClient } from './csi/broker-http.client.ts';
 import { CsiServer } from './csi/csi.server.ts';
 import { NodePlugin } from './csi/node-plugin.ts';
 import { NodePluginConfigError, parseNodePluginConfig } from './csi/node-plugin.config.ts';
+import { BrokerReachability, socketAccepts } from './csi/node-plugin.health.ts';
 import { SystemMounter } from './csi/tmpfs.mounter.ts';
+import { HealthServer } from '../runtime/health-server.ts';
 import { createLogger } from '../observability/logger.ts';
 import { sanitizeError } from '../observability/sanitize.ts';
 
@@ -34,6 +37,8 @@ async function main(): Promise<number> {
     changesWaitSeconds: config.changesWaitSeconds,
     backoff: { minMs: 500, maxMs: 30_000 },
   });
+  // Registration is confirmed by the kubelet's NotifyRegistrationStatus call (readiness).
+  let registered = config.registrationSocket === null;
   const server = new CsiServer({
     plugin,
     logger,
@@ -41,12 +46,31 @@ async function main(): Promise<number> {
     version: '0.1.0',
     csiSocket: config.csiSocket,
     ...(config.registrationSocket === null ? {} : { registration: { socket: config.registrationSocket, kubeletCsiSocket: config.kubeletCsiSocket } }),
+    onRegistrationStatus: (ok) => {
+      registered = ok;
+    },
   });
   try {
     await server.start();
   } catch (error) {
     logger.error('cannot serve the CSI sockets', { error: sanitizeError(error) });
     return 1;
+  }
+  let health: HealthServer | undefined;
+  if (config.healthAddress !== null) {
+    health = new HealthServer({ host: config.healthAddress.host, port: config.healthAddress.port, registry: new Registry(), logger });
+    const csiSocket = config.csiSocket;
+    health.addLivenessCheck('csi-socket', () => socketAccepts(csiSocket, 2_000));
+    health.addReadinessCheck('kubelet-registration', () => (registered ? { ok: true } : { ok: false, message: 'the kubelet has not confirmed the registration' }));
+    const brokerReachable = new BrokerReachability({ url: config.brokerUrl, ...(config.brokerCaFile === null ? {} : { caFile: config.brokerCaFile }), timeoutMs: 3_000, cacheMs: 20_000 });
+    health.addReadinessCheck('broker', () => brokerReachable.check());
+    try {
+      await health.listen();
+    } catch (error) {
+      logger.error('cannot serve the health endpoints', { error: sanitizeError(error) });
+      await server.stop();
+      return 1;
+    }
   }
   plugin.start();
   logger.info('node plugin started', { node: config.nodeName, csiSocket: config.csiSocket, registration: config.registrationSocket ?? 'off' });
@@ -57,6 +81,7 @@ async function main(): Promise<number> {
   logger.info('stopping');
   await plugin.stop();
   await server.stop();
+  await health?.close();
   return 0;
 }
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { webhookConfigurations } from './webhook-configurations.ts';
+import { optedInPodConditions, webhookConfigurations } from './webhook-configurations.ts';
 
 /** `deploy/webhook.yaml` ships exactly what `webhookConfigurations` builds for a Service. */
 
@@ -44,5 +44,12 @@ describe('deploy/webhook.yaml', () => {
       expect(w?.namespaceSelector?.matchExpressions?.[0]?.values).toEqual(expect.arrayContaining(['kube-system', 'secret-binder-system']));
     }
     expect(v?.rules?.flatMap((r) => r.resources)).toEqual(['pods', 'pods/ephemeralcontainers']);
+  });
+
+  it('sends only opted-in pods: the inject label or a CSI volume of our driver (matchConditions, ADR 0094)', () => {
+    for (const w of [deployed.mutating.webhooks?.[0], deployed.validating.webhooks?.[0]]) expect(w?.matchConditions).toEqual(optedInPodConditions);
+    const [condition] = optedInPodConditions;
+    expect(condition?.expression).toContain("object.metadata.labels['secretbinder.dev/inject'] == 'true'");
+    expect(condition?.expression).toContain("object.spec.volumes.exists(v, has(v.csi) && v.csi.driver == 'secretbinder.dev')");
   });
 });

@@ -1,9 +1,11 @@
 import type {
   AdmissionregistrationV1WebhookClientConfig,
   V1LabelSelector,
+  V1MatchCondition,
   V1MutatingWebhookConfiguration,
   V1ValidatingWebhookConfiguration,
 } from '@kubernetes/client-node';
+import { driverName } from '../broker/broker.protocol.ts';
 import { injectLabel } from './inject.annotations.ts';
 import type { WebhookConfigurationNames } from './ca-bundle.reconciler.ts';
 
@@ -18,11 +20,28 @@ export interface WebhookConfigurationOptions {
 }
 
 /**
+ * The API server sends a pod to us only when it opts in: the inject label, or a CSI volume of our
+ * driver (ADR 0094). Evaluated by the API server (CEL, GA in Kubernetes 1.30) before any call, so
+ * every other pod is admitted without waiting on the webhook, even while no replica answers. Pod
+ * volumes are immutable: on UPDATE (and the ephemeralcontainers subresource) `object` has the same
+ * volumes as at CREATE.
+ */
+export const optedInPodConditions: readonly V1MatchCondition[] = [
+  {
+    name: 'pod-uses-secretbinder',
+    expression:
+      `(has(object.metadata.labels) && '${injectLabel}' in object.metadata.labels && object.metadata.labels['${injectLabel}'] == 'true')` +
+      ` || (has(object.spec.volumes) && object.spec.volumes.exists(v, has(v.csi) && v.csi.driver == '${driverName}'))`,
+  },
+];
+
+/**
  * The MutatingWebhookConfiguration and ValidatingWebhookConfiguration of the webhook, as data:
  * `deploy/webhook.yaml` is this with a Service client config, and the integration suite registers
  * exactly these objects with a URL. Mutate sees only labelled pods (objectSelector); validate sees
- * every pod and the ephemeralcontainers subresource; both fail closed, have no side effects and
- * answer within a few seconds.
+ * pods that are labelled or carry a CSI volume of our driver ({@link optedInPodConditions}), also on
+ * the ephemeralcontainers subresource; both fail closed for those pods only, have no side effects
+ * and answer within a few seconds.
  */
 export function webhookConfigurations(options: WebhookConfigurationOptions): {
   mutating: V1MutatingWebhookConfiguration;
@@ -50,6 +69,7 @@ export function webhookConfigurations(options: WebhookConfigurationOptions): {
           clientConfig: options.clientConfig('/mutate'),
           rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
           objectSelector: { matchLabels: { [injectLabel]: 'true' } },
+          matchConditions: optedInPodConditions.map(({ name, expression }) => ({ name, expression })),
           // A pod that asked for secrets must not start without them.
           failurePolicy: 'Fail',
           reinvocationPolicy: 'Never',
@@ -69,6 +89,8 @@ export function webhookConfigurations(options: WebhookConfigurationOptions): {
             { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['pods'], scope: 'Namespaced' },
             { apiGroups: [''], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['pods/ephemeralcontainers'], scope: 'Namespaced' },
           ],
+          matchConditions: optedInPodConditions.map(({ name, expression }) => ({ name, expression })),
+          // A mount of a bound volume is judged before the pod exists; only opted-in pods wait on it.
           failurePolicy: 'Fail',
           ...common,
         },

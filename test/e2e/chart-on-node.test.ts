@@ -1,17 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { AppsV1Api, CoordinationV1Api, CoreV1Api, type KubeConfig, StorageV1Api, type V1Pod } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api, AppsV1Api, CoordinationV1Api, CoreV1Api, type KubeConfig, StorageV1Api, type V1Pod } from '@kubernetes/client-node';
 import { freePort } from '../harness/control-plane.ts';
 import { buildProjectImage, projectImageReference } from '../harness/node/project-image.ts';
 import { realNodeTaint, realNodeUnavailable, startRealNode, type RealNode } from '../harness/node/real-node.ts';
 import { currentWorld } from '../harness/world-state.ts';
 import { adminKubeConfig, eventually } from '../integration/support/cluster.ts';
 import { chartRelease, installChart, uninstallChart } from '../integration/packaging/chart-release.support.ts';
+import { command, helmPath } from '../integration/packaging/helm.support.ts';
 
 /**
  * The chart on the real node (ADR 0141): `helm install` with the project image assembled on this
  * host (no registry, no Docker engine) runs the controller Deployment and the node-plugin
  * DaemonSet as real containers; both become Ready, the controller leads and serves /readyz to the
- * kubelet's probe, and the containerized plugin registers with the kubelet.
+ * kubelet's probe, the containerized plugin registers with the kubelet and passes its own probes
+ * (registered, broker reachable), and `helm test` passes (ADR 0162).
  */
 
 const unavailable = realNodeUnavailable();
@@ -40,7 +42,7 @@ describeNode('the chart on a real node, from a locally assembled image', () => {
     kc = adminKubeConfig();
     core = kc.makeApiClient(CoreV1Api);
     const toleration = { key: realNodeTaint.key, operator: 'Exists', effect: realNodeTaint.effect };
-    const [http, broker, webhook] = [await freePort(), await freePort(), await freePort()];
+    const [http, broker, webhook, pluginHealth] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const [repository, tag] = projectImageReference.split(/:(?=[^:]+$)/);
     await installChart(release, {
       image: { repository, tag, pullPolicy: 'Never' },
@@ -56,14 +58,23 @@ describeNode('the chart on a real node, from a locally assembled image', () => {
           { name: 'KUBERNETES_SERVICE_PORT', value: new URL(world.kube.server).port },
         ],
       },
-      nodePlugin: { kubeletDir: node.kubeletRootDir },
-      // The API server reaches webhooks through Services, which this world cannot route.
-      webhook: { enabled: false },
+      // No Service routing here either: the plugin shares the node's network namespace and reaches
+      // the broker on the node's loopback, under a name of the broker's certificate.
+      nodePlugin: { kubeletDir: node.kubeletRootDir, hostNetwork: true, healthPort: pluginHealth, brokerUrl: `https://localhost:${String(broker)}` },
+      broker: { extraDnsNames: ['localhost'] },
+      // The webhook runs and serves (helm test calls every replica); the API server reaches webhooks
+      // through Services, which this world cannot route, but only opted-in pods are sent to it
+      // (ADR 0094) and this suite creates none.
     });
   }, 300_000);
 
   afterAll(async () => {
     await uninstallChart(release);
+    // Should the uninstall not run to the end, no webhook of this release (failurePolicy Fail for
+    // opted-in pods, unreachable in this world) outlives the suite and refuses another suite's pods.
+    const admission = kc.makeApiClient(AdmissionregistrationV1Api);
+    await admission.deleteMutatingWebhookConfiguration({ name: release.webhookConfigurationName }).catch(() => undefined);
+    await admission.deleteValidatingWebhookConfiguration({ name: release.webhookConfigurationName }).catch(() => undefined);
     await core.deleteNamespace({ name: release.namespace }).catch(() => undefined);
     await eventually('release pods gone', async () => ((await core.listNamespacedPod({ namespace: release.namespace })).items.length === 0 ? true : undefined), 60_000).catch(() => undefined);
     await node.stop();
@@ -77,7 +88,11 @@ describeNode('the chart on a real node, from a locally assembled image', () => {
     expect(pod?.spec?.containers[0]?.image).toBe(projectImageReference);
     expect(pod?.spec?.nodeName).toBe(node.name);
     expect(pod?.status?.containerStatuses?.[0]?.restartCount).toBe(0);
-    const deployment = await kc.makeApiClient(AppsV1Api).readNamespacedDeployment({ namespace: release.namespace, name: `${release.fullname}-controller` });
+    // The Deployment's status follows the pod's readiness a moment later (the deployment controller).
+    const deployment = await eventually('Deployment counts the ready replica', async () => {
+      const d = await kc.makeApiClient(AppsV1Api).readNamespacedDeployment({ namespace: release.namespace, name: `${release.fullname}-controller` });
+      return d.status?.readyReplicas === 1 ? d : undefined;
+    }, 60_000);
     expect(deployment.status?.readyReplicas).toBe(1);
     const lease = await eventually('lease held', async () => {
       const l = await kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace: release.namespace, name: release.leaseName }).catch(() => undefined);
@@ -99,5 +114,20 @@ describeNode('the chart on a real node, from a locally assembled image', () => {
     }, 60_000);
     expect(drivers).toContain('secretbinder.dev');
     expect(pod?.status?.containerStatuses?.every((c) => c.restartCount === 0)).toBe(true);
+    // Ready means the kubelet's readiness probe passed: registered and the broker reachable.
+    expect(pod?.spec?.containers[0]?.readinessProbe?.httpGet?.path).toBe('/readyz');
+    expect(pod?.spec?.containers[0]?.livenessProbe?.httpGet?.path).toBe('/healthz');
+  }, 240_000);
+
+  it('passes helm test: CRDs served, broker reachable over TLS, every controller replica answers the webhook', async () => {
+    // The controller's webhook answers only once its binding cache synced and its CA is published.
+    await eventually('controller Ready', async () => ((await readyPods('app.kubernetes.io/component=controller')).length === 1 ? true : undefined), 180_000);
+    const result = await command(helmPath, ['test', release.release, '--namespace', release.namespace, '--kubeconfig', currentWorld().kube.kubeconfigPath, '--logs', '--timeout', '3m'], undefined, { timeoutMs: 200_000 });
+    process.stdout.write(`helm test:\n${result.stdout}${result.stderr}\n`);
+    expect(result.stdout).toMatch(/PASS crds: /);
+    expect(result.stdout).toMatch(/PASS broker: broker localhost:\d+ answered over TLS and refused an anonymous caller/);
+    expect(result.stdout).toMatch(/PASS webhook: 1 controller replica\(s\) answered \/validate over TLS/);
+    expect(result.stdout).toMatch(/Phase:\s+Succeeded/);
+    expect(result.code).toBe(0);
   }, 240_000);
 });

@@ -32,6 +32,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "sb.brokerTlsSecret" -}}{{ default (printf "%s-broker-tls" (include "sb.fullname" .)) .Values.brokerTls.existingSecret }}{{- end -}}
 {{- define "sb.webhookTlsSecret" -}}{{ include "sb.fullname" . }}-webhook-tls{{- end -}}
 {{- define "sb.hmacSecret" -}}{{ default (printf "%s-content-hmac" (include "sb.fullname" .)) .Values.hmacKey.existingSecret }}{{- end -}}
+{{/* The broker's URL as the node plugins (and the release check) reach it. */}}
+{{- define "sb.brokerUrl" -}}{{ default (printf "https://%s.%s.svc:443" (include "sb.brokerService" .) .Release.Namespace) .Values.nodePlugin.brokerUrl }}{{- end -}}
 {{- define "sb.leaseName" -}}{{ include "sb.fullname" . }}-controller{{- end -}}
 
 {{/* DNS names of a Service: name, name.ns, name.ns.svc, name.ns.svc.cluster.local */}}
@@ -59,4 +61,13 @@ namespaceSelector:
         - {{ . }}
         {{- end }}
     {{- end }}
+{{- end -}}
+
+
+{{/* Only opted-in pods reach the webhook: the inject label or a CSI volume of our driver (ADR 0094). */}}
+{{- define "sb.webhookMatchConditions" -}}
+matchConditions:
+  - name: pod-uses-secretbinder
+    expression: >-
+      (has(object.metadata.labels) && 'secretbinder.dev/inject' in object.metadata.labels && object.metadata.labels['secretbinder.dev/inject'] == 'true') || (has(object.spec.volumes) && object.spec.volumes.exists(v, has(v.csi) && v.csi.driver == 'secretbinder.dev'))
 {{- end -}}

@@ -14,6 +14,7 @@ describe('parseNodePluginConfig', () => {
       tmpfsSizeBytes: 4 * 1024 * 1024,
       changesWaitSeconds: 30,
       logLevel: 'info',
+      healthAddress: null,
     });
   });
 
@@ -23,6 +24,7 @@ describe('parseNodePluginConfig', () => {
       {},
     );
     expect(config).toMatchObject({ nodeName: 'n1', registrationSocket: null, tmpfsSizeBytes: 512 * 1024, changesWaitSeconds: 5, logLevel: 'debug' });
+    expect(parseNodePluginConfig(['--node-name=n1', '--broker-url=https://b', '--health-address=0.0.0.0:9809'], {}).healthAddress).toEqual({ host: '0.0.0.0', port: 9809 });
   });
 
   it('refuses what would be unsafe or meaningless', () => {
@@ -35,6 +37,8 @@ describe('parseNodePluginConfig', () => {
       ['--node-name=n', '--broker-url=https://b', '--changes-wait-seconds=600'],
       ['--node-name=n', '--broker-url=https://b', '--log-level=trace'],
       ['--node-name=n', '--broker-url=https://b', '--unknown'],
+      ['--node-name=n', '--broker-url=https://b', '--health-address=9809'],
+      ['--node-name=n', '--broker-url=https://b', '--health-address=0.0.0.0:70000'],
     ];
     for (const argv of bad) {
       expect(() => parseNodePluginConfig(argv, {})).toThrow(NodePluginConfigError);

@@ -17,6 +17,8 @@ export interface NodePluginConfig {
   readonly tmpfsSizeBytes: number;
   readonly changesWaitSeconds: number;
   readonly logLevel: LogLevel;
+  /** Where `/healthz` (liveness) and `/readyz` (readiness) are served for the kubelet; null: nowhere. */
+  readonly healthAddress: { readonly host: string; readonly port: number } | null;
 }
 
 export class NodePluginConfigError extends Error {
@@ -53,6 +55,7 @@ export function parseNodePluginConfig(argv: readonly string[], env: Readonly<Rec
         'tmpfs-size': { type: 'string', default: '4Mi' },
         'changes-wait-seconds': { type: 'string', default: '30' },
         'log-level': { type: 'string', default: 'info' },
+        'health-address': { type: 'string', default: '' },
       },
     }));
   } catch (err) {
@@ -79,6 +82,13 @@ export function parseNodePluginConfig(argv: readonly string[], env: Readonly<Rec
   }
   const logLevel = values['log-level'];
   if (!(logLevels as readonly string[]).includes(logLevel)) throw new NodePluginConfigError(`--log-level must be one of ${logLevels.join(', ')}`);
+  let healthAddress: NodePluginConfig['healthAddress'] = null;
+  if (values['health-address'] !== '') {
+    const match = /^([^:]+):(\d{1,5})$/.exec(values['health-address']);
+    const port = Number(match?.[2]);
+    if (match?.[1] === undefined || !(port >= 1 && port <= 65535)) throw new NodePluginConfigError('--health-address must be host:port, e.g. 0.0.0.0:9809');
+    healthAddress = { host: match[1], port };
+  }
   return {
     nodeName,
     csiSocket: values['csi-socket'],
@@ -90,5 +100,6 @@ export function parseNodePluginConfig(argv: readonly string[], env: Readonly<Rec
     tmpfsSizeBytes,
     changesWaitSeconds,
     logLevel: logLevel as LogLevel,
+    healthAddress,
   };
 }

@@ -56,6 +56,7 @@ type Container = {
   ports?: { name: string; containerPort: number }[];
   livenessProbe?: { httpGet?: { path: string; port: string } };
   readinessProbe?: { httpGet?: { path: string; port: string } };
+  image?: string;
 };
 type PodSpec = {
   containers: Container[];
@@ -118,7 +119,6 @@ describe('chart', () => {
 
   it('refuses unsafe or mistyped values through values.schema.json', async () => {
     const refused: [unknown, string][] = [
-      [{ image: { tag: 'latest' } }, 'image.tag'],
       [{ replicas: 2 }, 'replicas'],
       [{ watchNamespaces: ['Not_A_Namespace'] }, 'watchNamespaces'],
       [{ webhook: { failurePolicy: 'Sometimes' } }, 'failurePolicy'],
@@ -384,7 +384,12 @@ describe('node plugin DaemonSet', () => {
       brokerCaFile: '/etc/secret-binder/broker-ca/ca.crt',
       kubeletCsiSocket: '/var/lib/kubelet/plugins/secretbinder.dev/csi.sock',
       tmpfsSizeBytes: 4 * 1024 * 1024,
+      healthAddress: { host: '0.0.0.0', port: 9809 },
     });
+    // The kubelet probes the plugin's own health server (ADR 0161).
+    expect(c.ports).toEqual([{ name: 'health', containerPort: 9809, protocol: 'TCP' }]);
+    expect(c.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'health' });
+    expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'health' });
     expect(c.volumeMounts?.map((m) => m.mountPath)).toEqual(expect.arrayContaining(['/csi', '/registration', '/var/run/secrets/secretbinder.dev', '/etc/secret-binder/broker-ca']));
   });
 
@@ -431,6 +436,39 @@ describe('webhook and certificates', () => {
     expect(JSON.stringify(only(manifests, 'Deployment'))).toContain('"secretName":"my-hmac"');
     expect(JSON.stringify(only(manifests, 'DaemonSet'))).toContain('"name":"my-broker-tls"');
     expect(JSON.stringify(only(manifests, 'Deployment'))).toContain(`ghcr.io/secret-binder/secret-binder@sha256:${'a'.repeat(64)}`);
+  });
+});
+
+describe('helm test hook', () => {
+  it('renders a release check the API server accepts, running a built entry point with only list-pods and get-webhook rights', async () => {
+    const { manifests, result } = await template({ namespace: releaseNs, includeTests: true });
+    expect(result.code).toBe(0);
+    const hooks = manifests.filter((m) => m.metadata.annotations?.['helm.sh/hook'] === 'test');
+    expect(hooks.map((m) => `${m.kind}/${m.metadata.name}`).sort()).toEqual(
+      ['ClusterRole', 'ClusterRoleBinding', 'Pod', 'Role', 'RoleBinding', 'ServiceAccount'].map((kind) => `${kind}/secret-binder-release-check`),
+    );
+    // The Pod's admission looks its service account up: that one is created for real (the namespace goes after the suite).
+    expect((await kubectl(['apply', '--server-side', '--field-manager=sb-packaging-test', '-f', '-'], JSON.stringify(only(hooks, 'ServiceAccount')))).code).toBe(0);
+    const apply = await kubectl(['apply', '--server-side', '--dry-run=server', '--field-manager=sb-packaging-test', '-f', '-'], hooks.map((m) => JSON.stringify(m)).join('\n'));
+    expect(apply.stderr).toBe('');
+    expect(apply.code).toBe(0);
+    const grants = hooks.flatMap((m) => rules(m)).map((r) => `${(r.resources ?? []).join()}:${(r.verbs ?? []).join()}:${(r.resourceNames ?? []).join()}`).sort();
+    expect(grants).toEqual(['pods:list:', 'validatingwebhookconfigurations:get:secret-binder-webhook']);
+    const pod = only(hooks, 'Pod') as unknown as { spec: PodSpec & { restartPolicy: string } };
+    expect(pod.spec.restartPolicy).toBe('Never');
+    const c = pod.spec.containers[0] as Container;
+    expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true });
+    const [script, ...args] = c.args ?? [];
+    // The image's dist/ is tsc's output of src/ (tsconfig.build.json).
+    expect(readdirSync(join(root, 'src', 'release-check'))).toContain((script ?? '').replace('/app/dist/release-check/', '').replace(/\.js$/, '.ts'));
+    expect(args).toEqual([
+      `--namespace=${releaseNs}`,
+      '--controller-selector=app.kubernetes.io/name=secret-binder,app.kubernetes.io/instance=secret-binder,app.kubernetes.io/component=controller',
+      `--broker-url=https://secret-binder-broker.${releaseNs}.svc:443`,
+      '--broker-ca-file=/etc/secret-binder/broker-ca/ca.crt',
+      '--webhook-configuration-name=secret-binder-webhook',
+      '--webhook-service=secret-binder-webhook',
+    ]);
   });
 });
 

@@ -92,6 +92,8 @@ export interface TemplateOptions {
   readonly namespace?: string;
   readonly values?: unknown;
   readonly includeCrds?: boolean;
+  /** Render the `helm test` hook objects too (default: skipped, as a plain install has none). */
+  readonly includeTests?: boolean;
 }
 
 /** `helm template`: the rendered objects, or the error text when Helm refuses the values. */
@@ -99,6 +101,7 @@ export async function template(options: TemplateOptions = {}): Promise<{ manifes
   const args = ['template', options.release ?? 'secret-binder', chartDir, '--namespace', options.namespace ?? 'secret-binder-system'];
   if (options.values !== undefined) args.push('-f', valuesFile(options.values));
   if (options.includeCrds === true) args.push('--include-crds');
+  if (options.includeTests !== true) args.push('--skip-tests');
   const result = await helm(args);
   return { manifests: result.code === 0 ? parseManifests(result.stdout) : [], text: result.stdout, result };
 }

@@ -1,0 +1,66 @@
+{{/*
+Rules over values that values.schema.json cannot express (relations between fields, ranges of
+quantities, readable refusals). Each failure is one sentence naming the value and the rule, so
+`helm install` / `helm template` stops before the release would break (ADR 0160). Rendered once,
+from controller.yaml.
+*/}}
+{{- define "sb.validateValues" -}}
+{{- $c := .Values.controller -}}
+
+{{- if eq (toString .Values.image.tag) "latest" -}}
+{{- fail "image.tag \"latest\" is not allowed: pin a version (or set image.digest) so every node runs the same code" -}}
+{{- end -}}
+
+{{- $le := $c.leaderElection -}}
+{{- if and $le.enabled (ge (int $le.renewDeadlineSeconds) (int $le.leaseDurationSeconds)) -}}
+{{- fail (printf "controller.leaderElection.renewDeadlineSeconds (%d) must be shorter than controller.leaderElection.leaseDurationSeconds (%d): the leader must renew before its lease can be taken" (int $le.renewDeadlineSeconds) (int $le.leaseDurationSeconds)) -}}
+{{- end -}}
+{{- if and $le.enabled (ge (int $le.retryPeriodSeconds) (int $le.renewDeadlineSeconds)) -}}
+{{- fail (printf "controller.leaderElection.retryPeriodSeconds (%d) must be shorter than controller.leaderElection.renewDeadlineSeconds (%d): the leader needs more than one renewal attempt per deadline" (int $le.retryPeriodSeconds) (int $le.renewDeadlineSeconds)) -}}
+{{- end -}}
+{{- if and (not $le.enabled) (gt (int $c.replicas) 1) -}}
+{{- fail (printf "controller.replicas is %d but controller.leaderElection.enabled is false: without leader election every replica would poll backends and restart workloads; set controller.replicas to 1 or enable leader election" (int $c.replicas)) -}}
+{{- end -}}
+
+{{- $ports := dict -}}
+{{- $named := list (list "controller.ports.http" $c.ports.http) (list "controller.ports.broker" $c.ports.broker) -}}
+{{- if .Values.webhook.enabled -}}
+{{- $named = append $named (list "controller.ports.webhook" $c.ports.webhook) -}}
+{{- end -}}
+{{- range $named -}}
+{{- $key := toString (index . 1) -}}
+{{- if hasKey $ports $key -}}
+{{- fail (printf "%s (%s) equals %s: the controller's http, broker and webhook ports must all differ" (index . 0) $key (get $ports $key)) -}}
+{{- end -}}
+{{- $_ := set $ports $key (index . 0) -}}
+{{- end -}}
+
+{{- $pdb := $c.podDisruptionBudget -}}
+{{- if and $pdb.enabled (gt (int $c.replicas) 1) -}}
+{{- $min := $pdb.minAvailable -}}
+{{- if kindIs "string" $min -}}
+{{- if ge (int (trimSuffix "%" $min)) 100 -}}
+{{- fail (printf "controller.podDisruptionBudget.minAvailable %q must be below 100%%: at 100%% no controller replica could ever be evicted, and node drains would hang" $min) -}}
+{{- end -}}
+{{- else if ge (int $min) (int $c.replicas) -}}
+{{- fail (printf "controller.podDisruptionBudget.minAvailable (%d) must be less than controller.replicas (%d): otherwise no replica could ever be evicted, and node drains would hang" (int $min) (int $c.replicas)) -}}
+{{- end -}}
+{{- end -}}
+
+{{- $selectorKeys := list "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component" -}}
+{{- range $key, $_ := $c.podLabels -}}
+{{- if has $key $selectorKeys -}}
+{{- fail (printf "controller.podLabels must not set %q: the chart's selector labels (%s) identify the controller pods to the Deployment and the Services" $key (join ", " $selectorKeys)) -}}
+{{- end -}}
+{{- end -}}
+
+{{- if .Values.nodePlugin.enabled -}}
+{{- $size := toString .Values.nodePlugin.tmpfsSize -}}
+{{- $digits := regexFind "^[0-9]+" $size -}}
+{{- $units := dict "" 1 "k" 1000 "Ki" 1024 "M" 1000000 "Mi" 1048576 "G" 1000000000 "Gi" 1073741824 -}}
+{{- $bytes := mul (int64 $digits) (get $units (trimPrefix $digits $size)) -}}
+{{- if or (lt $bytes 4096) (gt $bytes 1073741824) -}}
+{{- fail (printf "nodePlugin.tmpfsSize %q must be between 4Ki and 1Gi: it is the size limit of every volume's tmpfs, in node memory, and the node plugin refuses other sizes" $size) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
