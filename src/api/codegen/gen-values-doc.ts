@@ -37,10 +37,12 @@ function schemaAt(schema: Schema | undefined, path: readonly string[]): Schema |
 }
 
 function rows(map: YAMLMap, path: readonly string[], schema: Schema, inherited: string): Row[] {
-  return map.items.flatMap((item) => {
+  return map.items.flatMap((item, index) => {
     const key = String((item.key as { value?: unknown }).value);
     const here = [...path, key];
-    const own = docComment((item.key as { commentBefore?: string | null }).commentBefore) || (schemaAt(schema, here)?.description ?? '');
+    // The parser hangs the comment above a map's first key on the map itself.
+    const comment = (item.key as { commentBefore?: string | null }).commentBefore ?? (index === 0 ? map.commentBefore : undefined);
+    const own = docComment(comment) || (schemaAt(schema, here)?.description ?? '');
     const value = item.value;
     if (isMap(value) && value.items.length > 0) return rows(value, here, schema, own || inherited);
     const plain: unknown = (value as { toJSON?: () => unknown } | null)?.toJSON?.() ?? null;
