@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from '@jest/globals';
-import { template, type CommandResult } from './helm.support.ts';
+import { only, template, type CommandResult } from './helm.support.ts';
 
 /**
  * Values that pass a naive schema but would break the release are refused by `helm template` (and
@@ -77,6 +77,10 @@ const guards: Record<string, Guard> = {
     values: { controller: { podLabels: { 'app.kubernetes.io/component': 'other', team: 'a' } } },
     message: /controller\.podLabels must not set "app\.kubernetes\.io\/component": the chart's selector labels/,
   },
+  'audit log outside /var/log/secret-binder (the root file system is read-only)': {
+    values: { controller: { auditLog: '/tmp/audit.jsonl' } },
+    message: /\/controller\/auditLog'?: '\/tmp\/audit\.jsonl' does not match pattern/,
+  },
   'image tag latest': { values: { image: { tag: 'latest' } }, message: /image\.tag "latest" is not allowed: pin a version \(or set image\.digest\)/ },
 };
 
@@ -118,5 +122,24 @@ describe('chart guards', () => {
   it.each(Object.keys(accepted))('accepts %s', (name) => {
     const result = rendered[name];
     expect({ name, code: result?.code, stderr: result?.code === 0 ? '' : result?.stderr }).toEqual({ name, code: 0, stderr: '' });
+  });
+});
+
+describe('audit log file', () => {
+  it('mounts auditVolume (an emptyDir by default, or the source given) where controller.auditLog points', async () => {
+    const path = '/var/log/secret-binder/audit.jsonl';
+    for (const [auditVolume, expected] of [
+      [undefined, { emptyDir: { sizeLimit: '256Mi' } }],
+      [{ persistentVolumeClaim: { claimName: 'audit' } }, { persistentVolumeClaim: { claimName: 'audit' } }],
+    ] as const) {
+      const { manifests, result } = await template({ values: { controller: { auditLog: path, ...(auditVolume === undefined ? {} : { auditVolume }) } } });
+      expect(result.stderr).toBe('');
+      const pod = (only(manifests, 'Deployment') as unknown as { spec: { template: { spec: { containers: { args: string[]; volumeMounts: { name: string; mountPath: string }[] }[]; volumes: { name: string }[] } } } }).spec.template.spec;
+      expect(pod.containers[0]?.args).toContain(`--audit-log=${path}`);
+      expect(pod.containers[0]?.volumeMounts).toContainEqual({ name: 'audit', mountPath: '/var/log/secret-binder' });
+      expect(pod.volumes).toContainEqual({ name: 'audit', ...expected });
+    }
+    const stdout = await template({ values: {} });
+    expect(JSON.stringify(only(stdout.manifests, 'Deployment'))).not.toContain('/var/log/secret-binder');
   });
 });
