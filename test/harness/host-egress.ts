@@ -1,4 +1,6 @@
 import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { BlockList } from 'node:net';
 
 /**
  * Counts packets to private address ranges that leave this host through an interface (ADR 0182):
@@ -71,4 +73,32 @@ export function removeEgressGuard(chain: string): void {
       // No such chain.
     }
   }
+}
+
+const privateList = new BlockList();
+for (const range of privateRanges) {
+  const [network = '', prefix = ''] = range.split('/');
+  privateList.addSubnet(network, Number(prefix), 'ipv4');
+}
+
+/**
+ * For a failure report: the flows conntrack tracks now to a private address that no NAT translated
+ * and that the host routes out through one of `interfaces` — the likely senders of counted packets.
+ */
+export function untranslatedPrivateFlows(interfaces: readonly string[]): string[] {
+  if (!existsSync('/proc/net/nf_conntrack')) return [];
+  const routedOut = new Map<string, boolean>();
+  return readFileSync('/proc/net/nf_conntrack', 'utf8')
+    .split('\n')
+    .filter((line) => {
+      const dst = / dst=(\S+)/.exec(line)?.[1];
+      const replySrc = /src=\S+ dst=\S+ .*? src=(\S+)/.exec(line)?.[1];
+      if (dst === undefined || dst !== replySrc || !privateList.check(dst, 'ipv4')) return false;
+      if (!routedOut.has(dst)) {
+        const route = JSON.parse(execFileSync('ip', ['-j', 'route', 'get', dst], { encoding: 'utf8' })) as { dev?: string }[];
+        routedOut.set(dst, interfaces.includes(route[0]?.dev ?? ''));
+      }
+      return routedOut.get(dst) === true;
+    })
+    .map((line) => line.replace(/\s+/g, ' ').trim());
 }
