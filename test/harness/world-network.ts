@@ -75,6 +75,16 @@ function createSink(name: string): 'dummy' | 'ifb' {
   return kind;
 }
 
+function preferredIndex(worldDir: string): number {
+  const hash = hashOf(worldDir);
+  return ((hash[0] ?? 0) << 8) | (hash[1] ?? 0);
+}
+
+/** The /24 a world takes unless another world on the host routes it already. */
+export function preferredServiceRange(worldDir: string): string {
+  return serviceRangeAt(preferredIndex(worldDir)).range;
+}
+
 /**
  * Picks the world's Service range and, as root, routes it and `extraRanges` (the node's pod /24) to
  * a new sink interface and installs the egress guard. Call before the API server starts; undo with
@@ -82,7 +92,7 @@ function createSink(name: string): 'dummy' | 'ifb' {
  */
 export function setUpWorldNetwork(worldDir: string, extraRanges: readonly string[]): WorldNetwork {
   const hash = hashOf(worldDir);
-  const start = ((hash[0] ?? 0) << 8) | (hash[1] ?? 0);
+  const start = preferredIndex(worldDir);
   if (process.getuid?.() !== 0) {
     const { range, base } = serviceRangeAt(start);
     return { ...addressesOf(base, range), unrouted: 'not root: the Service range is not routed to a sink and no egress guard counts (ADR 0180)' };
