@@ -9,6 +9,7 @@ import {
   AppsV1Api,
   CoreV1Api,
   CustomObjectsApi,
+  DiscoveryV1Api,
   type KubeConfig,
   StorageV1Api,
   type V1CSIDriver,
@@ -20,6 +21,7 @@ import { webhookConfigurations } from '../../src/webhook/webhook-configurations.
 import { binaryPaths, freePort } from '../harness/control-plane.ts';
 import { startController, type ControllerProcess } from '../harness/controller-process.ts';
 import { busyboxImage, mountsUnder, realNodeTaint, realNodeUnavailable, startRealNode, type RealNode } from '../harness/node/real-node.ts';
+import { exposeHostService } from '../harness/node/service-network.ts';
 import { writeKvSecret } from '../harness/openbao.ts';
 import { startProcess, stopProcess, type ProcessRecord } from '../harness/process.ts';
 import { currentWorld } from '../harness/world-state.ts';
@@ -27,7 +29,8 @@ import { adminKubeConfig, eventually, installCrds, root } from '../integration/s
 
 /**
  * Tier 2, end to end on a real node (ADR 0140): kubelet + containerd + runc run real busybox pods;
- * the webhook injects the CSI volume into an opted-in Deployment; the kubelet asks our node plugin
+ * the webhook, which the API server calls through its Service's ClusterIP (kube-proxy, ADR 0180),
+ * injects the CSI volume into an opted-in Deployment; the kubelet asks our node plugin
  * (a host process, registered through the kubelet's plugin registration socket, as the DaemonSet
  * would be) to publish it; the plugin gets the files from the controller's broker; the containers
  * read them from a tmpfs. Rotation, and what a deleted pod leaves on the host, are checked the same way.
@@ -43,6 +46,7 @@ const appNs = `e2e-app-${suffix}`;
 const sysNs = `e2e-sys-${suffix}`;
 const scope = { 'secretbinder.dev/e2e-suite': suffix };
 const webhookName = `secret-binder-e2e-${suffix}`;
+const webhookService = 'secret-binder-e2e-webhook';
 const refreshSeconds = 10;
 const mountPath = '/secrets';
 const secretPath = `e2e-${suffix}/db`;
@@ -57,11 +61,12 @@ let controller: ControllerProcess | undefined;
 let plugin: ProcessRecord | undefined;
 let createdCsiDriver = false;
 let value = marker();
+let webhookPort = 0;
 
 /** `kubectl exec` into a container, as a user would: stdout. */
-async function kubectlExec(pod: string, container: string, command: readonly string[]): Promise<string> {
+async function kubectlExec(pod: string, container: string, command: readonly string[], namespace = appNs): Promise<string> {
   const kubectl = join(binaryPaths().kubernetes, 'kubectl');
-  const { stdout } = await execFileAsync(kubectl, ['--kubeconfig', currentWorld().kube.kubeconfigPath, '-n', appNs, 'exec', pod, '-c', container, '--', ...command], {
+  const { stdout } = await execFileAsync(kubectl, ['--kubeconfig', currentWorld().kube.kubeconfigPath, '-n', namespace, 'exec', pod, '-c', container, '--', ...command], {
     timeout: 20_000,
   });
   return stdout;
@@ -168,12 +173,16 @@ describeNode('real node: pods read their secrets from tmpfs', () => {
     });
     await writeKvSecret(bao, secretPath, { password: value });
 
-    // The controller out of cluster, with its broker and webhook.
-    const [brokerPort, webhookPort] = [await freePort(), await freePort()];
+    // The controller out of cluster, with its broker and webhook. The webhook listens on the node's
+    // bridge address, the endpoint of its Service: the API server calls the Service's ClusterIP,
+    // which kube-proxy translates, as on a cluster (ADR 0180).
+    const brokerPort = await freePort();
+    webhookPort = await freePort();
     const brokerCa = join(node.dir, 'broker-ca.pem');
+    await exposeHostService(kc, { namespace: sysNs, name: webhookService, address: node.bridgeAddress, ports: [{ name: 'https', protocol: 'TCP', port: 443, hostPort: webhookPort }] });
     const { mutating, validating } = webhookConfigurations({
       names: { mutating: webhookName, validating: webhookName },
-      clientConfig: (path) => ({ url: `https://127.0.0.1:${String(webhookPort)}${path}` }),
+      clientConfig: (path) => ({ service: { name: webhookService, namespace: sysNs, path, port: 443 } }),
       excludedNamespaces: ['kube-system', sysNs],
       namespaceMatchLabels: scope,
     });
@@ -191,8 +200,8 @@ describeNode('real node: pods read their secrets from tmpfs', () => {
         '--broker-address', `127.0.0.1:${String(brokerPort)}`,
         '--broker-ca-out', brokerCa,
         '--node-plugin-service-account', `${sysNs}:node-plugin`,
-        '--webhook-address', `127.0.0.1:${String(webhookPort)}`,
-        '--webhook-dns-names', 'localhost,127.0.0.1',
+        '--webhook-address', `${node.bridgeAddress}:${String(webhookPort)}`,
+        '--webhook-dns-names', `${webhookService}.${sysNs}.svc`,
         '--webhook-configuration-name', webhookName,
       ],
     });
@@ -359,5 +368,71 @@ describeNode('real node: pods read their secrets from tmpfs', () => {
     expect(leaking).toEqual([]);
     // The other pods still have theirs, in tmpfs.
     expect(mountsUnder(join(node.kubeletRootDir, 'pods')).length).toBeGreaterThanOrEqual(2);
+  }, 120_000);
+  it('pods resolve Services by their cluster DNS names (CoreDNS behind kube-system/kube-dns) and reach a Service ClusterIP', async () => {
+    const world = currentWorld();
+    const tolerations = [{ key: realNodeTaint.key, operator: 'Exists', effect: realNodeTaint.effect }];
+    const greeting = marker();
+    const pod = (name: string, command: string[]): V1Pod => ({
+      metadata: { name, labels: { app: name } },
+      spec: { automountServiceAccountToken: false, terminationGracePeriodSeconds: 1, tolerations, containers: [{ name, image: busyboxImage, imagePullPolicy: 'Never', command }] },
+    });
+    await core.createNamespacedPod({ namespace: appNs, body: pod('httpd', ['sh', '-c', `mkdir -p /www && echo ${greeting} > /www/index.html && exec httpd -f -p 8080 -h /www`]) });
+    await core.createNamespacedPod({ namespace: appNs, body: pod('dns-client', ['sleep', '3600']) });
+    const service = await core.createNamespacedService({ namespace: appNs, body: { metadata: { name: 'httpd' }, spec: { selector: { app: 'httpd' }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] } } });
+    await runningPods('app=httpd', 1);
+    await runningPods('app=dns-client', 1);
+    const nslookup = async (name: string): Promise<string> => kubectlExec('dns-client', 'dns-client', ['nslookup', '-type=a', name]);
+
+    const kubernetesAnswer = await nslookup('kubernetes.default.svc.cluster.local');
+    expect(kubernetesAnswer).toContain(`Server:\t\t${node.clusterDnsIp}`);
+    expect(kubernetesAnswer).toMatch(new RegExp(`Address: ${(world.network?.kubernetesServiceIp ?? '?').replace(/\./g, '\\.')}$`, 'm'));
+    const clusterIp = service.spec?.clusterIP ?? '';
+    expect(clusterIp).not.toBe('');
+    expect(await nslookup(`httpd.${appNs}.svc.cluster.local`)).toMatch(new RegExp(`Address: ${clusterIp.replace(/\./g, '\\.')}$`, 'm'));
+    // A name outside the cluster gets no answer: nothing is asked of a resolver off this host.
+    await expect(nslookup('example.com')).rejects.toThrow();
+
+    // Through kube-proxy's DNAT to the httpd pod, by the Service's short name (the pod's search
+    // path) and by its ClusterIP. (busybox-static's wget crashes in this image; nc speaks HTTP/1.0.)
+    const httpGet = async (host: string): Promise<string> => kubectlExec('dns-client', 'dns-client', ['sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ${host} 80`]);
+    const body = await eventually('the Service answers', () => httpGet('httpd').catch(() => undefined), 30_000);
+    expect(body).toMatch(/^HTTP\/1\.[01] 200 OK/);
+    expect(body.trim().split('\n').at(-1)).toBe(greeting);
+    expect((await httpGet(clusterIp)).trim().split('\n').at(-1)).toBe(greeting);
+  }, 120_000);
+
+  it('the API server calls the webhook through its Service ClusterIP: with its endpoint gone, an opted-in pod is refused', async () => {
+    const admission = kc.makeApiClient(AdmissionregistrationV1Api);
+    const config = await admission.readMutatingWebhookConfiguration({ name: webhookName });
+    expect(config.webhooks?.[0]?.clientConfig.url).toBeUndefined();
+    expect(config.webhooks?.[0]?.clientConfig.service).toMatchObject({ name: webhookService, namespace: sysNs });
+    const clusterIp = (await core.readNamespacedService({ namespace: sysNs, name: webhookService })).spec?.clusterIP ?? '';
+    const optedIn: V1Pod = {
+      metadata: { generateName: 'opted-in-', labels: { app: 'web', 'secretbinder.dev/inject': 'true' }, annotations: { 'secretbinder.dev/bindings': 'db', 'secretbinder.dev/mount-path': mountPath } },
+      spec: { automountServiceAccountToken: false, containers: [{ name: 'app', image: busyboxImage, imagePullPolicy: 'Never', command: ['sleep', '1'] }] },
+    };
+    // Admission webhooks without side effects see dry-run requests: nothing is created.
+    const admit = async (): Promise<V1Pod> => core.createNamespacedPod({ namespace: appNs, body: optedIn, dryRun: 'All' });
+    expect((await admit()).spec?.volumes?.some((v) => v.csi?.driver === 'secretbinder.dev')).toBe(true);
+
+    const discovery = kc.makeApiClient(DiscoveryV1Api);
+    await discovery.deleteNamespacedEndpointSlice({ namespace: sysNs, name: `${webhookService}-host` });
+    try {
+      // Each try after the webhook server closed the API server's idle connection (5 s), so the
+      // call dials the ClusterIP again and kube-proxy rejects it.
+      const refusal = await eventually('an opted-in pod refused', async () => {
+        await new Promise((resolve) => setTimeout(resolve, 6_000));
+        return admit().then(
+          () => undefined,
+          (error: unknown) => String(error),
+        );
+      }, 60_000);
+      expect(refusal).toContain('failed calling webhook');
+      expect(refusal).toContain(`${clusterIp}:443`);
+    } finally {
+      await exposeHostService(kc, { namespace: sysNs, name: webhookService, address: node.bridgeAddress, ports: [{ name: 'https', protocol: 'TCP', port: 443, hostPort: webhookPort }] });
+    }
+    await eventually('admitted again', () => admit().catch(() => undefined), 30_000);
   }, 120_000);
 });

@@ -15,11 +15,12 @@ import type { KubeEndpoint } from './world-state.ts';
  */
 
 /** Where install/go-binaries.sh put the binaries (same defaults as install/env.sh). */
-export function binaryPaths(): { readonly kubernetes: string; readonly etcd: string } {
+export function binaryPaths(): { readonly kubernetes: string; readonly etcd: string; readonly coredns: string } {
   const cache = process.env.SECRET_BINDER_CACHE ?? join(homedir(), '.cache', 'secret-binder');
   const k8s = process.env.SECRET_BINDER_K8S_VERSION ?? 'v1.34.4';
   const etcd = process.env.SECRET_BINDER_ETCD_VERSION ?? 'v3.5.35';
-  return { kubernetes: join(cache, 'kubernetes', k8s, 'bin'), etcd: join(cache, 'etcd', etcd, 'bin') };
+  const coredns = process.env.SECRET_BINDER_COREDNS_VERSION ?? 'v1.14.7';
+  return { kubernetes: join(cache, 'kubernetes', k8s, 'bin'), etcd: join(cache, 'etcd', etcd, 'bin'), coredns: join(cache, 'coredns', coredns, 'bin') };
 }
 
 /** Path of a built binary; throws with the install hint when it is missing. */
@@ -75,6 +76,9 @@ export interface ControlPlaneOptions {
   /** Called with each process as soon as it is started, so a failure later can stop it. */
   readonly onStarted: (record: ProcessRecord) => void;
   readonly readyTimeoutMs?: number;
+  /** The Service range (a /24 routed to the world's sink, ADR 0180) and its first address. */
+  readonly serviceRange: string;
+  readonly kubernetesServiceIp: string;
 }
 
 export interface ControlPlane {
@@ -88,15 +92,12 @@ export function etcdDataDir(worldDir: string): string {
   return join(worldDir, 'etcd');
 }
 
-/** The service range of the world; nothing listens on these addresses (no kube-proxy). */
-export const serviceClusterIpRange = '10.96.0.0/12';
-
 /** Starts etcd, then kube-apiserver, then kube-controller-manager, each waited ready. */
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const { dir, logDir } = options;
   const timeoutMs = options.readyTimeoutMs ?? 60_000;
   mkdirSync(logDir, { recursive: true });
-  const pki = await createWorldPki(join(dir, 'pki'));
+  const pki = await createWorldPki(join(dir, 'pki'), { kubernetesServiceIp: options.kubernetesServiceIp });
   const nextPort = distinctPorts();
   const etcdClientPort = await nextPort();
   const etcdPeerPort = await nextPort();
@@ -175,7 +176,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       `--service-account-key-file=${pki.serviceAccount.publicKeyPath}`,
       `--service-account-signing-key-file=${pki.serviceAccount.privateKeyPath}`,
       `--api-audiences=${issuer}`,
-      `--service-cluster-ip-range=${serviceClusterIpRange}`,
+      `--service-cluster-ip-range=${options.serviceRange}`,
       // The `kubernetes` Service cannot point at a loopback address (Endpoints validation refuses
       // 127.0.0.1), so the reconciler would only log errors; pods reach the apiserver another way.
       '--endpoint-reconciler-type=none',
@@ -217,7 +218,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       '--use-service-account-credentials=true',
       `--cluster-signing-cert-file=${pki.ca.certPath}`,
       `--cluster-signing-key-file=${pki.ca.keyPath}`,
-      `--service-cluster-ip-range=${serviceClusterIpRange}`,
+      `--service-cluster-ip-range=${options.serviceRange}`,
       '--controllers=*,-cloud-node-lifecycle-controller,-service-lb-controller,-node-route-controller',
       // One instance: no election, so a restart takes over at once instead of after a lease expiry.
       '--leader-elect=false',

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isAlive } from './process.ts';
+import { tearDownWorldNetwork } from './world-network.ts';
 import { readWorldState, worldEnvVar, worldStatePath } from './world-state.ts';
 import type { WorldState } from './world-state.ts';
 import { allBackends, isWorldAlive, up, WorldStartError } from './world.ts';
@@ -53,6 +54,8 @@ function pruneOldWorlds(): void {
     } else if (Date.now() - statSync(dir).mtimeMs < 3_600_000) {
       continue;
     }
+    // A world killed before its `down` leaves its sink interface and egress guard (ADR 0180).
+    tearDownWorldNetwork(dir);
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -139,15 +139,15 @@ async function writePair(dir: string, file: string, issued: Issued): Promise<Key
   return { certPath, keyPath };
 }
 
-const apiserverNames = {
-  dns: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'],
-  // 10.96.0.1 is the `kubernetes` Service's ClusterIP in the world's service range: a name in the
-  // certificate, never an address anything listens on.
-  ips: ['127.0.0.1', '10.96.0.1'],
-};
+const apiserverDnsNames = ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'];
 
-/** Creates the whole PKI of a world in `dir` (created if missing). */
-export async function createWorldPki(dir: string): Promise<WorldPki> {
+/**
+ * Creates the whole PKI of a world in `dir` (created if missing). `kubernetesServiceIp`, the
+ * `kubernetes` Service's ClusterIP in the world's Service range, is a name in the API server's
+ * certificate; nothing listens on it.
+ */
+export async function createWorldPki(dir: string, options: { readonly kubernetesServiceIp: string }): Promise<WorldPki> {
+  const apiserverNames = { dns: apiserverDnsNames, ips: ['127.0.0.1', options.kubernetesServiceIp] };
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const ca = await createCa();
   const leaves = {

@@ -1,6 +1,7 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ProcessRecord } from './process.ts';
+import type { WorldNetwork } from './world-network.ts';
 
 /**
  * The running test world, as plain data: written by `harness up` / jest's global setup to
@@ -20,6 +21,8 @@ export interface WorldState {
   readonly azureKeyVault?: AzureKeyVaultEndpoint;
   /** Set only when the Azure Key Vault server is Lowkey Vault (same as `azureKeyVault` then). */
   readonly lowkeyVault?: LowkeyVaultEndpoint;
+  /** Service range, ClusterIPs, the sink its ranges are routed to, the egress guard (ADR 0180). */
+  readonly network?: WorldNetwork;
   /** Every process started for this world, in start order; `down` stops them in reverse. */
   readonly processes: readonly ProcessRecord[];
 }

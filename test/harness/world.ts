@@ -7,10 +7,11 @@ import { startControlPlane } from './control-plane.ts';
 import type { ControlPlane } from './control-plane.ts';
 import { startAzureKeyVault } from './keyvault-double.ts';
 import { startMoto } from './moto.ts';
-import { cleanUpRealNodeHost, realNodeDir } from './node/real-node.ts';
+import { cleanUpRealNodeHost, realNodeDir, realNodePodSubnet } from './node/real-node.ts';
 import { configureOpenBaoKubernetesAuth, startOpenBao } from './openbao.ts';
 import { isAlive, probeReadiness, stopProcess, tailLog } from './process.ts';
 import type { ProcessRecord } from './process.ts';
+import { setUpWorldNetwork, tearDownWorldNetwork } from './world-network.ts';
 import { writeWorldState } from './world-state.ts';
 import type { KubeEndpoint, WorldState } from './world-state.ts';
 
@@ -155,7 +156,11 @@ export async function up(options: UpOptions = {}): Promise<WorldState> {
   };
 
   try {
-    const controlPlane = startControlPlane({ dir, logDir, maxLifetimeSeconds: lifetime, onStarted: note }).then(
+    // Before the API server: a ClusterIP nothing translates must go nowhere, never out (ADR 0180).
+    const network = setUpWorldNetwork(dir, [realNodePodSubnet(dir)]);
+    log(network.sink === undefined ? `Service range ${network.serviceRange}: ${network.unrouted ?? ''}` : `Service range ${network.serviceRange} routed to ${network.sink.kind} ${network.sink.name}`);
+    const { serviceRange, kubernetesServiceIp } = network;
+    const controlPlane = startControlPlane({ dir, logDir, maxLifetimeSeconds: lifetime, onStarted: note, serviceRange, kubernetesServiceIp }).then(
       async (cp): Promise<ControlPlane> => {
         log(`control plane ready at ${cp.kube.server}`);
         await waitForControllers(cp.kube, 30_000);
@@ -198,6 +203,7 @@ export async function up(options: UpOptions = {}): Promise<WorldState> {
       dir,
       logDir,
       kube: cp.kube,
+      network,
       ...(bao === undefined ? {} : { openbao: bao.endpoint }),
       ...(aws === undefined ? {} : { moto: aws.endpoint }),
       ...(azure === undefined ? {} : { azureKeyVault: azure.endpoint }),
@@ -216,6 +222,7 @@ export async function up(options: UpOptions = {}): Promise<WorldState> {
   } catch (error) {
     const tails = started.map((r) => `--- ${r.name} (${r.logPath}) ---\n${tailLog(r, 25)}`).join('\n');
     await stopAll([...started].reverse());
+    tearDownWorldNetwork(dir);
     const message = error instanceof Error ? error.message : String(error);
     throw new WorldStartError(`the test world did not start: ${message}\nlogs: ${logDir}\n${tails}`, logDir, { cause: error });
   }
@@ -233,6 +240,7 @@ export async function down(state: WorldState): Promise<void> {
   await stopAll([...state.processes].reverse());
   // A real node (tier 2) leaves mounts and a bridge behind if its suite died before stopping it.
   cleanUpRealNodeHost(realNodeDir(state.dir));
+  tearDownWorldNetwork(state.dir);
 }
 
 /** Which recorded processes run, and whether each passes its readiness probe. */

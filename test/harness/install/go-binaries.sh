@@ -2,8 +2,11 @@
 # Builds the control-plane and node binaries the test world needs, from the official Go modules
 # through the Go module proxy, into a cache outside the work tree keyed by version.
 #
-#   k8s.io/kubernetes: kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kubectl
+#   k8s.io/kubernetes: kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kubectl,
+#                       kube-proxy (the real node's Service networking, ADR 0180)
 #   go.etcd.io/etcd:    etcd (server) and etcdctl
+#   github.com/coredns/coredns: a CoreDNS with only the plugins the node's cluster DNS uses
+#                       (ADR 0181), from a small main package of our own importing them
 #
 # `go install mod@version` refuses modules whose go.mod has replace directives, so each build uses a
 # throwaway wrapper module that requires the release and replaces every local-path replacement
@@ -12,6 +15,7 @@ set -euo pipefail
 
 K8S_VERSION="${SECRET_BINDER_K8S_VERSION:-v1.34.4}"
 ETCD_VERSION="${SECRET_BINDER_ETCD_VERSION:-v3.5.35}"
+COREDNS_VERSION="${SECRET_BINDER_COREDNS_VERSION:-v1.14.7}"
 CACHE="${SECRET_BINDER_CACHE:-$HOME/.cache/secret-binder}"
 
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
@@ -51,28 +55,31 @@ wrapper_module() {
 
 build_kubernetes() {
   local out="$CACHE/kubernetes/$K8S_VERSION/bin"
-  local bins=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
-  local missing=0
-  for b in "${bins[@]}"; do [ -x "$out/$b" ] || missing=1; done
-  if [ "$missing" = 0 ]; then log "kubernetes $K8S_VERSION cached in $out"; return 0; fi
+  local bins=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl kube-proxy)
+  # Only what is missing: a binary added to the list later is built alone, on the warm build cache.
+  local missing=()
+  for b in "${bins[@]}"; do [ -x "$out/$b" ] || missing+=("$b"); done
+  if [ "${#missing[@]}" = 0 ]; then log "kubernetes $K8S_VERSION cached in $out"; return 0; fi
 
   local work; work="$(mktemp -d)"
   local minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
-  log "building kubernetes $K8S_VERSION (${bins[*]}) in $work"
+  log "building kubernetes $K8S_VERSION (${missing[*]}) in $work"
   wrapper_module "$work" k8s.io/kubernetes "$K8S_VERSION" "v0.${K8S_VERSION#v1.}"
   local pkg="k8s.io/component-base/version"
   local ldflags="-s -w -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
   ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-  mkdir -p "$out.tmp"
+  mkdir -p "$out" "$work/bin"
   local targets=()
-  for b in "${bins[@]}"; do targets+=("k8s.io/kubernetes/cmd/$b"); done
+  for b in "${missing[@]}"; do targets+=("k8s.io/kubernetes/cmd/$b"); done
   (cd "$work" && go mod tidy -e >/dev/null 2>&1 || true
    cd "$work" && go get "${targets[@]/%/@$K8S_VERSION}" >/dev/null 2>&1 || true
    for t in "${targets[@]}"; do
      log "  go build $t"
-     go build -trimpath -ldflags "$ldflags" -o "$out.tmp/" "$t"
+     go build -trimpath -ldflags "$ldflags" -o "$work/bin/" "$t"
    done)
-  rm -rf "$out" && mv "$out.tmp" "$out"
+  # Each binary moves into place whole (a rename in one file system), so a cache never holds half a
+  # binary; `-x` above is the only "built" test.
+  for b in "${missing[@]}"; do mv "$work/bin/$b" "$out/$b.tmp" && mv "$out/$b.tmp" "$out/$b"; done
   rm -rf "$work"
   log "kubernetes $K8S_VERSION ready in $out"
 }
@@ -97,9 +104,38 @@ build_etcd() {
   log "etcd $ETCD_VERSION ready in $out"
 }
 
+# The plugins of the cluster DNS (ADR 0181), in the order CoreDNS runs them (its own directive order).
+# No `forward`: a name outside cluster.local gets an error, and nothing asks a resolver off the host.
+COREDNS_PLUGINS=(bind ready health errors log cache kubernetes)
+
+build_coredns() {
+  local out="$CACHE/coredns/$COREDNS_VERSION/bin"
+  local stamp="plugins: ${COREDNS_PLUGINS[*]}"
+  if [ -x "$out/coredns" ] && [ "$(cat "$out/plugins" 2>/dev/null)" = "$stamp" ]; then log "coredns $COREDNS_VERSION cached in $out"; return 0; fi
+  local work; work="$(mktemp -d)"
+  log "building coredns $COREDNS_VERSION (${COREDNS_PLUGINS[*]}) in $work"
+  {
+    printf '// CoreDNS with only the plugins the test world'"'"'s cluster DNS uses (ADR 0181).\npackage main\n\nimport (\n'
+    printf '\t"github.com/coredns/coredns/core/dnsserver"\n\t"github.com/coredns/coredns/coremain"\n\n'
+    for p in "${COREDNS_PLUGINS[@]}"; do printf '\t_ "github.com/coredns/coredns/plugin/%s"\n' "$p"; done
+    printf ')\n\nfunc init() {\n\tdnsserver.Directives = []string{'
+    printf '"%s", ' "${COREDNS_PLUGINS[@]}"
+    printf '}\n}\n\nfunc main() { coremain.Run() }\n'
+  } >"$work/main.go"
+  printf 'module secretbinder.dev/harness-coredns\n\ngo 1.24\n\nrequire github.com/coredns/coredns %s\n' "$COREDNS_VERSION" >"$work/go.mod"
+  mkdir -p "$out"
+  (cd "$work" && gofmt -w main.go && go mod tidy >&2 &&
+   go build -trimpath -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" -o "$work/coredns" .)
+  mv "$work/coredns" "$out/coredns.tmp" && mv "$out/coredns.tmp" "$out/coredns"
+  echo "$stamp" >"$out/plugins"
+  rm -rf "$work"
+  log "coredns $COREDNS_VERSION ready in $out"
+}
+
 case "${1:-all}" in
   etcd) build_etcd ;;
   kubernetes) build_kubernetes ;;
-  all) build_etcd; build_kubernetes ;;
-  *) echo "usage: $0 [all|etcd|kubernetes]" >&2; exit 2 ;;
+  coredns) build_coredns ;;
+  all) build_etcd; build_kubernetes; build_coredns ;;
+  *) echo "usage: $0 [all|etcd|kubernetes|coredns]" >&2; exit 2 ;;
 esac

@@ -9,6 +9,7 @@ import { issueFromWorldCa } from '../pki.ts';
 import { isAlive, startProcess, stopProcess, waitFor, type ProcessRecord } from '../process.ts';
 import { writeWorldState, type WorldState } from '../world-state.ts';
 import { buildImage, busyboxEntries, type BuiltImage, type ImageSpec } from './images.ts';
+import { cleanUpKubeProxyRules, clusterDomain, corednsUser, startServiceNetwork } from './service-network.ts';
 
 /**
  * Tier 2 of the test world: a real node (ADR 0140). containerd + runc + the CNI bridge plugin from
@@ -63,6 +64,13 @@ export interface RealNode {
   /** The kubelet's --root-dir (pods, plugins, plugins_registry). */
   readonly kubeletRootDir: string;
   readonly containerdSocket: string;
+  /**
+   * The host's address on the pod network (the bridge's): where host listeners bind to be a Service
+   * endpoint (`exposeHostService`), e.g. CoreDNS and the webhook (ADR 0180).
+   */
+  readonly bridgeAddress: string;
+  /** `kube-system/kube-dns`'s ClusterIP, the pods' nameserver (ADR 0181). */
+  readonly clusterDnsIp: string;
   readonly processes: readonly ProcessRecord[];
   /** Builds an image on this host and imports it into the node's containerd (namespace k8s.io). */
   importImage(spec: ImageSpec): BuiltImage;
@@ -73,8 +81,8 @@ export interface RealNode {
 }
 
 function missingBinaries(): string[] {
-  const k8s = binaryPaths().kubernetes;
-  return [...Object.values(debianBinaries), join(k8s, 'kubelet'), join(k8s, 'kube-scheduler')].filter((p) => !existsSync(p));
+  const { kubernetes: k8s, coredns } = binaryPaths();
+  return [...Object.values(debianBinaries), ...['kubelet', 'kube-scheduler', 'kube-proxy'].map((b) => join(k8s, b)), join(coredns, 'coredns')].filter((p) => !existsSync(p));
 }
 
 function kubeconfig(path: string, server: string, caPath: string, client: { certPath: string; keyPath: string }): void {
@@ -100,6 +108,30 @@ function kubeconfig(path: string, server: string, caPath: string, client: { cert
 function hostNamesOf(dir: string): { bridge: string; subnet: string; cgroupRoot: string } {
   const hash = createHash('sha256').update(dir).digest();
   return { bridge: `sbe2e${hash.subarray(0, 3).toString('hex')}`, subnet: `10.244.${String(hash[3] ?? 0)}.0/24`, cgroupRoot: `/secret-binder-e2e-${hash.subarray(0, 4).toString('hex')}` };
+}
+
+/** The pod /24 of a world's node (routed to the world's sink while the node's bridge is absent, ADR 0180). */
+export function realNodePodSubnet(worldDir: string): string {
+  return hostNamesOf(realNodeDir(worldDir)).subnet;
+}
+
+/** Pods reach nothing beyond the host: what the bridge would forward elsewhere is dropped (ADR 0180). */
+function forwardGuardRule(bridge: string): string[] {
+  return ['-i', bridge, '!', '-o', bridge, '-m', 'comment', '--comment', 'secret-binder node: pods reach nothing beyond this host', '-j', 'DROP'];
+}
+
+/**
+ * The bridge with the host's address on the pod /24, before containerd: host listeners (CoreDNS,
+ * the webhook) bind that address before the first pod exists. The CNI bridge plugin then finds its
+ * bridge with the gateway address it would have set.
+ */
+function createBridge(bridge: string, subnet: string): string {
+  const address = subnet.replace(/\.0\/24$/, '.1');
+  execFileSync('ip', ['link', 'add', bridge, 'type', 'bridge']);
+  execFileSync('ip', ['addr', 'add', `${address}/24`, 'dev', bridge]);
+  execFileSync('ip', ['link', 'set', bridge, 'up']);
+  execFileSync('iptables', ['-w', '5', '-I', 'FORWARD', ...forwardGuardRule(bridge)]);
+  return address;
 }
 
 /** The mounted cgroup v1 hierarchies (`/sys/fs/cgroup/<name>`); empty on a cgroup v2 host. */
@@ -173,7 +205,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 `;
 }
 
-function kubeletConfig(options: { dir: string; cgroupRoot: string | undefined; port: number; healthzPort: number; containerdSocket: string; pki: { ca: string; cert: string; key: string } }): string {
+function kubeletConfig(options: { dir: string; cgroupRoot: string | undefined; port: number; healthzPort: number; containerdSocket: string; clusterDnsIp: string; pki: { ca: string; cert: string; key: string } }): string {
   return JSON.stringify({
     apiVersion: 'kubelet.config.k8s.io/v1beta1',
     kind: 'KubeletConfiguration',
@@ -199,7 +231,10 @@ function kubeletConfig(options: { dir: string; cgroupRoot: string | undefined; p
     imageGCLowThresholdPercent: 99,
     enforceNodeAllocatable: [],
     localStorageCapacityIsolation: false,
+    // Pods resolve through kube-system/kube-dns (CoreDNS on the host, ADR 0181), never the host's resolver.
     resolvConf: '',
+    clusterDNS: [options.clusterDnsIp],
+    clusterDomain,
     serializeImagePulls: false,
     // Pods report Running/Ready and volumes republish faster than the production defaults.
     syncFrequency: '10s',
@@ -259,6 +294,14 @@ export function cleanUpRealNodeHost(dir: string): void {
   } catch {
     // Never created, or already deleted.
   }
+  for (;;) {
+    try {
+      execFileSync('iptables', ['-w', '5', '-D', 'FORWARD', ...forwardGuardRule(bridge)], { stdio: 'ignore' });
+    } catch {
+      break;
+    }
+  }
+  cleanUpKubeProxyRules();
   // A killed process leaves its cgroup once the kernel has reaped it: a few tries.
   for (let attempt = 0; attempt < 20 && cgroupMounts.some((m) => existsSync(join(m, cgroupRoot))); attempt++) {
     for (const m of cgroupMounts) removeCgroupTree(join(m, cgroupRoot));
@@ -275,6 +318,8 @@ export async function startRealNode(world: WorldState, options: { readonly log?:
   if (unavailable !== undefined) throw new Error(`the real-node tier cannot run here: ${unavailable}`);
   const missing = missingBinaries();
   if (missing.length > 0) throw new Error(`the real-node tier is not installed (run test/harness/install/all.sh): missing ${missing.join(', ')}`);
+  const network = world.network;
+  if (network?.sink === undefined) throw new Error(`the world in ${world.dir} has no routed Service range (${network?.unrouted ?? 'started by an older harness'}): start a new world (ADR 0180)`);
   const log = options.log ?? ((): void => undefined);
   const dir = realNodeDir(world.dir);
   // Whatever an earlier node of this world left (a crashed run) goes first, mounts before files.
@@ -322,6 +367,7 @@ export async function startRealNode(world: WorldState, options: { readonly log?:
   try {
     // containerd
     const { bridge, subnet, cgroupRoot } = hostNamesOf(dir);
+    const bridgeAddress = createBridge(bridge, subnet);
     writeFileSync(
       join(cniConfDir, '10-secret-binder-e2e.conflist'),
       JSON.stringify({
@@ -329,7 +375,9 @@ export async function startRealNode(world: WorldState, options: { readonly log?:
         name: 'secret-binder-e2e',
         plugins: [
           // No masquerade, no port maps: pods reach nothing beyond this host.
-          { type: 'bridge', bridge, isGateway: true, ipMasq: false, ipam: { type: 'host-local', ranges: [[{ subnet }]], dataDir: join(dir, 'cni-ipam') } },
+          // No default route either: besides the bridge, pods have a route to the Service range
+          // only, through the host, where kube-proxy translates it (ADR 0180).
+          { type: 'bridge', bridge, isGateway: true, ipMasq: false, ipam: { type: 'host-local', ranges: [[{ subnet }]], routes: [{ dst: network.serviceRange }], dataDir: join(dir, 'cni-ipam') } },
           { type: 'loopback' },
         ],
       }),
@@ -355,7 +403,7 @@ export async function startRealNode(world: WorldState, options: { readonly log?:
     if (v1) createCgroupRoot(cgroupRoot);
     writeFileSync(
       join(dir, 'kubelet.json'),
-      kubeletConfig({ dir, cgroupRoot: v1 ? cgroupRoot : undefined, port, healthzPort, containerdSocket, pki: { ca: ca.certPath, cert: servingCert.certPath, key: servingCert.keyPath } }),
+      kubeletConfig({ dir, cgroupRoot: v1 ? cgroupRoot : undefined, port, healthzPort, containerdSocket, clusterDnsIp: network.clusterDnsIp, pki: { ca: ca.certPath, cert: servingCert.certPath, key: servingCert.keyPath } }),
     );
     const kubelet = startProcess({
       ...common,
@@ -404,9 +452,30 @@ export async function startRealNode(world: WorldState, options: { readonly log?:
       { timeoutMs: 60_000, intervalMs: 250, record: kubelet },
     );
     log(`[node] kubelet: node ${realNodeName} Ready; kube-scheduler started`);
+
+    // Service networking and cluster DNS (ADR 0180, 0181).
+    const proxyCert = await issueFromWorldCa({ dir: pkiDir, ca }, 'kube-proxy', { name: { CN: 'system:kube-proxy' }, client: true });
+    kubeconfig(join(dir, 'kube-proxy.kubeconfig'), world.kube.server, ca.certPath, proxyCert);
+    const corednsCert = await issueFromWorldCa({ dir: pkiDir, ca }, 'coredns', { name: { CN: corednsUser }, client: true });
+    kubeconfig(join(dir, 'coredns.kubeconfig'), world.kube.server, ca.certPath, corednsCert);
+    const services = await startServiceNetwork({
+      kc: admin,
+      dir,
+      nodeName: realNodeName,
+      bridgeAddress,
+      podSubnet: subnet,
+      clusterDnsIp: network.clusterDnsIp,
+      kubeProxyKubeconfig: join(dir, 'kube-proxy.kubeconfig'),
+      corednsKubeconfig: join(dir, 'coredns.kubeconfig'),
+      common,
+      onStarted: (record) => {
+        processes.push(record);
+      },
+    });
+    log(`[node] kube-proxy (iptables) ready; CoreDNS on ${bridgeAddress}:${String(services.dnsPort)} is kube-system/kube-dns ${network.clusterDnsIp}`);
     // Recorded with the world, so `harness down` stops them should this process die first.
     writeWorldState({ ...world, processes: [...world.processes, ...processes] });
-    return { name: realNodeName, dir, kubeletRootDir, containerdSocket, processes, importImage, ctr, stop };
+    return { name: realNodeName, dir, kubeletRootDir, containerdSocket, bridgeAddress, clusterDnsIp: network.clusterDnsIp, processes, importImage, ctr, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -1,0 +1,20 @@
+import sequencerModule from '@jest/test-sequencer';
+
+/**
+ * Jest's own order, except that the files named here run after every other one: they check what
+ * the whole run did to the host (the egress guard's counters, ADR 0182). Loaded by jest without its
+ * transform, so this file uses only syntax Node strips natively.
+ */
+const runLast = ['/test/e2e/host-egress.test.ts'];
+
+// The package's types describe its CommonJS build; imported as ESM, its default export is the class.
+const TestSequencer = sequencerModule as unknown as typeof sequencerModule.default;
+type Tests = Parameters<InstanceType<typeof TestSequencer>['sort']>[0];
+
+export default class RunLastSequencer extends TestSequencer {
+  override async sort(tests: Tests): Promise<Tests> {
+    const sorted = await super.sort(tests);
+    const isLast = (path: string): boolean => runLast.some((suffix) => path.endsWith(suffix));
+    return [...sorted.filter((t) => !isLast(t.path)), ...sorted.filter((t) => isLast(t.path))];
+  }
+}
