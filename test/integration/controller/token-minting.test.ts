@@ -126,7 +126,7 @@ beforeAll(async () => {
       subjects: [{ kind: 'ServiceAccount', name: chart.controllerServiceAccount, namespace: chart.namespace }],
     },
   });
-  await serviceAccount(tenant, 'app', 'api-audience, loopback');
+  await serviceAccount(tenant, 'app', 'api-audience, loopback, wrong-role');
   await serviceAccount(tenant, 'powerful');
   await serviceAccount(tenant, 'elsewhere', 'some-other-backend, ClusterSecretBackend/loopback');
   await createKubernetesRole(bao, { role, boundServiceAccountNames: ['app'], boundNamespaces: [tenant], policies: ['default'] });
@@ -138,6 +138,10 @@ beforeAll(async () => {
   await createBackend('ClusterSecretBackend', `node-${suffix}`, vaultSpec(nowhere, chart.nodeServiceAccount));
   await createBackend('SecretBackend', 'in-release-namespace', vaultSpec(nowhere, chart.controllerServiceAccount), chart.namespace);
   await createBackend('SecretBackend', 'loopback', vaultSpec(bao.address, 'app'));
+  // A typo in the OpenBao role: the token is minted and sent, and OpenBao refuses the login.
+  const wrongRole = vaultSpec(bao.address, 'app') as { vault: { auth: { kubernetes: Record<string, unknown> } } };
+  wrongRole.vault.auth.kubernetes['role'] = `${role}-typo`;
+  await createBackend('SecretBackend', 'wrong-role', wrongRole);
   start([]);
 }, 120_000);
 
@@ -193,7 +197,7 @@ describe('service-account tokens for backend logins (ADR 0150)', () => {
     start(['--allow-http-loopback-token-endpoints=true']);
     const ready = await waitReason('SecretBackend', 'loopback', 'Reconciled');
     expect(ready.status).toBe('True');
-    const minted = auditLines().filter((l) => l['event'] === 'minted');
+    const minted = auditLines().filter((l) => l['event'] === 'minted' && (l['backend'] as { name: string }).name === 'loopback');
     expect(minted).toHaveLength(1);
     expect(minted[0]).toMatchObject({
       backend: { kind: 'SecretBackend', namespace: tenant, name: 'loopback' },
@@ -205,6 +209,14 @@ describe('service-account tokens for backend logins (ADR 0150)', () => {
     expect(controller?.log() ?? '').not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\./);
     expect((await readyOf('SecretBackend', 'not-opted-in'))?.reason).toBe('ServiceAccountNotOptedIn');
     expect((await readyOf('ClusterSecretBackend', `own-${suffix}`))?.reason).toBe('ServiceAccountReserved');
+  });
+
+  it('names a wrong OpenBao role AuthFailed on the backend, with what OpenBao said', async () => {
+    const ready = await waitReason('SecretBackend', 'wrong-role', 'AuthFailed');
+    process.stdout.write(`wrong OpenBao role: SecretBackend wrong-role Ready=${ready.status} ${ready.reason}: ${ready.message}\n`);
+    expect(ready.status).toBe('False');
+    expect(ready.message).toMatch(/role/i);
+    expect(ready.message).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}/);
   });
 
   it('refuses at apply time what CEL can see: a missing or API audience, plain http to a non-loopback address', async () => {

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { AdmissionregistrationV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { group, resources, version } from '../../../src/api/v1alpha1/index.ts';
 import { webhookConfigurations } from '../../../src/webhook/webhook-configurations.ts';
 import { hmacKeyFile, operatorNamespace } from '../../harness/controller-process.ts';
@@ -153,4 +153,32 @@ describe('controller process with the webhook on', () => {
     const metrics = await (await fetch(`http://127.0.0.1:${healthPort ?? '0'}/metrics`)).text();
     expect(metrics).toMatch(/secretbinder_webhook_admission_duration_seconds_count\{webhook="mutate",outcome="patched"\} [1-9]/);
   });
+
+  it('refuses the pods of a Deployment with a typo in the annotation, and the Deployment says why (ReplicaFailure)', async () => {
+    const apps = kc.makeApiClient(AppsV1Api);
+    const labels = { app: 'typo' };
+    await apps.createNamespacedDeployment({
+      namespace: ns,
+      body: {
+        metadata: { name: 'typo' },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: labels },
+          template: {
+            // `binding` for `bindings`: the label sends the pod to the webhook, which names what is missing.
+            metadata: { labels: { ...labels, 'secretbinder.dev/inject': 'true' }, annotations: { 'secretbinder.dev/binding': 'db' } },
+            spec: { containers: [{ name: 'app', image: 'registry.invalid/none:1' }] },
+          },
+        },
+      },
+    });
+    const failure = await eventually('the Deployment reports ReplicaFailure', async () => {
+      const deployment = await apps.readNamespacedDeployment({ namespace: ns, name: 'typo' });
+      return deployment.status?.conditions?.find((c) => c.type === 'ReplicaFailure' && c.status === 'True');
+    }, 60_000);
+    process.stdout.write(`annotation typo: Deployment condition ReplicaFailure: ${failure.message ?? ''}\n`);
+    expect(failure.reason).toBe('FailedCreate');
+    expect(failure.message).toContain('annotation secretbinder.dev/bindings is required on pods labelled secretbinder.dev/inject="true"');
+    expect((await core.listNamespacedPod({ namespace: ns, labelSelector: 'app=typo' })).items).toHaveLength(0);
+  }, 90_000);
 });
