@@ -19,10 +19,11 @@ import { figure } from './chaos-figures.ts';
  *    byte-identical, no pod is restarted, the binding is Degraded with the cause and recovers after
  *    the unseal; a new mount meanwhile gets last-known-good.
  * 5. A partition (the fault proxy cuts every connection) longer than `maxStaleness`: exactly the
- *    documented `onBackendUnavailable` behaviour — ServeLastKnownGood serves new mounts while
- *    the content is younger than maxStaleness (Ready, Degraded=True BackendUnavailable), then
- *    refuses them (Ready=False LastKnownGoodExpired); Fail refuses at once (Ready=False
- *    BackendUnavailable); running volumes never change; all Ready again after the partition.
+ *    documented `onBackendUnavailable` behaviour (docs/troubleshooting.md, "During a backend
+ *    outage") — ServeLastKnownGood serves new mounts while the content is younger than
+ *    maxStaleness (Ready, Degraded=True with the cause), past it the binding is Ready=False with
+ *    the cause and new mounts fail; Fail is Ready=False at the first failed read and refuses new
+ *    mounts; running volumes never change; all Ready again after the partition.
  * 6. The node plugin restarts: every mount and file stays, the kubelet's republish hands the
  *    volumes to the new plugin, and a rotation afterwards reaches them.
  *
@@ -256,7 +257,7 @@ describe('chaos: backend and node plugin', () => {
       failMs = await failing;
       failMount = await newMount('failing-during', 'failing');
       // Beyond maxStaleness: not Ready, new mounts refused.
-      await until('bounded', 'Ready', 'False', 'LastKnownGoodExpired', 90_000);
+      await until('bounded', 'Ready', 'False', 'BackendUnavailable', 90_000);
       expiredMs = Date.now() - partitionedAt;
       expiredMount = await newMount('bounded-beyond', 'bounded');
     } finally {
@@ -271,13 +272,13 @@ describe('chaos: backend and node plugin', () => {
     const cut = proxy.requests().filter((r) => r.cut).length;
     figure(
       `partition beyond maxStaleness (${maxStaleness}, refresh ${String(refreshSeconds)} s): ServeLastKnownGood Degraded=True (BackendUnavailable) after ${String(lkgMs)} ms, ` +
-        `Ready=False (LastKnownGoodExpired) after ${String(expiredMs)} ms; Fail Ready=False (BackendUnavailable) after ${String(failMs)} ms; ` +
+        `past maxStaleness Ready=False (BackendUnavailable) after ${String(expiredMs)} ms; Fail Ready=False (BackendUnavailable) after ${String(failMs)} ms; ` +
         `new mounts: within ${'files' in lkgMount ? 'served last-known-good' : 'refused'}, beyond ${'refused' in expiredMount ? 'refused' : 'served'}, Fail ${'refused' in failMount ? 'refused' : 'served'}; ` +
         `requests cut ${String(cut)}; running volumes changed ${String(after.filter((s, i) => s !== before[i]).length)} of ${String(before.length)}; all Ready ${String(healMs)} ms after the partition ended`,
     );
 
     expect('files' in lkgMount ? contentOf(lkgMount.files) : lkgMount.refused).toBe(contentOf(bounded));
-    expect('refused' in expiredMount ? expiredMount.refused : 'served').toMatch(/LastKnownGoodExpired/);
+    expect('refused' in expiredMount ? expiredMount.refused : 'served').toMatch(/BackendUnavailable/);
     expect('refused' in failMount ? failMount.refused : 'served').toMatch(/BackendUnavailable/);
     expect(after).toEqual(before);
     expect(await restartedPods()).toEqual([]);
