@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { Controller, type ControllerObserver, type ReconcileOutcome } from './controller.ts';
 import { FakeClock } from './fake-clock.ts';
 import { ExponentialBackoffLimiter, TokenBucketLimiter } from './rate-limiter.ts';
-import { TerminalError, type ReconcileContext, type ReconcileResult, type Reconciler } from './reconciler.ts';
+import { RetryError, TerminalError, type ReconcileContext, type ReconcileResult, type Reconciler } from './reconciler.ts';
 import { LeadershipLostError } from './runnable.ts';
 
 interface Deferred {
@@ -140,6 +140,21 @@ describe('Controller', () => {
     // A later failure starts from the base delay again.
     controller.enqueue('a');
     await clock.advance(10);
+    stop.abort();
+    await done;
+  });
+
+  it('retries a RetryError no later than its bound, however long the backoff has grown', async () => {
+    const clock = new FakeClock(0);
+    const reconciler = new ScriptedReconciler(clock, (_key, call) =>
+      call <= 5 ? Promise.reject(new RetryError('BackendUnavailable', 'backend unavailable', 300)) : Promise.resolve({}),
+    );
+    const controller = new Controller({ name: 'test', reconciler, clock, rateLimiter: new ExponentialBackoffLimiter({ baseMs: 100, capMs: 10_000 }) });
+    const { stop, done } = run(controller);
+    controller.enqueue('a');
+    await clock.advance(5000);
+    // Backoff 100, 200, then 400 and 800 capped at 300.
+    expect(reconciler.calls.map((c) => c.at)).toEqual([0, 100, 300, 600, 900, 1200]);
     stop.abort();
     await done;
   });

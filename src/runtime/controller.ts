@@ -1,7 +1,7 @@
 import { realClock, sleep, type Clock } from './clock.ts';
 import { describeError, silentLogger, type RuntimeLogger } from './logger.ts';
 import type { RateLimiter } from './rate-limiter.ts';
-import { TerminalError, type Reconciler } from './reconciler.ts';
+import { RetryError, TerminalError, type Reconciler } from './reconciler.ts';
 import { leadershipLost, type Runnable, type SyncStatus } from './runnable.ts';
 import { WorkQueue } from './workqueue.ts';
 
@@ -144,9 +144,9 @@ export class Controller implements Runnable {
           this.queue.forget(key);
           this.#logger.warn('reconcile failed terminally', { controller: this.name, key, error: describeError(error) });
         } else {
-          // Anything else may be transient: retry with this key's backoff.
+          // Anything else may be transient: retry with this key's backoff (bounded, if the error says so).
           outcome = 'error';
-          this.queue.addRateLimited(key);
+          this.queue.addRateLimited(key, error instanceof RetryError ? error.withinMs : undefined);
           this.#logger.info('reconcile failed; will retry', {
             controller: this.name,
             key,

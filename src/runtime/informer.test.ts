@@ -10,6 +10,7 @@ interface Harness {
   readonly informer: Informer<FakeObject>;
   readonly events: string[];
   readonly restarts: string[];
+  readonly lists: string[];
   stop(): Promise<void>;
 }
 
@@ -18,7 +19,8 @@ function start(options: { relistPeriodMs?: number; seed?: (s: FakeListWatch) => 
   const source = new FakeListWatch(() => clock.now());
   options.seed?.(source);
   const restarts: string[] = [];
-  const observer: InformerObserver = { informerRestarted: (r) => restarts.push(r) };
+  const lists: string[] = [];
+  const observer: InformerObserver = { informerRestarted: (r) => restarts.push(r), informerListed: (r) => lists.push(r) };
   const informer = new Informer<FakeObject>({
     resource: 'things',
     source,
@@ -42,6 +44,7 @@ function start(options: { relistPeriodMs?: number; seed?: (s: FakeListWatch) => 
     informer,
     events,
     restarts,
+    lists,
     stop: async () => {
       abort.abort();
       await done;
@@ -106,6 +109,8 @@ describe('Informer', () => {
     expect(h.source.watchCalls).toEqual(['101', '101', '101', '101']);
     expect(h.restarts).toEqual(['things', 'things', 'things']);
     expect(h.source.listCalls).toHaveLength(1);
+    // Reported as lists: only the first; the re-watches resumed from the last version.
+    expect(h.lists).toEqual(['things']);
     expect(h.events).toEqual(['add one', 'update one 1->2']);
     await h.stop();
   });
@@ -132,6 +137,7 @@ describe('Informer', () => {
     expect(h.informer.list().map((o) => o.metadata?.name).sort()).toEqual(['changes', 'new', 'stays']);
     // 410 is not a failure: only the broken and the refused watch counted as restarts.
     expect(h.restarts).toEqual(['things', 'things']);
+    expect(h.lists).toEqual(['things', 'things']);
     expect(h.source.watching).toBe(true);
     await h.stop();
   });

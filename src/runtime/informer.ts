@@ -46,6 +46,11 @@ export interface InformerHandlers<T> {
 export interface InformerObserver {
   /** A list or watch failed and the informer restarts after a backoff. */
   informerRestarted(resource: string): void;
+  /**
+   * A full list was cached: the first one, after 410 Gone, or the periodic relist. A watch that
+   * resumes from its resourceVersion after a failure is not a list.
+   */
+  informerListed?(resource: string): void;
 }
 
 export interface InformerOptions<T> {
@@ -229,6 +234,7 @@ export class Informer<T extends KubernetesObject> implements CacheReader<T>, Syn
     const diff = this.#store.replace(result.items.map(this.#transform));
     this.#resourceVersion = result.resourceVersion;
     this.#markFresh();
+    this.#call(() => this.#observer?.informerListed?.(this.name));
     const period = this.#relistPeriodMs;
     this.#nextRelistAt = period > 0 ? this.#clock.now() + period * (0.9 + 0.2 * this.#random()) : Infinity;
     for (const obj of diff.added) this.#emit((h) => h.add?.(obj));

@@ -13,7 +13,7 @@ export interface ReconcileContext {
  * The reconciler contract (controller-runtime's): given a key (`namespace/name` or `name`),
  * re-read the object and what it depends on from the caches, and converge.
  * - return → done (optionally requeue after a delay);
- * - throw → retried with per-key exponential backoff;
+ * - throw → retried with per-key exponential backoff ({@link RetryError}: no later than its bound);
  * - throw {@link TerminalError} → recorded, not retried (it will not succeed until the input changes,
  *   and a change of the input enqueues the key again).
  */
@@ -33,6 +33,23 @@ export class TerminalError extends Error {
     super(message, options);
     this.name = 'TerminalError';
     this.reason = reason;
+  }
+}
+
+/**
+ * A transient failure retried with the key's backoff, but never later than `withinMs`: for work
+ * that has its own schedule (a binding polled every refresh interval must see its backend back
+ * within that interval, however long the outage made the backoff). `reason` as for TerminalError.
+ */
+export class RetryError extends Error {
+  readonly reason: string;
+  readonly withinMs: number;
+
+  constructor(reason: string, message: string, withinMs: number, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RetryError';
+    this.reason = reason;
+    this.withinMs = withinMs;
   }
 }
 

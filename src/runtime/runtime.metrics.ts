@@ -24,6 +24,7 @@ export const otherLabel = 'Other';
  * - `secretbinder_reconcile_errors_total{controller,reason}`
  * - `secretbinder_workqueue_depth{controller}`
  * - `secretbinder_informer_restarts_total{resource}`
+ * - `secretbinder_informer_lists_total{resource}` (full lists: a relist storm shows here)
  * - `secretbinder_leader` (1 while this replica holds the lease)
  *
  * A controller, resource or reason not declared up front is counted as `Other` rather than
@@ -38,6 +39,7 @@ export class RuntimeMetrics implements ControllerObserver, InformerObserver, Man
   readonly #errors;
   readonly #depth;
   readonly #restarts;
+  readonly #lists;
   readonly #leader;
 
   constructor(registry: Registry, options: RuntimeMetricsOptions) {
@@ -72,6 +74,11 @@ export class RuntimeMetrics implements ControllerObserver, InformerObserver, Man
       help: 'Informer restarts after a failed list or watch, by resource.',
       labels: { resource: [...options.resources, otherLabel] },
     });
+    this.#lists = defineCounter(registry, {
+      name: 'secretbinder_informer_lists_total',
+      help: 'Full lists cached by informers (the first, after 410 Gone, periodic), by resource.',
+      labels: { resource: [...options.resources, otherLabel] },
+    });
     this.#leader = defineGauge(registry, {
       name: 'secretbinder_leader',
       help: '1 while this replica holds the leader lease, else 0.',
@@ -97,6 +104,10 @@ export class RuntimeMetrics implements ControllerObserver, InformerObserver, Man
 
   informerRestarted(resource: string): void {
     this.#restarts.inc({ resource: this.#resources.has(resource) ? resource : otherLabel });
+  }
+
+  informerListed(resource: string): void {
+    this.#lists.inc({ resource: this.#resources.has(resource) ? resource : otherLabel });
   }
 
   leaderChanged(isLeader: boolean): void {

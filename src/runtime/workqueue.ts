@@ -76,10 +76,13 @@ export class WorkQueue {
     this.#waiting.set(key, { readyAt, timer });
   }
 
-  /** Queues `key` after the rate limiter's delay: the per-key backoff, at least the global rate. */
-  addRateLimited(key: string): void {
+  /**
+   * Queues `key` after the rate limiter's delay: the per-key backoff, at least the global rate —
+   * or after `maxDelayMs` if that is sooner (the backoff still counts the failure).
+   */
+  addRateLimited(key: string, maxDelayMs = Number.POSITIVE_INFINITY): void {
     if (this.#shutdown !== undefined) return;
-    this.addAfter(key, this.#rateLimiter.when(key));
+    this.addAfter(key, Math.min(this.#rateLimiter.when(key), maxDelayMs));
   }
 
   /** Resets the backoff of `key` (call after a success or a terminal failure). */

@@ -1,4 +1,4 @@
-import { isAlive, startProcess, stopProcess, waitReady } from './process.ts';
+import { isAlive, probeReadiness, startProcess, stopProcess, waitFor, waitReady } from './process.ts';
 import type { ProcessRecord } from './process.ts';
 import { writeWorldState } from './world-state.ts';
 import type { WorldState } from './world-state.ts';
@@ -67,4 +67,15 @@ export async function restartProcessNamed(state: WorldState, name: string): Prom
  */
 export async function restartKubeApiserver(state: WorldState): Promise<WorldState> {
   return restartProcessNamed(state, 'kube-apiserver');
+}
+
+/**
+ * Waits until the named process passes its recorded readiness probe, without stopping it if it
+ * does not (e.g. the kube-apiserver while etcd comes back under it).
+ */
+export async function waitProcessReady(state: WorldState, name: string, timeoutMs = readyTimeoutMs): Promise<void> {
+  const record = recordNamed(state, name);
+  const readiness = record.spec?.readiness;
+  if (readiness === undefined) throw new Error(`${name}: no readiness probe recorded`);
+  await waitFor(`${name} ready`, () => probeReadiness(readiness), { timeoutMs, record });
 }

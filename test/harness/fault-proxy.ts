@@ -2,10 +2,11 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import type { AddressInfo } from 'node:net';
 
 /**
- * A counting HTTP proxy for tests, in front of one plain-HTTP server of the world (moto): it
+ * A counting HTTP proxy for tests, in front of one plain-HTTP server of the world (moto, OpenBao): it
  * records every request (time, method, path, the `X-Amz-Target` operation, the status answered)
  * and either forwards it or, while throttling, answers it itself the way AWS's JSON protocol
- * does: HTTP 400 `{"__type":"ThrottlingException","message":"Rate exceeded"}`.
+ * does: HTTP 400 `{"__type":"ThrottlingException","message":"Rate exceeded"}`, or, while
+ * partitioned, cuts the connection.
  *
  * It binds 127.0.0.1 only, and closes itself after `maxLifetimeMs` (default 10 min) if the test
  * that started it never calls {@link FaultProxy.stop}. From request bodies it keeps only the secret
@@ -23,9 +24,16 @@ export interface ProxiedRequest {
   readonly secretIds: readonly string[];
   /** Whether the proxy answered it with a throttle instead of forwarding it. */
   readonly throttled: boolean;
+  /** Whether the proxy cut it (partition) instead of forwarding it. */
+  readonly cut: boolean;
 }
 
-export type FaultMode = { readonly kind: 'forward' } | { readonly kind: 'throttle' };
+/**
+ * `forward` passes requests on; `throttle` answers them as AWS throttling; `partition` cuts every
+ * request's connection without an answer (a network partition between the controller and the
+ * backend: the client sees a reset, whatever the protocol).
+ */
+export type FaultMode = { readonly kind: 'forward' } | { readonly kind: 'throttle' } | { readonly kind: 'partition' };
 
 export interface FaultProxy {
   /** http://127.0.0.1:<port> */
@@ -58,8 +66,13 @@ export async function startFaultProxy(options: { readonly target: string; readon
         target: typeof header === 'string' ? header : '',
         secretIds: secretIdsOf(body),
         throttled: mode.kind === 'throttle',
+        cut: mode.kind === 'partition',
       };
       log.push(entry);
+      if (entry.cut) {
+        req.socket.destroy();
+        return;
+      }
       if (entry.throttled) {
         res.writeHead(400, { 'Content-Type': 'application/x-amz-json-1.1', 'x-amzn-ErrorType': 'ThrottlingException', 'Content-Length': Buffer.byteLength(throttlingBody) });
         res.end(throttlingBody);

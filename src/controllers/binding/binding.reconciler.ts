@@ -12,7 +12,7 @@ import {
 import type { Logger } from '../../observability/logger.ts';
 import type { Clock } from '../../runtime/clock.ts';
 import type { CacheReader } from '../../runtime/object-store.ts';
-import type { ReconcileContext, ReconcileResult, Reconciler } from '../../runtime/reconciler.ts';
+import { RetryError, type ReconcileContext, type ReconcileResult, type Reconciler } from '../../runtime/reconciler.ts';
 import { publishStatus, type StatusPublisher } from '../status-sync.ts';
 import { pollSchedule, type BindingContent, type BindingContentResolver } from './binding-content.ts';
 import { countConsumers, isConsumer } from './consumers.ts';
@@ -73,8 +73,9 @@ export class BindingReconciler implements Reconciler {
     await this.#publish(binding, conclusion);
     if (conclusion.kind === 'failed' && conclusion.retry) {
       // Outages and throttling: retried with the queue's per-key backoff (the resolver's failure
-      // hold keeps the backend from being hammered meanwhile).
-      throw new Error(`${key}: ${conclusion.reason}`);
+      // hold keeps the backend from being hammered meanwhile), but at least once per refresh
+      // interval, so a binding sees its backend back within its interval (ADR 0106, ADR 0171).
+      throw new RetryError(conclusion.reason, `${key}: ${conclusion.reason}`, pollSchedule(refreshMs).nextInMs);
     }
     // Healthy or refused for a reason that only a change elsewhere fixes: look again at the next
     // refresh (a missing key may be created, a refused credential replaced).

@@ -50,8 +50,16 @@ export interface DeliveryWorld {
   readonly registry: Registry;
   /** Whether the controller's manager has returned (it runs until close). */
   managerExited(): boolean;
+  /**
+   * Stops node `nodeIndex`'s plugin and CSI server (its volumes stay mounted, as when a DaemonSet
+   * pod is replaced) and starts new ones on the same socket; they know no volume until the
+   * kubelet's next publish of each. Returns the new side (also in `nodes`).
+   */
+  restartNodePlugin(nodeIndex: number): Promise<NodeSide>;
   /** Creates a pod bound to `binding` on node `nodeIndex` and publishes its volume there. */
   podWithVolume(name: string, binding: string, nodeIndex: number): Promise<{ pod: V1Pod; mount: PodVolumeMount; side: NodeSide }>;
+  /** The same pod without publishing its volume (a test that expects the publish to be refused). */
+  createPod(name: string, binding: string, nodeIndex: number): Promise<{ pod: V1Pod; side: NodeSide }>;
   createBinding(name: string, spec: Record<string, unknown>): Promise<void>;
   bindingStatus(name: string): Promise<BindingStatus | undefined>;
   /** Stops everything started here and deletes what was created. */
@@ -145,20 +153,8 @@ export async function startDeliveryWorld(options: DeliveryWorldOptions): Promise
   if (operator.broker === undefined) throw new Error('the broker is not enabled');
   const address = await operator.broker.address();
 
-  const nodes: NodeSide[] = [];
-  for (const [i, node] of nodeNames.entries()) {
-    const dir = join(tmp, `node-${String(i)}`);
-    const socket = join(dir, 'plugin', 'csi.sock');
-    const kubelet = new KubeletDriver({ kubeConfig: kc, csiSocket: socket, rootDir: join(dir, 'kubelet') });
-    const pluginPod = await core.createNamespacedPod({
-      namespace: systemNs,
-      body: {
-        metadata: { name: `node-plugin-${String(i)}` },
-        spec: { nodeName: node, serviceAccountName: 'node-plugin', automountServiceAccountToken: false, containers: [{ name: 'plugin', image: 'busybox' }] },
-      },
-    });
-    const tokenFile = join(tmp, `plugin-token-${String(i)}`);
-    writeFileSync(tokenFile, (await kubelet.mintPodToken(pluginPod)).token, { mode: 0o600 });
+  /** A node plugin and its CSI server on `socket`, as the DaemonSet's container starts them. */
+  const startNodePlugin = async (node: string, socket: string, tokenFile: string): Promise<Pick<NodeSide, 'plugin' | 'server'>> => {
     const logger = createLogger({ level: 'info', component: 'csi', stream: pluginLog });
     const plugin = new NodePlugin({
       broker: new BrokerHttpClient({ url: `https://127.0.0.1:${String(address.port)}`, caPem: readFileSync(caOut, 'utf8'), tokenFile, timeoutMs: 10_000 }),
@@ -171,12 +167,51 @@ export async function startDeliveryWorld(options: DeliveryWorldOptions): Promise
     const server = new CsiServer({ plugin, logger, nodeName: node, version: 'test', csiSocket: socket });
     await server.start();
     plugin.start();
-    nodes.push({ node, plugin, server, kubelet });
+    return { plugin, server };
+  };
+
+  const nodes: NodeSide[] = [];
+  const sockets: { socket: string; tokenFile: string }[] = [];
+  for (const [i, node] of nodeNames.entries()) {
+    const dir = join(tmp, `node-${String(i)}`);
+    const socket = join(dir, 'plugin', 'csi.sock');
+    const tokenFile = join(tmp, `plugin-token-${String(i)}`);
+    sockets.push({ socket, tokenFile });
+    const kubelet = new KubeletDriver({ kubeConfig: kc, csiSocket: socket, rootDir: join(dir, 'kubelet') });
+    const pluginPod = await core.createNamespacedPod({
+      namespace: systemNs,
+      body: {
+        metadata: { name: `node-plugin-${String(i)}` },
+        spec: { nodeName: node, serviceAccountName: 'node-plugin', automountServiceAccountToken: false, containers: [{ name: 'plugin', image: 'busybox' }] },
+      },
+    });
+    writeFileSync(tokenFile, (await kubelet.mintPodToken(pluginPod)).token, { mode: 0o600 });
+    nodes.push({ node, kubelet, ...(await startNodePlugin(node, socket, tokenFile)) });
   }
 
   const bindingStatus = async (name: string): Promise<BindingStatus | undefined> => {
     const b = (await custom.getNamespacedCustomObject({ group, version, plural: resources.SecretBinding.plural, namespace: ns, name })) as { status?: BindingStatus };
     return b.status;
+  };
+
+  /** A pod bound to `binding` on node `nodeIndex`, its volume not published yet. */
+  const createPod = async (name: string, binding: string, nodeIndex: number): Promise<{ pod: V1Pod; side: NodeSide }> => {
+    const side = nodes[nodeIndex];
+    if (side === undefined) throw new Error(`no node ${String(nodeIndex)}`);
+    const pod = await core.createNamespacedPod({
+      namespace: ns,
+      body: {
+        metadata: { name, labels: { binding } },
+        spec: {
+          nodeName: side.node,
+          serviceAccountName: 'web',
+          automountServiceAccountToken: false,
+          containers: [{ name: 'app', image: 'busybox', volumeMounts: [{ name: 'secrets', mountPath: '/secrets', readOnly: true }] }],
+          volumes: [{ name: 'secrets', csi: { driver: 'secretbinder.dev', readOnly: true, volumeAttributes: { binding } } }],
+        },
+      },
+    });
+    return { pod, side };
   };
 
   let closed = false;
@@ -191,27 +226,25 @@ export async function startDeliveryWorld(options: DeliveryWorldOptions): Promise
       });
       await eventually(`binding ${name} resolved`, async () => (await bindingStatus(name))?.contentHmac, 60_000);
     },
-    podWithVolume: async (name, binding, nodeIndex) => {
+    restartNodePlugin: async (nodeIndex) => {
       const side = nodes[nodeIndex];
-      if (side === undefined) throw new Error(`no node ${String(nodeIndex)}`);
-      const pod = await core.createNamespacedPod({
-        namespace: ns,
-        body: {
-          metadata: { name, labels: { binding } },
-          spec: {
-            nodeName: side.node,
-            serviceAccountName: 'web',
-            automountServiceAccountToken: false,
-            containers: [{ name: 'app', image: 'busybox', volumeMounts: [{ name: 'secrets', mountPath: '/secrets', readOnly: true }] }],
-            volumes: [{ name: 'secrets', csi: { driver: 'secretbinder.dev', readOnly: true, volumeAttributes: { binding } } }],
-          },
-        },
-      });
+      const where = sockets[nodeIndex];
+      if (side === undefined || where === undefined) throw new Error(`no node ${String(nodeIndex)}`);
+      // As a DaemonSet pod replaced in place: the process goes, the tmpfs mounts stay.
+      await side.plugin.stop();
+      await side.server.stop();
+      const restarted: NodeSide = { node: side.node, kubelet: side.kubelet, ...(await startNodePlugin(side.node, where.socket, where.tokenFile)) };
+      nodes[nodeIndex] = restarted;
+      return restarted;
+    },
+    podWithVolume: async (name, binding, nodeIndex) => {
+      const { pod, side } = await createPod(name, binding, nodeIndex);
       // The broker checks pods in its cache (or one GET): a publish right after the create may race
       // the watch; the kubelet retries too.
       const mount = await eventually(`publish ${name}`, async () => (await side.kubelet.publishPod(pod).catch(() => undefined))?.[0], 30_000);
       return { pod, mount, side };
     },
+    createPod,
     close: async () => {
       if (closed) return;
       closed = true;

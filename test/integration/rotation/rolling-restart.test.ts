@@ -1,23 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  AppsV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  PatchStrategy,
-  PolicyV1Api,
-  setHeaderOptions,
-  type KubeConfig,
-  type V1Deployment,
-  type V1PodTemplateSpec,
-  type V1StatefulSet,
-} from '@kubernetes/client-node';
-import { group, resources, version, type SecretBinding } from '../../../src/api/v1alpha1/index.ts';
-import { contentHashAnnotation, workloadContentHash } from '../../../src/controllers/rotation/rollout-hash.ts';
-import { leaseHolder, operatorNamespace, patientLease, quickLease, startController, type ControllerProcess } from '../../harness/controller-process.ts';
+import { PatchStrategy, PolicyV1Api, setHeaderOptions, type KubeConfig, type V1Deployment } from '@kubernetes/client-node';
+import { type SecretBinding } from '../../../src/api/v1alpha1/index.ts';
+import { contentHashAnnotation } from '../../../src/controllers/rotation/rollout-hash.ts';
+import { leaseHolder, patientLease, quickLease, startController, type ControllerProcess } from '../../harness/controller-process.ts';
 import { currentWorld } from '../../harness/world-state.ts';
-import { adminKubeConfig, eventually, installCrds } from '../support/cluster.ts';
+import { eventually } from '../support/cluster.ts';
+import { podTemplate, rollingRestartBinding, RolloutFixture, type WorkloadKind } from './rollout-fixture.ts';
+
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 /**
  * RollingRestart against the real API server and kube-controller-manager: Deployments really
@@ -51,96 +43,30 @@ const debounceSeconds = 4;
 const settleMs = debounceSeconds * 1000 + 4_000;
 
 let kc: KubeConfig;
-let core: CoreV1Api;
-let apps: AppsV1Api;
-let custom: CustomObjectsApi;
-let controllers: ControllerProcess[] = [];
-
-const bindingRef = { group, version, plural: resources.SecretBinding.plural, namespace: '' };
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+let fx: RolloutFixture;
+const controllers: ControllerProcess[] = [];
 
 /** Which bindings each Deployment consumes (by the selectors below). */
 const consumed: Record<string, readonly string[]> = { web: ['shared', 'web-three', 'web-two'], api: ['shared'], store: ['shared'] };
 const workloads = ['web', 'api', 'store'] as const;
 type WorkloadName = (typeof workloads)[number];
-const kindOf: Record<WorkloadName, string> = { web: 'Deployment', api: 'Deployment', store: 'StatefulSet' };
+const kindOf: Record<WorkloadName, WorkloadKind> = { web: 'Deployment', api: 'Deployment', store: 'StatefulSet' };
 
 function binding(name: string, selector: Record<string, string>, key: string, path: string): object {
-  return {
-    apiVersion: `${group}/${version}`,
-    kind: 'SecretBinding',
-    metadata: { name, namespace: ns },
-    spec: {
-      backendRef: { kind: 'SecretBackend', name: 'fake' },
-      podSelector: { matchLabels: selector },
-      containers: ['app'],
-      files: [{ path, key }],
-      rotation: { strategy: 'RollingRestart', debounce: `${debounceSeconds}s` },
-    },
-  };
-}
-
-function template(labels: Record<string, string>): V1PodTemplateSpec {
-  return { metadata: { labels }, spec: { containers: [{ name: 'app', image: 'registry.invalid/app:1' }] } };
+  return rollingRestartBinding(name, selector, key, path, debounceSeconds);
 }
 
 function deployment(name: string, labels: Record<string, string>): V1Deployment {
-  return { metadata: { name, namespace: ns }, spec: { replicas: 1, selector: { matchLabels: { app: name } }, template: template(labels) } };
+  return { metadata: { name, namespace: ns }, spec: { replicas: 1, selector: { matchLabels: { app: name } }, template: podTemplate(labels) } };
 }
 
-async function getBinding(name: string): Promise<SecretBinding> {
-  return (await custom.getNamespacedCustomObject({ ...bindingRef, namespace: ns, name })) as SecretBinding;
-}
-
-/** Points a binding's file at a new path: its content HMAC changes with the next reconcile. */
-async function rotate(name: string, path: string): Promise<void> {
-  const current = await getBinding(name);
-  const file = current.spec.files[0];
-  if (file === undefined) throw new Error(`${name} has no file`);
-  await custom.patchNamespacedCustomObject(
-    { ...bindingRef, namespace: ns, name, body: { spec: { files: [{ ...file, path }] } } },
-    mergePatch,
-  );
-}
-
-/** The hash the workload should carry: from the bindings' current statuses, once all are settled. */
-async function expectedHash(workload: string): Promise<string | undefined> {
-  const hashes: string[] = [];
-  for (const name of consumed[workload] ?? []) {
-    const b = await getBinding(name);
-    const settled = b.status?.observedGeneration === b.metadata.generation && b.status?.contentHmac !== undefined;
-    if (!settled || b.status?.contentHmac === undefined) return undefined;
-    hashes.push(b.status.contentHmac);
-  }
-  return workloadContentHash(hashes);
-}
-
-async function readWorkload(workload: string): Promise<V1Deployment | V1StatefulSet> {
-  return kindOf[workload as WorkloadName] === 'StatefulSet'
-    ? apps.readNamespacedStatefulSet({ name: workload, namespace: ns })
-    : apps.readNamespacedDeployment({ name: workload, namespace: ns });
-}
-
-async function annotations(workload: string): Promise<{ template: string | undefined; recorded: string | undefined; generation: number | undefined }> {
-  const d = await readWorkload(workload);
-  return {
-    template: d.spec?.template.metadata?.annotations?.[contentHashAnnotation],
-    recorded: d.metadata?.annotations?.[contentHashAnnotation],
-    generation: d.metadata?.generation,
-  };
-}
-
-/**
- * Pod templates the workload has run: ReplicaSets of a Deployment, ControllerRevisions of a
- * StatefulSet or DaemonSet (one per distinct template; pods need not start for them to appear).
- */
-async function revisions(workload: WorkloadName): Promise<number> {
-  const kind = kindOf[workload];
-  const owned = (o: { metadata?: { ownerReferences?: { kind: string; name: string }[] } }): boolean =>
-    o.metadata?.ownerReferences?.some((r) => r.kind === kind && r.name === workload) ?? false;
-  if (kind === 'Deployment') return (await apps.listNamespacedReplicaSet({ namespace: ns })).items.filter(owned).length;
-  return (await apps.listNamespacedControllerRevision({ namespace: ns })).items.filter(owned).length;
-}
+const rotate = (name: string, path: string): Promise<void> => fx.rotate(name, path);
+const getBinding = (name: string): Promise<SecretBinding> => fx.getBinding(name);
+const expectedHash = (workload: WorkloadName): Promise<string | undefined> => fx.expectedHash(consumed[workload] ?? []);
+const annotations = (workload: WorkloadName): ReturnType<RolloutFixture['annotations']> => fx.annotations(kindOf[workload], workload);
+const revisions = (workload: WorkloadName): Promise<number> => fx.revisions(kindOf[workload], workload);
+const rolledTo = (workload: WorkloadName): Promise<string> => fx.rolledTo(kindOf[workload], workload, consumed[workload] ?? []);
+const events = (reason: string, kind: string, name: string): Promise<number> => fx.events(reason, kind, name);
 
 async function counts(): Promise<Record<WorkloadName, number>> {
   return { web: await revisions('web'), api: await revisions('api'), store: await revisions('store') };
@@ -152,20 +78,6 @@ function plusOne(before: Record<WorkloadName, number>): Record<WorkloadName, num
 
 async function generations(): Promise<(number | undefined)[]> {
   return Promise.all(workloads.map(async (w) => (await annotations(w)).generation));
-}
-
-/** Waits until the template of `workload` carries the hash of its bindings' current content. */
-async function rolledTo(workload: string): Promise<string> {
-  return eventually(`${workload} rolled to the current hash`, async () => {
-    const want = await expectedHash(workload);
-    const got = (await annotations(workload)).template;
-    return want !== undefined && got === want ? got : undefined;
-  }, 30_000);
-}
-
-async function events(reason: string, kind: string, name: string): Promise<number> {
-  const list = await core.listNamespacedEvent({ namespace: ns });
-  return list.items.filter((e) => e.reason === reason && e.involvedObject.kind === kind && e.involvedObject.name === name).length;
 }
 
 const currentLeader = (): Promise<string | undefined> => leaseHolder(kc, leaseName);
@@ -185,34 +97,20 @@ async function reconciledAll(controller: ControllerProcess): Promise<void> {
 
 describe('RollingRestart against a real API server and controller-manager', () => {
   beforeAll(async () => {
-    kc = adminKubeConfig();
-    core = kc.makeApiClient(CoreV1Api);
-    apps = kc.makeApiClient(AppsV1Api);
-    custom = kc.makeApiClient(CustomObjectsApi);
-    await installCrds(kc);
-    await core.createNamespace({ body: { metadata: { name: operatorNamespace } } }).catch(() => undefined);
-    await core.createNamespace({ body: { metadata: { name: ns } } });
-    await custom.createNamespacedCustomObject({
-      group, version, plural: resources.SecretBackend.plural, namespace: ns,
-      body: {
-        apiVersion: `${group}/${version}`,
-        kind: 'SecretBackend',
-        metadata: { name: 'fake', namespace: ns },
-        spec: { fake: { seed: `rr-${suffix}`, keys: [{ key: 'k1' }, { key: 'k2' }, { key: 'k3' }] }, refreshInterval: '10m' },
-      },
-    });
+    fx = await RolloutFixture.start(ns, `rr-${suffix}`, ['k1', 'k2', 'k3']);
+    kc = fx.kc;
     for (const body of [
       binding('shared', { tier: 'backend' }, 'k1', 'one-v1'),
       binding('web-two', { app: 'web' }, 'k2', 'two-v1'),
       binding('web-three', { app: 'web' }, 'k3', 'three-v1'),
     ]) {
-      await custom.createNamespacedCustomObject({ ...bindingRef, namespace: ns, body });
+      await fx.createBinding(body);
     }
-    await apps.createNamespacedDeployment({ namespace: ns, body: deployment('web', { app: 'web', tier: 'backend' }) });
-    await apps.createNamespacedDeployment({ namespace: ns, body: deployment('api', { app: 'api', tier: 'backend' }) });
-    await apps.createNamespacedStatefulSet({
+    await fx.apps.createNamespacedDeployment({ namespace: ns, body: deployment('web', { app: 'web', tier: 'backend' }) });
+    await fx.apps.createNamespacedDeployment({ namespace: ns, body: deployment('api', { app: 'api', tier: 'backend' }) });
+    await fx.apps.createNamespacedStatefulSet({
       namespace: ns,
-      body: { metadata: { name: 'store' }, spec: { replicas: 1, serviceName: 'store', selector: { matchLabels: { app: 'store' } }, template: template({ app: 'store', tier: 'backend' }) } },
+      body: { metadata: { name: 'store' }, spec: { replicas: 1, serviceName: 'store', selector: { matchLabels: { app: 'store' } }, template: podTemplate({ app: 'store', tier: 'backend' }) } },
     });
     await eventually('each workload has its first revision', async () => {
       const c = await counts();
@@ -222,17 +120,12 @@ describe('RollingRestart against a real API server and controller-manager', () =
   }, 90_000);
 
   afterAll(async () => {
-    await Promise.all(controllers.map((c) => c.stop()));
-    controllers = [];
-    await core.deleteNamespace({ name: ns }).catch(() => undefined);
+    await fx.close(controllers.splice(0));
   }, 60_000);
 
   it('adopts running workloads by recording the hash, without restarting them', async () => {
     for (const workload of workloads) {
-      await eventually(`${workload} adopted`, async () => {
-        const want = await expectedHash(workload);
-        return want !== undefined && (await annotations(workload)).recorded === want ? true : undefined;
-      }, 60_000);
+      await fx.adopted(kindOf[workload], workload, consumed[workload] ?? []);
       expect((await annotations(workload)).template).toBeUndefined();
     }
     await sleep(settleMs);
@@ -324,11 +217,11 @@ describe('RollingRestart against a real API server and controller-manager', () =
     const holder = await currentLeader();
     const leader = controllers.find((c) => c.alive() && c.identity === holder);
     if (leader === undefined) throw new Error(`no live controller holds the lease (holder: ${holder ?? 'none'})`);
-    await custom.createNamespacedCustomObject({ ...bindingRef, namespace: ns, body: binding('solo', { app: 'solo' }, 'k1', 'solo-v1') });
-    await core.createNamespacedPod({ namespace: ns, body: { metadata: { name: 'solo', labels: { app: 'solo' } }, spec: { containers: [{ name: 'app', image: 'registry.invalid/app:1' }] } } });
+    await fx.createBinding(binding('solo', { app: 'solo' }, 'k1', 'solo-v1'));
+    await fx.core.createNamespacedPod({ namespace: ns, body: { metadata: { name: 'solo', labels: { app: 'solo' } }, spec: { containers: [{ name: 'app', image: 'registry.invalid/app:1' }] } } });
     const podHash = async (): Promise<string | undefined> => {
       try {
-        return (await core.readNamespacedPod({ namespace: ns, name: 'solo' })).metadata?.annotations?.[contentHashAnnotation];
+        return (await fx.core.readNamespacedPod({ namespace: ns, name: 'solo' })).metadata?.annotations?.[contentHashAnnotation];
       } catch {
         return undefined;
       }
@@ -337,7 +230,7 @@ describe('RollingRestart against a real API server and controller-manager', () =
     // Without a kubelet the pod stays Pending, and the Eviction API ignores budgets for Pending
     // pods; as the kubelet would, report it Running and not Ready, so a budget of 1 allows nothing.
     const now = new Date();
-    await core.patchNamespacedPodStatus(
+    await fx.core.patchNamespacedPodStatus(
       { namespace: ns, name: 'solo', body: { status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'False', lastTransitionTime: now }] } } },
       mergePatch,
     );
