@@ -138,7 +138,7 @@ export interface SecretBindingRotation {
    */
   strategy?: 'Refresh' | 'RollingRestart' | 'None';
   /**
-   * Waits this long after a change before acting, so several changes in a row cause one refresh or restart (0s to 1h). Defaults to 30s.
+   * RollingRestart only: waits this long after a change before restarting, so several changes in a row cause one restart (0s to 1h). Refresh delivers a change at once. Defaults to 30s.
    */
   debounce?: string;
 }
