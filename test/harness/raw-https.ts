@@ -107,9 +107,10 @@ function dechunk(text: string): string {
   }
 }
 
-/** A complete request as bytes: method, path, headers (Host and Content-Length added) and body. */
+/** A complete request as bytes: method, path, headers (Host, Content-Length and `connection: close` added) and body. */
 export function httpRequest(method: string, path: string, headers: Readonly<Record<string, string>>, body: string | Buffer = ''): Buffer {
   const bytes = Buffer.from(body);
-  const lines = [`${method} ${path} HTTP/1.1`, 'host: localhost', ...Object.entries({ 'content-length': String(bytes.byteLength), ...headers }).map(([k, v]) => `${k}: ${v}`)];
+  // `connection: close`: the server ends the connection after its answer, which tells the client the answer is complete.
+  const lines = [`${method} ${path} HTTP/1.1`, 'host: localhost', ...Object.entries({ 'content-length': String(bytes.byteLength), connection: 'close', ...headers }).map(([k, v]) => `${k}: ${v}`)];
   return Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'), bytes]);
 }
