@@ -15,7 +15,7 @@ export async function runFuzzBench(args: readonly string[]): Promise<void> {
   process.env[worldEnvVar] = worldStatePath(state.dir);
   try {
     const progress = setInterval(() => { process.stderr.write('.'); }, 10_000);
-    const report = await runCrdFuzz({ cases, batch: 20, ...(seed === undefined ? {} : { seed }), statusTimeoutMs: 60_000 }).finally(() => { clearInterval(progress); });
+    const report = await runCrdFuzz({ cases, batch: 20, ...(seed === undefined ? {} : { seed }), statusTimeoutMs: 60_000, timeLimitMs: 3 * 3600_000 }).finally(() => { clearInterval(progress); });
     const sum = (r: Readonly<Record<string, number>>): number => Object.values(r).reduce((a, b) => a + b, 0);
     process.stdout.write(`\nsecret-binder fuzz bench (one run; seed ${String(report.seed)}; world ${state.dir})\n\n`);
     process.stdout.write(`| kind | refused (schema/CEL) | accepted and reconciled |\n|---|---|---|\n`);

@@ -34,7 +34,8 @@ export interface CrdFuzzOptions {
   readonly seed?: number;
   /** How long an accepted object may take to get its status; default 30 s. */
   readonly statusTimeoutMs?: number;
-  readonly log?: (line: string) => void;
+  /** Bound on the whole run, shrinking included; default 10 minutes. */
+  readonly timeLimitMs?: number;
 }
 
 export interface CrdFuzzReport {
@@ -200,7 +201,9 @@ export async function runCrdFuzz(options: CrdFuzzOptions): Promise<CrdFuzzReport
   });
 
   try {
-    await fc.assert(property, { numRuns: Math.max(1, Math.ceil(options.cases / batch)), seed });
+    // A failing batch waits for statuses that never come: its shrinking is bounded in time, and
+    // an interrupted run counts as a failure (the counterexample found so far is reported).
+    await fc.assert(property, { numRuns: Math.max(1, Math.ceil(options.cases / batch)), seed, interruptAfterTimeLimit: options.timeLimitMs ?? 600_000, markInterruptAsFailure: true });
   } finally {
     stop.abort();
     await running;

@@ -12,7 +12,7 @@ const seed = process.env.SECRET_BINDER_FUZZ_SEED;
 
 describe('random custom resources against the API server and the controller', () => {
   it(`${String(cases)} objects: each refused by the schema or CEL, or reconciled to a reason of the closed list`, async () => {
-    const report = await runCrdFuzz({ cases, ...(seed === undefined ? {} : { seed: Number(seed) }) });
+    const report = await runCrdFuzz({ cases, statusTimeoutMs: 20_000, timeLimitMs: 300_000, ...(seed === undefined ? {} : { seed: Number(seed) }) });
     process.stdout.write(`crd fuzz: ${JSON.stringify(report)}\n`);
     expect(report.cases).toBeGreaterThanOrEqual(cases);
     // Both halves of the property were exercised, for every kind.
