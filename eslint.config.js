@@ -32,7 +32,7 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-unsafe-class-instance-assignment': 'off' },
   },
   {
-    files: ['*.config.js'],
+    files: ['*.config.js', 'test/harness/jest.sequencer.js'],
     ...tseslint.configs.disableTypeChecked,
   },
 );

@@ -10,6 +10,8 @@ const common = {
 
 /** @type {import('jest').Config} */
 export default {
+  // The leak scan runs last: it reads what every other suite of the run captured (ADR 0177).
+  testSequencer: '<rootDir>/test/harness/jest.sequencer.js',
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.test.ts', '<rootDir>/test/unit/**/*.test.ts'] },
     {

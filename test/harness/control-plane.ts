@@ -88,6 +88,33 @@ export function etcdDataDir(worldDir: string): string {
   return join(worldDir, 'etcd');
 }
 
+/**
+ * The API server's audit log of the writes the leak scan reads (ADR 0177): the request bodies of
+ * every Event and of every write to our resources (spec and status), including those in
+ * namespaces deleted later. Nothing else is logged (Secrets and TokenReviews hold tokens by design).
+ */
+export function apiserverAuditLogPath(logDir: string): string {
+  return join(logDir, 'kube-apiserver-audit.jsonl');
+}
+
+const auditPolicy = {
+  apiVersion: 'audit.k8s.io/v1',
+  kind: 'Policy',
+  omitStages: ['RequestReceived', 'ResponseStarted', 'Panic'],
+  rules: [
+    {
+      level: 'Request',
+      verbs: ['create', 'update', 'patch'],
+      resources: [
+        { group: '', resources: ['events'] },
+        { group: 'events.k8s.io', resources: ['events'] },
+        { group: 'secretbinder.dev' },
+      ],
+    },
+    { level: 'None' },
+  ],
+};
+
 /** The service range of the world; nothing listens on these addresses (no kube-proxy). */
 export const serviceClusterIpRange = '10.96.0.0/12';
 
@@ -152,6 +179,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   // clusters; `secretbinder.dev` tokens are checked with TokenReview naming that audience (ADR 0012).
   const issuer = server;
   const admin = { caPath: pki.ca.certPath, certPath: pki.admin.certPath, keyPath: pki.admin.keyPath };
+  const auditPolicyPath = join(dir, 'audit-policy.yaml');
+  writeFileSync(auditPolicyPath, stringify(auditPolicy));
   const apiserver = start({
     ...common,
     name: 'kube-apiserver',
@@ -182,6 +211,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       '--allow-privileged=true',
       '--event-ttl=10m',
       '--profiling=false',
+      `--audit-policy-file=${auditPolicyPath}`,
+      `--audit-log-path=${apiserverAuditLogPath(logDir)}`,
+      '--audit-log-format=json',
+      '--audit-log-maxsize=0',
     ],
     readiness: { kind: 'http', url: `${server}/readyz`, tls: admin },
   });

@@ -15,6 +15,7 @@ import { createAuditLog, type AuditLog } from '../../../src/observability/audit.
 import { CapturedOutput } from '../../../src/observability/captured-output.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { KubeletDriver, type PodVolumeMount } from '../../harness/kubelet-driver.ts';
+import { teeLogToCapture } from '../../harness/leak-capture.ts';
 import type { OpenBaoEndpoint } from '../../harness/world-state.ts';
 import { currentWorld } from '../../harness/world-state.ts';
 import { adminKubeConfig, eventually, installCrds } from '../support/cluster.ts';
@@ -159,7 +160,7 @@ export async function startDeliveryWorld(options: DeliveryWorldOptions): Promise
     });
     const tokenFile = join(tmp, `plugin-token-${String(i)}`);
     writeFileSync(tokenFile, (await kubelet.mintPodToken(pluginPod)).token, { mode: 0o600 });
-    const logger = createLogger({ level: 'info', component: 'csi', stream: pluginLog });
+    const logger = createLogger({ level: 'debug', component: 'csi', stream: teeLogToCapture(`csi-${node}`, pluginLog, 'info') });
     const plugin = new NodePlugin({
       broker: new BrokerHttpClient({ url: `https://127.0.0.1:${String(address.port)}`, caPem: readFileSync(caOut, 'utf8'), tokenFile, timeoutMs: 10_000 }),
       mounter: new SystemMounter(),
