@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { dirname, join } from 'node:path';
 import { worldEnvVar } from './world-state.ts';
@@ -87,11 +87,13 @@ export function teeLogToCapture(name: string, forward: Writable, forwardLevel: s
   const dir = captureDir();
   const path = dir === undefined ? undefined : join(dir, 'haystack', 'logs', `${name}.jsonl`);
   if (path !== undefined) mkdirSync(dirname(path), { recursive: true });
+  // Written asynchronously: a debug line must not block the event loop the code under test runs on.
+  const file = path === undefined ? undefined : createWriteStream(path, { flags: 'a' });
   const limit = levelOrder[forwardLevel] ?? 3;
   return new Writable({
     write(chunk: Buffer | string, _encoding, callback) {
       const text = typeof chunk === 'string' ? chunk : chunk.toString('utf8');
-      if (path !== undefined) appendFileSync(path, text);
+      file?.write(text);
       const level = /"level":"(\w+)"/.exec(text)?.[1] ?? 'error';
       if ((levelOrder[level] ?? 0) <= limit) forward.write(chunk, callback);
       else callback();
