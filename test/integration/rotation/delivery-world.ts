@@ -135,6 +135,8 @@ export async function startDeliveryWorld(options: DeliveryWorldOptions): Promise
     // As main.ts builds it: the controller's own pooled client configuration (ADR 0142).
     kubeConfig: operatorKc,
     log: { stream: controllerLog, level: 'info' },
+    // Captured at info: debug lines for 200 volumes push propagation over the suites' bounds (ADR 0177).
+    captureLevel: 'info',
     registry,
     audit,
   });
@@ -160,7 +162,7 @@ export async function startDeliveryWorld(options: DeliveryWorldOptions): Promise
     });
     const tokenFile = join(tmp, `plugin-token-${String(i)}`);
     writeFileSync(tokenFile, (await kubelet.mintPodToken(pluginPod)).token, { mode: 0o600 });
-    const logger = createLogger({ level: 'debug', component: 'csi', stream: teeLogToCapture(`csi-${node}`, pluginLog, 'info') });
+    const logger = createLogger({ level: 'info', component: 'csi', stream: teeLogToCapture(`csi-${node}`, pluginLog, 'info') });
     const plugin = new NodePlugin({
       broker: new BrokerHttpClient({ url: `https://127.0.0.1:${String(address.port)}`, caPem: readFileSync(caOut, 'utf8'), tokenFile, timeoutMs: 10_000 }),
       mounter: new SystemMounter(),

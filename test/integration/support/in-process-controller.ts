@@ -37,6 +37,11 @@ export interface InProcessControllerOptions {
    * leak capture (test/harness/leak-capture.ts), whatever `level` says.
    */
   readonly log: { readonly stream: Writable; readonly level: LogLevel };
+  /**
+   * The level of the leak capture; default debug. Only suites whose acceptance bounds a debug log
+   * would push over on a 2-core machine (the rotation suites, 200 volumes) capture at their own level.
+   */
+  readonly captureLevel?: LogLevel;
   readonly registry: Registry;
   readonly audit: AuditLog;
 }
@@ -81,7 +86,7 @@ export function buildInProcessController(options: InProcessControllerOptions): {
     config,
     kubeConfig: options.kubeConfig,
     clients: createKubeClients(options.kubeConfig),
-    logger: createLogger({ level: 'debug', component: 'controller', stream: teeLogToCapture(captureName, options.log.stream, options.log.level) }),
+    logger: createLogger({ level: options.captureLevel ?? 'debug', component: 'controller', stream: teeLogToCapture(captureName, options.log.stream, options.log.level) }),
     registry: options.registry,
     contentKey: SecretValue.fromBytes(readFileSync(hmacKey)),
     audit,
