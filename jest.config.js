@@ -10,7 +10,8 @@ const common = {
 
 /** @type {import('jest').Config} */
 export default {
-  // The egress check runs after every other file (ADR 0182).
+  // These files run after every other one: the leak scan reads what every suite captured (ADR 0177),
+  // the egress check the host's counters (ADR 0182).
   testSequencer: '<rootDir>/test/harness/jest.sequencer.ts',
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.test.ts', '<rootDir>/test/unit/**/*.test.ts'] },

@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describeKubeError } from '../kube/kube-errors.ts';
 import type { Logger } from '../observability/logger.ts';
+import { readJsonBody, serverTimeouts, type RequestLimits } from '../runtime/request-limits.ts';
 import type { Runnable } from '../runtime/runnable.ts';
 import type { Broker, BrokerReply } from './broker.ts';
 import { loadBrokerTls, type BrokerTlsMaterial, type BrokerTlsSource } from './broker-tls.ts';
@@ -17,10 +18,20 @@ export interface BrokerServerOptions {
   readonly logger: Logger;
   /** How often the certificate is checked for rotation (files and secret modes); default 60 s. */
   readonly certReloadMs?: number;
+  /** Request limits; the defaults suit production (tests shorten the timeouts). */
+  readonly limits?: Partial<RequestLimits>;
 }
 
-/** Largest request body accepted (a changes request for a busy node stays well below). */
-const maxBodyBytes = 4 * 1024 * 1024;
+/**
+ * The body limit leaves room for a changes request of a busy node; the timeouts end when the
+ * request has arrived, so a long poll is not affected.
+ */
+export const brokerRequestLimits: RequestLimits = {
+  maxBodyBytes: 4 * 1024 * 1024,
+  handshakeTimeoutMs: 10_000,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+};
 
 /**
  * The broker's HTTPS endpoint on every replica (not leader-only: any replica answers from its own
@@ -45,6 +56,10 @@ export class BrokerServer implements Runnable {
     this.#listening.catch(() => undefined);
   }
 
+  get #limits(): RequestLimits {
+    return { ...brokerRequestLimits, ...this.#options.limits };
+  }
+
   /** The bound address, once listening. */
   address(): Promise<AddressInfo> {
     return this.#listening;
@@ -60,12 +75,11 @@ export class BrokerServer implements Runnable {
         return;
       }
       const requests = new AbortController();
-      server = createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, (req, res) => {
+      const limits = this.#limits;
+      server = createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2', ...serverTimeouts(limits) }, (req, res) => {
         void this.#handle(req, res, requests.signal);
       });
-      // Long polls hold a request up to 60 s; the socket must outlive them.
-      server.requestTimeout = 120_000;
-      server.headersTimeout = 30_000;
+      // Idle keep-alive connections of the node plugins between long polls.
       server.keepAliveTimeout = 65_000;
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -161,14 +175,20 @@ export class BrokerServer implements Runnable {
       if (route !== '/v1/publish' && route !== '/v1/changes') {
         reply = { status: 404, body: { reason: 'InvalidSpec', message: 'no such endpoint (POST /v1/publish, POST /v1/changes)' } };
       } else {
-        const body = await readJson(req);
-        if (body === undefined) {
-          reply = { status: 400, body: { reason: 'InvalidSpec', message: 'the body must be JSON of at most 4 MiB' } };
+        const body = await readJsonBody(req, this.#limits.maxBodyBytes);
+        if (body.kind === 'tooLarge') {
+          // Not read further: the connection closes after this answer.
+          res.setHeader('connection', 'close');
+          reply = { status: 413, body: { reason: 'InvalidSpec', message: `the body must be at most ${String(this.#limits.maxBodyBytes)} bytes` } };
+        } else if (body.kind === 'aborted') {
+          return;
+        } else if (body.kind === 'malformed') {
+          reply = { status: 400, body: { reason: 'InvalidSpec', message: 'the body must be JSON' } };
         } else {
           const broker = this.#options.broker;
           reply = route === '/v1/publish'
-            ? await broker.publish(req.headers.authorization, body, signal)
-            : await broker.changes(req.headers.authorization, body, signal);
+            ? await broker.publish(req.headers.authorization, body.value, signal)
+            : await broker.changes(req.headers.authorization, body.value, signal);
         }
       }
     } catch (error) {
@@ -179,21 +199,5 @@ export class BrokerServer implements Runnable {
     const text = JSON.stringify(reply.body);
     res.writeHead(reply.status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
     res.end(text);
-  }
-}
-
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    const buffer = chunk as Buffer;
-    size += buffer.byteLength;
-    if (size > maxBodyBytes) return undefined;
-    chunks.push(buffer);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
-  } catch {
-    return undefined;
   }
 }

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../observability/logger.ts';
+import { readJsonBody, serverTimeouts, type RequestLimits } from '../runtime/request-limits.ts';
 import type { Runnable } from '../runtime/runnable.ts';
 import { admissionApiVersion, deny, toResponse, type AdmissionRequest, type AdmissionReview, type Decision } from './admission.ts';
 import type { ServingTls } from './webhook-tls.ts';
@@ -23,9 +24,21 @@ export interface WebhookServerOptions {
   readonly ready: () => boolean;
   readonly metrics: WebhookMetrics;
   readonly logger: Logger;
+  /** Request limits; the defaults suit production (tests shorten the timeouts). */
+  readonly limits?: Partial<RequestLimits>;
 }
 
-const maxBodyBytes = 3 * 1024 * 1024;
+/**
+ * What one client may cost the server. The API server sends a whole AdmissionReview at once and
+ * gives up after the webhook's timeoutSeconds (at most 30 s); anything slower is not the API
+ * server (slow-loris) and is cut off.
+ */
+export const webhookRequestLimits: RequestLimits = {
+  maxBodyBytes: 3 * 1024 * 1024,
+  handshakeTimeoutMs: 10_000,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+};
 const paths = { '/mutate': 'mutate', '/validate': 'validate' } as const;
 
 /**
@@ -38,11 +51,14 @@ export class WebhookServer implements Runnable {
   readonly needLeaderElection = false;
   readonly #options: WebhookServerOptions;
   readonly #server: Server;
+  readonly #maxBodyBytes: number;
 
   constructor(options: WebhookServerOptions) {
     this.#options = options;
-    this.#server = createServer({ cert: options.tls.certPem, key: options.tls.keyPem, minVersion: 'TLSv1.2' }, (req, res) => {
-      this.#handle(req, res);
+    const limits = { ...webhookRequestLimits, ...options.limits };
+    this.#maxBodyBytes = limits.maxBodyBytes;
+    this.#server = createServer({ cert: options.tls.certPem, key: options.tls.keyPem, minVersion: 'TLSv1.2', ...serverTimeouts(limits) }, (req, res) => {
+      void this.#handle(req, res);
     });
   }
 
@@ -80,7 +96,7 @@ export class WebhookServer implements Runnable {
     this.#server.setSecureContext({ cert: tls.certPem, key: tls.keyPem });
   }
 
-  #handle(req: IncomingMessage, res: ServerResponse): void {
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '').split('?')[0] ?? '';
     if (path === '/healthz' && req.method === 'GET') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
@@ -92,37 +108,30 @@ export class WebhookServer implements Runnable {
       return;
     }
     const started = process.hrtime.bigint();
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > maxBodyBytes) {
-        res.writeHead(413, { 'content-type': 'text/plain' }).end('request too large');
-        req.destroy();
+    const body = await readJsonBody(req, this.#maxBodyBytes);
+    if (body.kind === 'aborted' || res.destroyed) return;
+    if (body.kind === 'tooLarge') {
+      // Not read further: the connection closes after this answer.
+      res.writeHead(413, { 'content-type': 'text/plain', connection: 'close' }).end('request too large');
+      return;
+    }
+    let outcome: Decision['outcome'] | 'error' = 'error';
+    try {
+      const review = body.kind === 'json' ? parseReview(body.value) : undefined;
+      if (review === undefined) {
+        res.writeHead(400, { 'content-type': 'text/plain' }).end('expected an admission.k8s.io/v1 AdmissionReview with a request');
         return;
       }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (res.headersSent) return;
-      let outcome: Decision['outcome'] | 'error' = 'error';
-      try {
-        const review = parseReview(Buffer.concat(chunks).toString('utf8'));
-        if (review === undefined) {
-          res.writeHead(400, { 'content-type': 'text/plain' }).end('expected an admission.k8s.io/v1 AdmissionReview with a request');
-          return;
-        }
-        const decision = this.#decide(webhook, review);
-        outcome = decision.outcome;
-        if (decision.outcome === 'denied') {
-          this.#options.logger.info('admission refused', { webhook, namespace: review.namespace, name: review.name, operation: review.operation, subResource: review.subResource, message: decision.message });
-        }
-        const body: AdmissionReview = { apiVersion: admissionApiVersion, kind: 'AdmissionReview', response: toResponse(review.uid, decision) };
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-      } finally {
-        this.#options.metrics.observe({ webhook, outcome }, Number(process.hrtime.bigint() - started) / 1e9);
+      const decision = this.#decide(webhook, review);
+      outcome = decision.outcome;
+      if (decision.outcome === 'denied') {
+        this.#options.logger.info('admission refused', { webhook, namespace: review.namespace, name: review.name, operation: review.operation, subResource: review.subResource, message: decision.message });
       }
-    });
+      const answer: AdmissionReview = { apiVersion: admissionApiVersion, kind: 'AdmissionReview', response: toResponse(review.uid, decision) };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
+    } finally {
+      this.#options.metrics.observe({ webhook, outcome }, Number(process.hrtime.bigint() - started) / 1e9);
+    }
   }
 
   #decide(webhook: 'mutate' | 'validate', request: AdmissionRequest): Decision {
@@ -137,13 +146,7 @@ export class WebhookServer implements Runnable {
   }
 }
 
-function parseReview(text: string): AdmissionRequest | undefined {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
+function parseReview(value: unknown): AdmissionRequest | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const review = value as Partial<AdmissionReview>;
   const request = review.request;

@@ -1,4 +1,6 @@
 /**
+ * `npm run bench -- fuzz [cases] [seed]` runs the fuzz bench instead (fuzz.ts).
+ *
  * `npm run bench`: performance targets of DESIGN.md that can be measured in one process, printed as
  * a table (medians and ratios from one run). Not a test: nothing here asserts.
  *
@@ -20,6 +22,11 @@ import { BindingContentResolver } from '../../src/controllers/binding/binding-co
 import { SecretValue } from '../../src/observability/secret-value.ts';
 import { realClock } from '../../src/runtime/clock.ts';
 import { ObjectStore } from '../../src/runtime/object-store.ts';
+
+if (process.argv[2] === 'fuzz') {
+  await (await import('./fuzz.ts')).runFuzzBench(process.argv.slice(3));
+  process.exit(0);
+}
 
 const uniqueKeys = 10;
 const refreshMs = 300;

@@ -1,6 +1,7 @@
 import { ClientSecretCredential, type AccessToken, type TokenCredential } from '@azure/identity';
 import { SecretClient } from '@azure/keyvault-secrets';
 import { rootCertificates } from 'node:tls';
+import { registerNeedlesIn } from '../harness/leak-capture.ts';
 import type { AzureKeyVaultEndpoint, KeyVaultDoubleEndpoint } from '../harness/world-state.ts';
 import { testContext, type TestContext } from './conformance.context.ts';
 
@@ -53,6 +54,26 @@ export function writerClient(endpoint: AzureKeyVaultEndpoint): SecretClient {
     ...(endpoint.kind === 'lowkey' ? { serviceVersion: '7.5' as const } : {}),
     disableChallengeResourceVerification: true,
     tlsOptions,
+    // Every value written through this client is a needle of the leak scan (ADR 0177).
+    additionalPolicies: [
+      {
+        position: 'perCall',
+        policy: {
+          name: 'registerLeakNeedles',
+          sendRequest: (request, next) => {
+            if (request.method === 'PUT' && typeof request.body === 'string') {
+              try {
+                const body = JSON.parse(request.body) as { value?: unknown };
+                registerNeedlesIn(body.value, `keyvault:${new URL(request.url).pathname}`);
+              } catch {
+                // Not JSON: nothing a secret write sends.
+              }
+            }
+            return next(request);
+          },
+        },
+      },
+    ],
   });
 }
 

@@ -92,6 +92,33 @@ export function etcdDataDir(worldDir: string): string {
   return join(worldDir, 'etcd');
 }
 
+/**
+ * The API server's audit log of the writes the leak scan reads (ADR 0177): the request bodies of
+ * every Event and of every write to our resources (spec and status), including those in
+ * namespaces deleted later. Nothing else is logged (Secrets and TokenReviews hold tokens by design).
+ */
+export function apiserverAuditLogPath(logDir: string): string {
+  return join(logDir, 'kube-apiserver-audit.jsonl');
+}
+
+const auditPolicy = {
+  apiVersion: 'audit.k8s.io/v1',
+  kind: 'Policy',
+  omitStages: ['RequestReceived', 'ResponseStarted', 'Panic'],
+  rules: [
+    {
+      level: 'Request',
+      verbs: ['create', 'update', 'patch'],
+      resources: [
+        { group: '', resources: ['events'] },
+        { group: 'events.k8s.io', resources: ['events'] },
+        { group: 'secretbinder.dev' },
+      ],
+    },
+    { level: 'None' },
+  ],
+};
+
 /** Starts etcd, then kube-apiserver, then kube-controller-manager, each waited ready. */
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const { dir, logDir } = options;
@@ -153,6 +180,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   // clusters; `secretbinder.dev` tokens are checked with TokenReview naming that audience (ADR 0012).
   const issuer = server;
   const admin = { caPath: pki.ca.certPath, certPath: pki.admin.certPath, keyPath: pki.admin.keyPath };
+  const auditPolicyPath = join(dir, 'audit-policy.yaml');
+  writeFileSync(auditPolicyPath, stringify(auditPolicy));
   const apiserver = start({
     ...common,
     name: 'kube-apiserver',
@@ -183,6 +212,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       '--allow-privileged=true',
       '--event-ttl=10m',
       '--profiling=false',
+      `--audit-policy-file=${auditPolicyPath}`,
+      `--audit-log-path=${apiserverAuditLogPath(logDir)}`,
+      '--audit-log-format=json',
+      '--audit-log-maxsize=0',
     ],
     readiness: { kind: 'http', url: `${server}/readyz`, tls: admin },
   });

@@ -3,6 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoordinationV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { captureActive, captureText } from './leak-capture.ts';
 import { isAlive, startProcess, stopProcess, type ProcessRecord } from './process.ts';
 import type { WorldState } from './world-state.ts';
 
@@ -42,9 +43,12 @@ export interface ControllerOptions {
   /** A lease per suite, so suites never elect each other's controllers. */
   readonly leaseName: string;
   readonly leaderElect?: boolean;
+  /** Ignored in a captured test run, where every controller logs at debug for the leak scan (ADR 0177). */
   readonly logLevel?: 'info' | 'debug';
   /** Further flags (e.g. the broker's). */
   readonly extraArgs?: readonly string[];
+  /** Flags for node itself, before the script (e.g. `--max-old-space-size=192`). */
+  readonly nodeOptions?: readonly string[];
   /** Lease timing in seconds; default 10 / 8 / 1 (takeover ~11 s after a crash). */
   readonly lease?: LeaseTiming;
   /** Another identity than the world's admin (e.g. the chart's service account); default the admin kubeconfig. */
@@ -87,6 +91,7 @@ export function startController(world: WorldState, options: ControllerOptions): 
     name: `controller-${options.identity}`,
     command: process.execPath,
     args: [
+      ...(options.nodeOptions ?? []),
       join(root, 'src/main.ts'),
       '--kubeconfig', options.kubeconfigPath ?? world.kube.kubeconfigPath,
       '--namespace', options.namespace ?? operatorNamespace,
@@ -99,7 +104,7 @@ export function startController(world: WorldState, options: ControllerOptions): 
       '--retry-period', String(options.lease?.retryPeriodSeconds ?? 1),
       '--http-address', '127.0.0.1:0',
       ...(options.hmacKeySecret === undefined ? ['--hmac-key-file', hmacKeyFile(world)] : ['--hmac-key-secret', options.hmacKeySecret]),
-      '--log-level', options.logLevel ?? 'debug',
+      '--log-level', captureActive() ? 'debug' : (options.logLevel ?? 'debug'),
       ...(options.extraArgs ?? []),
     ],
     // No cloud credential discovery may leave this machine (the AWS default chain would ask the
@@ -125,6 +130,18 @@ export function startController(world: WorldState, options: ControllerOptions): 
     }
     throw new Error(`controller ${options.identity}: no health port in its log`);
   };
+  // The leak capture keeps a last scrape of /metrics (its log is in the world's log directory already).
+  const captureMetrics = async (): Promise<void> => {
+    if (!captureActive() || !isAlive(record.pid)) return;
+    try {
+      const port = /"message":"health server listening","port":(\d+)/.exec(log())?.[1] ?? /"port":(\d+)[^\n]*"message":"health server listening"/.exec(log())?.[1];
+      if (port === undefined) return;
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+      captureText(`metrics/controller-${options.identity}.txt`, text);
+    } catch {
+      // Not listening (any more): nothing to scrape.
+    }
+  };
   return {
     identity: options.identity,
     record,
@@ -138,8 +155,12 @@ export function startController(world: WorldState, options: ControllerOptions): 
         .filter((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(labels))
         .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
     },
-    stop: () => stopProcess(record, 30_000),
+    stop: async () => {
+      await captureMetrics();
+      await stopProcess(record, 30_000);
+    },
     kill: async () => {
+      await captureMetrics();
       try {
         process.kill(-record.pid, 'SIGKILL');
       } catch {

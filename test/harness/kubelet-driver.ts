@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { brokerAudience, driverName } from '../../src/broker/broker.protocol.ts';
 import { CsiClient } from '../../src/delivery/csi/csi.client.ts';
+import { registerNeedle } from './leak-capture.ts';
 
 /**
  * A small kubelet-like driver for the node plugin: for a pod (a real object in the world's API
@@ -72,6 +73,7 @@ export class KubeletDriver {
     });
     const token = answer.status?.token;
     if (token === undefined || token === '') throw new Error('TokenRequest returned no token');
+    registerNeedle(token, `pod token ${pod.metadata?.namespace ?? ''}/${pod.metadata?.name ?? ''}`);
     return { token, expirationTimestamp: new Date(answer.status?.expirationTimestamp ?? Date.now()).toISOString() };
   }
 

@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { baoBinary, freePorts } from './backend-tools.ts';
+import { registerNeedlesIn } from './leak-capture.ts';
 import { startProcess, waitReady } from './process.ts';
 import type { ProcessRecord } from './process.ts';
 import type { OpenBaoEndpoint } from './world-state.ts';
@@ -199,6 +200,7 @@ export async function writeKvSecret(
   data: Readonly<Record<string, string>>,
   token?: string,
 ): Promise<number> {
+  registerNeedlesIn(data, `openbao:${path}`);
   const answer = (await openBaoRequest(endpoint, 'POST', `${endpoint.kvMount}/data/${path}`, { data }, token)) as {
     data?: { version?: number };
   };

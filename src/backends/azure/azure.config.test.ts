@@ -36,6 +36,8 @@ describe('parseAzureConfig', () => {
     [{ vaultUrl, caBundle: 'bm90IGEgY2VydA==', auth: { managedIdentity: {} } }, /azureKeyVault\.caBundle: holds no PEM certificate/],
     [{ vaultUrl, auth: { clientSecret: { tenantId: 't', clientId: 'c', secretRef: { name: 's' } } } }, /key/],
     [{ vaultUrl, auth: { workloadIdentity: { tenantId: 't', clientId: 'c', serviceAccountRef: { name: 'r' }, authorityHost: 'http://x' } } }, /authorityHost/],
+    [{ vaultUrl, auth: { clientSecret: { tenantId: 'a b', clientId: 'c', secretRef: { name: 's', key: 'k' } } } }, /tenantId: must be a tenant id/],
+    [{ vaultUrl, auth: { workloadIdentity: { tenantId: 't/../x', clientId: 'c', serviceAccountRef: { name: 'r' } } } }, /tenantId: must be a tenant id/],
   ])('refuses %j', (spec, message) => {
     expect(() => parseAzureConfig(spec)).toThrow(InvalidConfigError);
     expect(() => parseAzureConfig(spec)).toThrow(message);

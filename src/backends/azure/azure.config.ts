@@ -9,12 +9,15 @@ import { decodeCaBundle, formatIssues } from '../provider.support.ts';
 
 const httpsUrl = z.url({ protocol: /^https$/, hostname: /.+/ }).max(2048);
 const id = z.string().min(1).max(256);
+// @azure/identity throws from its constructors on any other tenant id; refused here it becomes an
+// InvalidSpec status instead of a reconcile that fails and retries forever (found by fuzzing).
+const tenantId = id.regex(/^[0-9A-Za-z.-]+$/, 'must be a tenant id (letters, digits, "-" and ".")');
 
 const authSchema = z
   .object({
     workloadIdentity: z
       .object({
-        tenantId: id,
+        tenantId,
         clientId: id,
         serviceAccountRef: z.object({ name: z.string().min(1).max(253) }).strict(),
         audience: z.string().min(1).max(256).default('api://AzureADTokenExchange'),
@@ -24,7 +27,7 @@ const authSchema = z
       .optional(),
     clientSecret: z
       .object({
-        tenantId: id,
+        tenantId,
         clientId: id,
         secretRef: z.object({ name: z.string().min(1).max(253), key: z.string().min(1).max(253) }).strict(),
         authorityHost: z.union([httpsUrl, z.literal('')]).optional(),

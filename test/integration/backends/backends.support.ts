@@ -6,6 +6,7 @@ import { group, resources, version, type Condition } from '../../../src/api/v1al
 import { backendsAnnotation } from '../../../src/backends/token-minter.ts';
 import { operatorNamespace, startController, type ControllerProcess } from '../../harness/controller-process.ts';
 import { startFaultProxy, type FaultProxy } from '../../harness/fault-proxy.ts';
+import { registerNeedlesIn } from '../../harness/leak-capture.ts';
 import { currentWorld, type MotoEndpoint } from '../../harness/world-state.ts';
 import { adminKubeConfig, installCrds } from '../support/cluster.ts';
 
@@ -193,11 +194,21 @@ function ignoreNotFound(error: unknown): void {
 
 /** A Secrets Manager client straight to moto (not through a proxy), for setup and cleanup. */
 export function motoAdmin(moto: MotoEndpoint): SecretsManagerClient {
-  return new SecretsManagerClient({
+  const client = new SecretsManagerClient({
     endpoint: moto.endpoint,
     region: moto.region,
     credentials: { accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey },
   });
+  // Every value written through this client is a needle of the leak scan (ADR 0177).
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      const input = args.input as { SecretString?: unknown; Name?: unknown; SecretId?: unknown };
+      if (typeof input.SecretString === 'string') registerNeedlesIn(input.SecretString, `moto:${String(input.Name ?? input.SecretId)}`);
+      return next(args);
+    },
+    { step: 'initialize', name: 'registerLeakNeedles' },
+  );
+  return client;
 }
 
 /**

@@ -11,6 +11,7 @@ import type { ChangesAnswer, PublishAnswer, PublishRequest } from '../../../src/
 import type { Operator } from '../../../src/controllers/operator.ts';
 import { createAuditLog, type AuditLog } from '../../../src/observability/audit.ts';
 import { CapturedOutput } from '../../../src/observability/captured-output.ts';
+import { registerNeedle } from '../../harness/leak-capture.ts';
 import { writeKvSecret } from '../../harness/openbao.ts';
 import { currentWorld } from '../../harness/world-state.ts';
 import { adminKubeConfig, eventually, installCrds } from '../support/cluster.ts';
@@ -99,6 +100,7 @@ async function podToken(pod: V1Pod, audience = driver): Promise<string> {
     },
   });
   const token = answer.status?.token ?? '';
+  registerNeedle(token, `pod token ${pod.metadata?.namespace ?? ''}/${pod.metadata?.name ?? ''}`);
   tokens.push(token);
   return token;
 }

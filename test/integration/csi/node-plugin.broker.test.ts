@@ -14,6 +14,7 @@ import { procMount, SystemMounter } from '../../../src/delivery/csi/tmpfs.mounte
 import { createAuditLog, type AuditLog } from '../../../src/observability/audit.ts';
 import { CapturedOutput } from '../../../src/observability/captured-output.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
+import { teeLogToCapture } from '../../harness/leak-capture.ts';
 import { KubeletDriver } from '../../harness/kubelet-driver.ts';
 import { writeKvSecret } from '../../harness/openbao.ts';
 import { currentWorld } from '../../harness/world-state.ts';
@@ -52,6 +53,7 @@ let kubelet: KubeletDriver;
 const controllerLog = new CapturedOutput();
 const registry = new Registry();
 const pluginLog = new CapturedOutput();
+const pluginCapture = teeLogToCapture('csi-node-plugin-broker', pluginLog, 'debug');
 const auditOut = new CapturedOutput();
 
 async function createPod(namespace: string, name: string, labels: Record<string, string>, serviceAccount: string, withVolume: boolean): Promise<V1Pod> {
@@ -149,12 +151,12 @@ describe('node plugin with the real broker', () => {
     plugin = new NodePlugin({
       broker: new BrokerHttpClient({ url: `https://127.0.0.1:${String(address.port)}`, caPem: readFileSync(caOut, 'utf8'), tokenFile: join(tmp, 'plugin-token'), timeoutMs: 10_000 }),
       mounter: new SystemMounter(),
-      logger: createLogger({ level: 'debug', component: 'csi', stream: pluginLog }),
+      logger: createLogger({ level: 'debug', component: 'csi', stream: pluginCapture }),
       tmpfsSizeBytes: 1024 * 1024,
       changesWaitSeconds: 10,
       backoff: { minMs: 200, maxMs: 2000 },
     });
-    server = new CsiServer({ plugin, logger: createLogger({ level: 'debug', component: 'csi', stream: pluginLog }), nodeName: node, version: 'test', csiSocket: join(tmp, 'plugin', 'csi.sock') });
+    server = new CsiServer({ plugin, logger: createLogger({ level: 'debug', component: 'csi', stream: pluginCapture }), nodeName: node, version: 'test', csiSocket: join(tmp, 'plugin', 'csi.sock') });
     await server.start();
     plugin.start();
 

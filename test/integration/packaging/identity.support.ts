@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiException, type CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { registerNeedle } from '../../harness/leak-capture.ts';
 import { currentWorld } from '../../harness/world-state.ts';
 
 /** Acting as a service account of the chart: a minted token in a kubeconfig, and status codes. */
@@ -33,6 +34,7 @@ export async function statusOf(call: () => Promise<unknown>): Promise<number | u
 export async function serviceAccountKubeConfig(admin: CoreV1Api, namespace: string, name: string): Promise<{ config: KubeConfig; path: string }> {
   const world = currentWorld();
   const token = await admin.createNamespacedServiceAccountToken({ name, namespace, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+  registerNeedle(token.status?.token ?? '', `service account token ${namespace}/${name}`);
   const text = JSON.stringify({
     apiVersion: 'v1',
     kind: 'Config',

@@ -15,6 +15,7 @@ import { createAuditLog, type AuditLog } from '../../../src/observability/audit.
 import { CapturedOutput } from '../../../src/observability/captured-output.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { KubeletDriver, type PodVolumeMount } from '../../harness/kubelet-driver.ts';
+import { teeLogToCapture } from '../../harness/leak-capture.ts';
 import type { OpenBaoEndpoint } from '../../harness/world-state.ts';
 import { currentWorld } from '../../harness/world-state.ts';
 import { adminKubeConfig, eventually, installCrds } from '../support/cluster.ts';
@@ -142,6 +143,8 @@ export async function startDeliveryWorld(options: DeliveryWorldOptions): Promise
     // As main.ts builds it: the controller's own pooled client configuration (ADR 0142).
     kubeConfig: operatorKc,
     log: { stream: controllerLog, level: 'info' },
+    // Captured at info: debug lines for 200 volumes push propagation over the suites' bounds (ADR 0177).
+    captureLevel: 'info',
     registry,
     audit,
   });
@@ -155,7 +158,7 @@ export async function startDeliveryWorld(options: DeliveryWorldOptions): Promise
 
   /** A node plugin and its CSI server on `socket`, as the DaemonSet's container starts them. */
   const startNodePlugin = async (node: string, socket: string, tokenFile: string): Promise<Pick<NodeSide, 'plugin' | 'server'>> => {
-    const logger = createLogger({ level: 'info', component: 'csi', stream: pluginLog });
+    const logger = createLogger({ level: 'info', component: 'csi', stream: teeLogToCapture(`csi-${node}`, pluginLog, 'info') });
     const plugin = new NodePlugin({
       broker: new BrokerHttpClient({ url: `https://127.0.0.1:${String(address.port)}`, caPem: readFileSync(caOut, 'utf8'), tokenFile, timeoutMs: 10_000 }),
       mounter: new SystemMounter(),

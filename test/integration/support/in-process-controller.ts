@@ -8,8 +8,9 @@ import { parseControllerConfig } from '../../../src/config/controller.config.ts'
 import { buildOperator, type Operator } from '../../../src/controllers/operator.ts';
 import { createKubeClients } from '../../../src/kube/kube-clients.ts';
 import type { AuditLog } from '../../../src/observability/audit.ts';
-import { createLogger } from '../../../src/observability/logger.ts';
+import { createLogger, type LogLevel } from '../../../src/observability/logger.ts';
 import { SecretValue } from '../../../src/observability/secret-value.ts';
+import { captureText, teeLogToCapture } from '../../harness/leak-capture.ts';
 import { currentWorld } from '../../harness/world-state.ts';
 
 /**
@@ -31,7 +32,16 @@ export interface InProcessControllerOptions {
   /** The content HMAC key file, shared by replicas; default `<dir>/hmac.key`, created if missing. */
   readonly hmacKeyPath?: string;
   readonly kubeConfig: KubeConfig;
-  readonly log: { readonly stream: Writable; readonly level: 'info' | 'debug' };
+  /**
+   * Where the log lines at `level` and above go. Every line down to debug also goes to the run's
+   * leak capture (test/harness/leak-capture.ts), whatever `level` says.
+   */
+  readonly log: { readonly stream: Writable; readonly level: LogLevel };
+  /**
+   * The level of the leak capture; default debug. Only suites whose acceptance bounds a debug log
+   * would push over on a 2-core machine (the rotation suites, 200 volumes) capture at their own level.
+   */
+  readonly captureLevel?: LogLevel;
   readonly registry: Registry;
   readonly audit: AuditLog;
   /** Further flags (e.g. a managed certificate instead of the self-managed one). */
@@ -58,14 +68,46 @@ export function buildInProcessController(options: InProcessControllerOptions): {
     ],
     {},
   );
-  const operator = buildOperator({
+  // The leak capture: debug lines, audit events and a metrics scrape at close (ADR 0177).
+  const captureName = `${options.name}-${options.identity}-${String(process.pid)}`;
+  const audit: AuditLog = {
+    delivered: (event) => {
+      captureText(`audit/${captureName}.jsonl`, JSON.stringify({ event: 'delivered', ...event }));
+      options.audit.delivered(event);
+    },
+    denied: (event) => {
+      captureText(`audit/${captureName}.jsonl`, JSON.stringify({ event: 'denied', ...event }));
+      options.audit.denied(event);
+    },
+    revoked: (event) => {
+      captureText(`audit/${captureName}.jsonl`, JSON.stringify({ event: 'revoked', ...event }));
+      options.audit.revoked(event);
+    },
+    minted: (event) => {
+      captureText(`audit/${captureName}.jsonl`, JSON.stringify({ event: 'minted', ...event }));
+      options.audit.minted(event);
+    },
+    mintRefused: (event) => {
+      captureText(`audit/${captureName}.jsonl`, JSON.stringify({ event: 'mintRefused', ...event }));
+      options.audit.mintRefused(event);
+    },
+    close: () => options.audit.close(),
+  };
+  const built = buildOperator({
     config,
     kubeConfig: options.kubeConfig,
     clients: createKubeClients(options.kubeConfig),
-    logger: createLogger({ level: options.log.level, component: 'controller', stream: options.log.stream }),
+    logger: createLogger({ level: options.captureLevel ?? 'debug', component: 'controller', stream: teeLogToCapture(captureName, options.log.stream, options.log.level) }),
     registry: options.registry,
     contentKey: SecretValue.fromBytes(readFileSync(hmacKey)),
-    audit: options.audit,
+    audit,
   });
+  const operator: Operator = {
+    ...built,
+    close: async () => {
+      captureText(`metrics/${captureName}.txt`, await options.registry.metrics());
+      await built.close();
+    },
+  };
   return { operator, caPath };
 }
