@@ -70,28 +70,20 @@ export function buildInProcessController(options: InProcessControllerOptions): {
   );
   // The leak capture: debug lines, audit events and a metrics scrape at close (ADR 0177).
   const captureName = `${options.name}-${options.identity}-${String(process.pid)}`;
+  const tee =
+    <E extends object>(event: string, forward: (e: E) => void) =>
+    (e: E): void => {
+      captureText(`audit/${captureName}.jsonl`, JSON.stringify({ event, ...e }));
+      forward(e);
+    };
+  const sink = options.audit;
   const audit: AuditLog = {
-    delivered: (event) => {
-      captureText(`audit/${captureName}.jsonl`, JSON.stringify({ event: 'delivered', ...event }));
-      options.audit.delivered(event);
-    },
-    denied: (event) => {
-      captureText(`audit/${captureName}.jsonl`, JSON.stringify({ event: 'denied', ...event }));
-      options.audit.denied(event);
-    },
-    revoked: (event) => {
-      captureText(`audit/${captureName}.jsonl`, JSON.stringify({ event: 'revoked', ...event }));
-      options.audit.revoked(event);
-    },
-    minted: (event) => {
-      captureText(`audit/${captureName}.jsonl`, JSON.stringify({ event: 'minted', ...event }));
-      options.audit.minted(event);
-    },
-    mintRefused: (event) => {
-      captureText(`audit/${captureName}.jsonl`, JSON.stringify({ event: 'mintRefused', ...event }));
-      options.audit.mintRefused(event);
-    },
-    close: () => options.audit.close(),
+    delivered: tee('delivered', (e) => { sink.delivered(e); }),
+    denied: tee('denied', (e) => { sink.denied(e); }),
+    revoked: tee('revoked', (e) => { sink.revoked(e); }),
+    minted: tee('minted', (e) => { sink.minted(e); }),
+    mintRefused: tee('mintRefused', (e) => { sink.mintRefused(e); }),
+    close: () => sink.close(),
   };
   const built = buildOperator({
     config,
