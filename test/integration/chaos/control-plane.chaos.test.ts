@@ -197,9 +197,6 @@ describe('chaos: control plane', () => {
     await eventually('a leads', () => leads(leader), 60_000);
     for (const d of deployments) await fx.adopted('Deployment', d, ['shared']);
     const standby = start('b', quickLease);
-    // A third replica, patient (it waits out 25 s of a silent holder, so b takes over first): it
-    // rolls nothing here, and leads the API server and etcd drills.
-    const patient = start('p', patientLease);
     await standby.healthPort();
 
     const rotatedAt = Date.now();
@@ -212,6 +209,10 @@ describe('chaos: control plane', () => {
     const killedAt = Date.now();
     await eventually('the standby leads', () => leads(standby), 60_000);
     const takeoverMs = Date.now() - killedAt;
+    // A third replica, started once b leads: a candidate honours the lease duration its holder
+    // declared, so one started before the kill would race b for a's lease. It rolls nothing here,
+    // and leads the API server and etcd drills (its patient lease rides out their restarts).
+    const patient = start('p', patientLease);
     for (const d of deployments) await fx.rolledTo('Deployment', d, ['shared'], 60_000);
     const completedMs = Date.now() - killedAt;
     await sleep(settleMs);
