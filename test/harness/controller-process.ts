@@ -3,7 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoordinationV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { isAlive, startProcess, stopProcess, type ProcessRecord } from './process.ts';
+import { isAlive, signalProcess, startProcess, stopProcess, type ProcessRecord } from './process.ts';
 import type { WorldState } from './world-state.ts';
 
 const root = process.cwd();
@@ -115,7 +115,7 @@ export function startController(world: WorldState, options: ControllerOptions): 
     while (Date.now() < deadline) {
       const match = /"message":"health server listening","port":(\d+)/.exec(log()) ?? /"port":(\d+)[^\n]*"message":"health server listening"/.exec(log());
       if (match?.[1] !== undefined) return Number(match[1]);
-      if (!isAlive(record.pid)) throw new Error(`controller ${options.identity} exited:\n${log().slice(-3000)}`);
+      if (!isAlive(record)) throw new Error(`controller ${options.identity} exited:\n${log().slice(-3000)}`);
       await sleep(100);
     }
     throw new Error(`controller ${options.identity}: no health port in its log`);
@@ -124,7 +124,7 @@ export function startController(world: WorldState, options: ControllerOptions): 
     identity: options.identity,
     record,
     log,
-    alive: () => isAlive(record.pid),
+    alive: () => isAlive(record),
     healthPort,
     metric: async (name: string, labels = '') => {
       const text = await (await fetch(`http://127.0.0.1:${await healthPort()}/metrics`)).text();
@@ -135,12 +135,8 @@ export function startController(world: WorldState, options: ControllerOptions): 
     },
     stop: () => stopProcess(record, 30_000),
     kill: async () => {
-      try {
-        process.kill(-record.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-      while (isAlive(record.pid)) await sleep(20);
+      signalProcess(record, 'SIGKILL');
+      while (isAlive(record)) await sleep(20);
     },
   };
 }
