@@ -1,4 +1,4 @@
-import { readdir, rm, rmdir } from 'node:fs/promises';
+import { readdir, rm, rmdir, stat } from 'node:fs/promises';
 import type { PublishAnswer } from '../../broker/broker.protocol.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { SecretValue } from '../../observability/secret-value.ts';
@@ -38,6 +38,8 @@ interface VolumeState {
   readonly targetPath: string;
   /** Where the files are written: the target, or the writable view of a read-only one (ADR 0165). */
   readonly writePath: string;
+  /** The device of our tmpfs at `writePath`: another device there means the mount is gone. */
+  readonly device: number;
   readonly request: PodVolume;
   contentHash: string | null;
 }
@@ -132,7 +134,8 @@ export class NodePlugin {
       log.warn('publish refused or failed', { error: sanitizeError(err) });
       throw err;
     }
-    this.#volumes.set(volume.volumeId, { volumeId: volume.volumeId, targetPath: volume.targetPath, writePath: mount.writePath, request: volume, contentHash: answer.contentHash });
+    const device = (await stat(mount.writePath)).dev;
+    this.#volumes.set(volume.volumeId, { volumeId: volume.volumeId, targetPath: volume.targetPath, writePath: mount.writePath, device, request: volume, contentHash: answer.contentHash });
     log.info('volume published', { files: answer.files.length, contentHash: answer.contentHash });
   }
 
@@ -175,7 +178,8 @@ export class NodePlugin {
    * back, its directory is plain disk now (invariant 2). Refusing keeps whatever the pod has.
    */
   async #assertMounted(state: VolumeState): Promise<void> {
-    if (await this.#options.mounter.isMountPoint(state.writePath)) return;
+    // One stat, not a mount table read: refreshes of hundreds of volumes stay cheap.
+    if ((await stat(state.writePath).catch(() => undefined))?.dev === state.device) return;
     this.#logFor({ ...state.request, volumeId: state.volumeId }).warn('volume is no longer mounted: not writing its files', { path: state.writePath });
     throw new Error(`${state.writePath} is no longer a tmpfs mount: not writing to it`);
   }
