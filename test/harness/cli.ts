@@ -1,11 +1,12 @@
-import { existsSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { binaryPaths } from './control-plane.ts';
 import { busyboxImage, realNodeTaint, startRealNode } from './node/real-node.ts';
+import { lockWorldDir, worldLockName, WorldDirBusyError, type WorldDirLock } from './world-lock.ts';
 import { readWorldState, worldEnvVar, worldStatePath } from './world-state.ts';
 import type { WorldState } from './world-state.ts';
-import { allBackends, down, isWorldAlive, up, worldStatus } from './world.ts';
+import { allBackends, down, up, worldStatus } from './world.ts';
 import type { BackendName } from './world.ts';
 
 /**
@@ -59,26 +60,67 @@ function envLines(state: WorldState): string[] {
   return lines;
 }
 
+/** Moves (or, with `to` undefined, removes) everything in `dir` but its lock file. */
+function clearWorldDir(dir: string, to: string | undefined): void {
+  if (to !== undefined) {
+    rmSync(to, { recursive: true, force: true });
+    mkdirSync(to, { recursive: true });
+  }
+  for (const entry of readdirSync(dir)) {
+    if (entry === worldLockName) continue;
+    if (to === undefined) rmSync(join(dir, entry), { recursive: true, force: true });
+    else renameSync(join(dir, entry), join(to, entry));
+  }
+}
+
 async function commandUp(args: readonly string[]): Promise<number> {
+  let lock: WorldDirLock;
+  try {
+    lock = lockWorldDir(home);
+  } catch (error) {
+    if (!(error instanceof WorldDirBusyError)) throw error;
+    console.error(`not starting a world: ${error.message}`);
+    return 1;
+  }
+  try {
+    return await upLocked(args, lock);
+  } finally {
+    lock.release();
+  }
+}
+
+async function upLocked(args: readonly string[], lock: WorldDirLock): Promise<number> {
   const existing = readState();
   if (existing !== undefined) {
-    if (await isWorldAlive(existing)) {
+    const status = await worldStatus(existing);
+    if (status.length > 0 && status.every((s) => s.alive && s.ready !== false)) {
       console.log(`a world is already up (${statePath}); \`down\` it first to start a new one\n`);
       console.log(envLines(existing).join('\n'));
       return 0;
     }
-    // Leftovers of a world that died: stop what may still run, keep its logs one generation.
+    const running = status.filter((s) => s.alive);
+    if (running.length > 0) {
+      // Never stop or replace a world that still runs in part: it may be in use; its owner decides.
+      const stopped = status.filter((s) => !s.alive || s.ready === false).map((s) => s.name);
+      console.error(
+        `not starting a world: the world in ${home} is partly running (${running.map((s) => `${s.name} pid ${s.pid}`).join(', ')}; ` +
+          `not running or not ready: ${stopped.join(', ')}); \`npm run harness -- down\` it first`,
+      );
+      return 1;
+    }
+    // Leftovers of a world that died: clean up what it left on the host, keep its logs one generation.
     await down(existing);
     const previous = `${home}.previous`;
-    rmSync(previous, { recursive: true, force: true });
-    renameSync(home, previous);
+    clearWorldDir(home, previous);
     console.error(`a previous world was not running any more; its files are in ${previous}`);
-  } else if (existsSync(home)) {
-    rmSync(home, { recursive: true, force: true });
+  } else {
+    // Files of an `up` that died before writing world.json (its lock was stale, or we would not be here).
+    clearWorldDir(home, undefined);
   }
   const t0 = Date.now();
   const state = await up({
     dir: home,
+    lock,
     backends: parseBackends(args),
     log: (line) => {
       console.error(line);

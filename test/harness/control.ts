@@ -25,7 +25,7 @@ function recordNamed(state: WorldState, name: string): ProcessRecord {
 
 /** True while the named process runs. */
 export function isProcessRunning(state: WorldState, name: string): boolean {
-  return isAlive(recordNamed(state, name).pid);
+  return isAlive(recordNamed(state, name));
 }
 
 /** Stops the named process (SIGTERM, then SIGKILL after `graceMs`). The state is unchanged. */
@@ -44,7 +44,7 @@ export async function stopProcessNamed(state: WorldState, name: string, graceMs?
  */
 export async function startProcessNamed(state: WorldState, name: string): Promise<WorldState> {
   const old = recordNamed(state, name);
-  if (isAlive(old.pid)) throw new Error(`${name} is still running (pid ${old.pid}); stop it first`);
+  if (isAlive(old)) throw new Error(`${name} is still running (pid ${old.pid}); stop it first`);
   if (old.spec === undefined) throw new Error(`${name} has no recorded spec and cannot be restarted`);
   const record = startProcess(old.spec);
   await waitReady(record, readyTimeoutMs);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoordinationV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { captureActive, captureText } from './leak-capture.ts';
-import { isAlive, startProcess, stopProcess, type ProcessRecord } from './process.ts';
+import { isAlive, signalProcess, startProcess, stopProcess, type ProcessRecord } from './process.ts';
 import type { WorldState } from './world-state.ts';
 
 const root = process.cwd();
@@ -125,14 +125,14 @@ export function startController(world: WorldState, options: ControllerOptions): 
     while (Date.now() < deadline) {
       const match = /"message":"health server listening","port":(\d+)/.exec(log()) ?? /"port":(\d+)[^\n]*"message":"health server listening"/.exec(log());
       if (match?.[1] !== undefined) return Number(match[1]);
-      if (!isAlive(record.pid)) throw new Error(`controller ${options.identity} exited:\n${log().slice(-3000)}`);
+      if (!isAlive(record)) throw new Error(`controller ${options.identity} exited:\n${log().slice(-3000)}`);
       await sleep(100);
     }
     throw new Error(`controller ${options.identity}: no health port in its log`);
   };
   // The leak capture keeps a last scrape of /metrics (its log is in the world's log directory already).
   const captureMetrics = async (): Promise<void> => {
-    if (!captureActive() || !isAlive(record.pid)) return;
+    if (!captureActive() || !isAlive(record)) return;
     try {
       const port = /"message":"health server listening","port":(\d+)/.exec(log())?.[1] ?? /"port":(\d+)[^\n]*"message":"health server listening"/.exec(log())?.[1];
       if (port === undefined) return;
@@ -146,7 +146,7 @@ export function startController(world: WorldState, options: ControllerOptions): 
     identity: options.identity,
     record,
     log,
-    alive: () => isAlive(record.pid),
+    alive: () => isAlive(record),
     healthPort,
     metric: async (name: string, labels = '') => {
       const text = await (await fetch(`http://127.0.0.1:${await healthPort()}/metrics`)).text();
@@ -161,12 +161,8 @@ export function startController(world: WorldState, options: ControllerOptions): 
     },
     kill: async () => {
       await captureMetrics();
-      try {
-        process.kill(-record.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-      while (isAlive(record.pid)) await sleep(20);
+      signalProcess(record, 'SIGKILL');
+      while (isAlive(record)) await sleep(20);
     },
   };
 }

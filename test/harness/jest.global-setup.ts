@@ -50,7 +50,7 @@ function pruneOldWorlds(): void {
     const dir = join(worldsRoot, name);
     const statePath = worldStatePath(dir);
     if (existsSync(statePath)) {
-      if (readWorldState(statePath).processes.some((r) => isAlive(r.pid))) continue;
+      if (readWorldState(statePath).processes.some((r) => isAlive(r))) continue;
     } else if (Date.now() - statSync(dir).mtimeMs < 3_600_000) {
       continue;
     }

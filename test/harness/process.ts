@@ -43,9 +43,72 @@ export interface ProcessRecord {
   readonly name: string;
   /** PID of the process group leader (the `timeout` wrapper); the server is in its group. */
   readonly pid: number;
+  /**
+   * Who `pid` was when it was recorded: its start time (field 22 of /proc/<pid>/stat, clock ticks
+   * since boot) and its command line. A pid is only signalled while both still match, so a pid
+   * the kernel has since given to another process is never signalled (ADR 0167). A record
+   * without them (written before they existed) is never signalled.
+   */
+  readonly identity?: ProcessIdentity;
   readonly logPath: string;
   /** How it was started, so it can be started again identically (same args, ports, data). */
   readonly spec?: ProcessSpec;
+}
+
+/** A process as the kernel knows it: start time since boot and command line. */
+export interface ProcessIdentity {
+  /** Field 22 of /proc/<pid>/stat (`starttime`), in clock ticks since boot, as text. */
+  readonly startTime: string;
+  /** /proc/<pid>/cmdline, split at its NUL bytes. */
+  readonly commandLine: readonly string[];
+}
+
+/** The identity of `pid` now, or undefined if there is no such process (or it is a zombie). */
+export function processIdentity(pid: number): ProcessIdentity | undefined {
+  let stat: string;
+  let cmdline: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // "pid (comm) S ppid ...": comm may contain spaces and parentheses, so fields are counted from
+  // the last ')'. After it come field 3 (state) onwards.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const state = fields[0];
+  const startTime = fields[22 - 3];
+  if (state === undefined || state === 'Z' || startTime === undefined) return undefined;
+  return { startTime, commandLine: cmdline.split('\0').filter((arg, i, all) => i < all.length - 1 || arg !== '') };
+}
+
+function sameIdentity(a: ProcessIdentity, b: ProcessIdentity): boolean {
+  return a.startTime === b.startTime && a.commandLine.length === b.commandLine.length && a.commandLine.every((arg, i) => arg === b.commandLine[i]);
+}
+
+/**
+ * True while the recorded process is still the one that was started: same pid, same start time,
+ * same command line. False for a pid that is gone, a zombie, or a pid reused by another process.
+ */
+export function isOurProcess(record: Pick<ProcessRecord, 'pid' | 'identity'>): boolean {
+  if (record.identity === undefined) return false;
+  const now = processIdentity(record.pid);
+  return now !== undefined && sameIdentity(now, record.identity);
+}
+
+/**
+ * Sends `signal` to the recorded process group, only after checking that its leader is still the
+ * recorded process. Returns false (and signals nothing) when it is not.
+ */
+export function signalProcess(record: Pick<ProcessRecord, 'pid' | 'identity'>, signal: NodeJS.Signals): boolean {
+  if (!isOurProcess(record)) return false;
+  try {
+    process.kill(-record.pid, signal);
+    return true;
+  } catch {
+    // Gone between the check and the signal.
+    return false;
+  }
 }
 
 /**
@@ -71,43 +134,33 @@ export function startProcess(spec: ProcessSpec): ProcessRecord {
   }
   child.unref();
   if (child.pid === undefined) throw new Error(`could not start ${spec.name} (${spec.command})`);
-  return { name: spec.name, pid: child.pid, logPath, spec };
+  // spawn() returns after the child's exec (libuv waits for it), so this is `timeout`'s own
+  // command line; its start time is the fork's.
+  const identity = processIdentity(child.pid);
+  if (identity === undefined) throw new Error(`${spec.name} (${spec.command}) exited at once; see ${logPath}`);
+  return { name: spec.name, pid: child.pid, identity, logPath, spec };
 }
 
 /**
  * True while the process exists and has not exited. A zombie (exited, not yet reaped: the parent
  * of a server started by an earlier CLI run is init, which may reap only now and then) counts as
- * gone.
+ * gone. Given a record, also false once the pid belongs to another process ({@link isOurProcess}).
  */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    // /proc/<pid>/stat: "pid (comm) S ..."; comm may contain spaces and parentheses.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
+export function isAlive(target: number | Pick<ProcessRecord, 'pid' | 'identity'>): boolean {
+  if (typeof target !== 'number') return isOurProcess(target);
+  return processIdentity(target) !== undefined;
 }
 
-/** Stops the process group: SIGTERM, then SIGKILL after `graceMs`. Resolves once it is gone. */
+/**
+ * Stops the process group: SIGTERM, then SIGKILL after `graceMs`. Resolves once it is gone. A
+ * record whose pid is no longer the recorded process is not signalled at all.
+ */
 export async function stopProcess(record: ProcessRecord, graceMs = 10_000): Promise<void> {
-  const signalGroup = (signal: NodeJS.Signals): void => {
-    try {
-      process.kill(-record.pid, signal);
-    } catch {
-      // Already gone.
-    }
-  };
-  signalGroup('SIGTERM');
+  if (!signalProcess(record, 'SIGTERM')) return;
   const deadline = Date.now() + graceMs;
-  while (isAlive(record.pid) && Date.now() < deadline) await sleep(50);
-  if (isAlive(record.pid)) signalGroup('SIGKILL');
-  while (isAlive(record.pid)) await sleep(20);
+  while (isAlive(record) && Date.now() < deadline) await sleep(50);
+  signalProcess(record, 'SIGKILL');
+  while (isAlive(record)) await sleep(20);
 }
 
 /** The last `lines` lines of a server's log, for failure reports. */
@@ -129,7 +182,7 @@ export async function waitFor(
   const deadline = Date.now() + options.timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
-    if (options.record !== undefined && !isAlive(options.record.pid)) {
+    if (options.record !== undefined && !isAlive(options.record)) {
       throw new Error(`${what}: process exited\n${tailLog(options.record)}`);
     }
     try {

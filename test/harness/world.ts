@@ -12,6 +12,7 @@ import { configureOpenBaoKubernetesAuth, startOpenBao } from './openbao.ts';
 import { isAlive, probeReadiness, stopProcess, tailLog } from './process.ts';
 import type { ProcessRecord } from './process.ts';
 import { setUpWorldNetwork, tearDownWorldNetwork } from './world-network.ts';
+import { assertNoLiveWorld, lockWorldDir, type WorldDirLock } from './world-lock.ts';
 import { writeWorldState } from './world-state.ts';
 import type { KubeEndpoint, WorldState } from './world-state.ts';
 
@@ -36,6 +37,11 @@ export interface UpOptions {
   readonly maxLifetimeSeconds?: number;
   /** Progress lines, e.g. `console.error`; default: silent. */
   readonly log?: (line: string) => void;
+  /**
+   * The caller's lock on `dir`, when it took one to look at the directory first (the CLI);
+   * otherwise `up` takes and releases its own (ADR 0168).
+   */
+  readonly lock?: WorldDirLock;
 }
 
 /** A world that did not come up; everything it had started is already stopped. */
@@ -139,13 +145,26 @@ const defaultLifetimeSeconds = 3 * 3600;
  * Starts a world: the control plane and the requested backends at the same time (they do not
  * depend on each other), then wires OpenBao's kubernetes auth to the apiserver. If anything fails,
  * everything already started is stopped before the error (a `WorldStartError`) propagates.
+ *
+ * A directory holds one world: `up` refuses (a `WorldDirBusyError`, nothing started) when another
+ * run is starting one there or one is running there (ADR 0168).
  */
 export async function up(options: UpOptions = {}): Promise<WorldState> {
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'secret-binder-world-'));
+  if (options.lock !== undefined && options.lock.dir !== dir) throw new Error(`the lock given to up() is for ${options.lock.dir}, not ${dir}`);
+  const lock = options.lock ?? lockWorldDir(dir);
+  try {
+    assertNoLiveWorld(dir);
+    return await startWorld(dir, options);
+  } finally {
+    if (options.lock === undefined) lock.release();
+  }
+}
+
+async function startWorld(dir: string, options: UpOptions): Promise<WorldState> {
   const t0 = Date.now();
   const log = (line: string): void => options.log?.(`[world +${((Date.now() - t0) / 1000).toFixed(1)}s] ${line}`);
   const backends = new Set(options.backends ?? allBackends);
-  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'secret-binder-world-'));
-  mkdirSync(dir, { recursive: true });
   const logDir = join(dir, 'logs');
   mkdirSync(logDir, { recursive: true });
   const lifetime = options.maxLifetimeSeconds ?? defaultLifetimeSeconds;
@@ -247,7 +266,7 @@ export async function down(state: WorldState): Promise<void> {
 export async function worldStatus(state: WorldState): Promise<{ name: string; pid: number; alive: boolean; ready: boolean | undefined }[]> {
   return Promise.all(
     state.processes.map(async (record) => {
-      const alive = isAlive(record.pid);
+      const alive = isAlive(record);
       const readiness = record.spec?.readiness;
       const ready = !alive || readiness === undefined ? undefined : await probeReadiness(readiness).catch(() => false);
       return { name: record.name, pid: record.pid, alive, ready };

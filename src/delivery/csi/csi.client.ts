@@ -9,6 +9,8 @@ export interface NodePublishCall {
   /** The pod's fsGroup, as the kubelet delegates it (VOLUME_MOUNT_GROUP). */
   readonly volumeMountGroup?: string;
   readonly readonly?: boolean;
+  /** The volume capability's access mode; default SINGLE_NODE_WRITER. */
+  readonly accessMode?: 'SINGLE_NODE_WRITER' | 'SINGLE_NODE_READER_ONLY' | 'MULTI_NODE_READER_ONLY';
 }
 
 type UnaryMethod = (request: object, callback: (err: grpc.ServiceError | null, response?: unknown) => void) => void;
@@ -49,7 +51,7 @@ export class CsiClient {
     await unary(this.#node, 'NodePublishVolume', {
       volumeId: call.volumeId,
       targetPath: call.targetPath,
-      volumeCapability: { mount: { fsType: '', mountFlags: [], volumeMountGroup: call.volumeMountGroup ?? '' }, accessMode: { mode: 'SINGLE_NODE_WRITER' } },
+      volumeCapability: { mount: { fsType: '', mountFlags: [], volumeMountGroup: call.volumeMountGroup ?? '' }, accessMode: { mode: call.accessMode ?? 'SINGLE_NODE_WRITER' } },
       readonly: call.readonly ?? false,
       volumeContext: call.volumeContext,
     });

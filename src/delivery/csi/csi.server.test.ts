@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { status } from '@grpc/grpc-js';
-import { mkdtemp, readdir, readFile, readlink, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CapturedOutput } from '../../observability/captured-output.ts';
 import { createLogger } from '../../observability/logger.ts';
@@ -8,7 +8,7 @@ import { CsiClient, RegistrationClient } from './csi.client.ts';
 import { CsiServer } from './csi.server.ts';
 import { FakeBroker } from './fake-broker.ts';
 import { NodePlugin } from './node-plugin.ts';
-import { procMount, SystemMounter } from './tmpfs.mounter.ts';
+import { procMount, SystemMounter, writableViewOf } from './tmpfs.mounter.ts';
 import { parseVolumeContext } from './volume-context.ts';
 
 // These tests mount real tmpfs volumes: they need root (the node plugin runs privileged).
@@ -267,12 +267,12 @@ describe('NodePublishVolume / NodeUnpublishVolume', () => {
       backoff: { minMs: 50, maxMs: 200 },
     });
     broker.setDown(true);
-    await expect(restarted.publish({ ...parseVolumeContext(v.context, ''), volumeId: v.volumeId, targetPath: v.targetPath })).rejects.toThrow();
+    await expect(restarted.publish({ ...parseVolumeContext(v.context, ''), volumeId: v.volumeId, targetPath: v.targetPath, readOnly: false })).rejects.toThrow();
     // The outage left the mount and the files of the old process alone.
     expect(await read(join(v.targetPath, 'cert'))).toBe('c1');
     broker.setDown(false);
     broker.setFiles(namespace, v.binding, [{ path: 'cert', mode: 0o444, content: 'c2' }]);
-    await restarted.publish({ ...parseVolumeContext(v.context, ''), volumeId: v.volumeId, targetPath: v.targetPath });
+    await restarted.publish({ ...parseVolumeContext(v.context, ''), volumeId: v.volumeId, targetPath: v.targetPath, readOnly: false });
     expect(await read(join(v.targetPath, 'cert'))).toBe('c2');
     const mounts = (await readFile('/proc/mounts', 'utf8')).split('\n').filter((line) => line.split(' ')[1] === v.targetPath);
     expect(mounts).toHaveLength(1);
@@ -294,5 +294,116 @@ describe('NodePublishVolume / NodeUnpublishVolume', () => {
     await expect(stat(v.targetPath)).rejects.toThrow(/ENOENT/);
     expect(plugin.volumes().some((vol) => vol.volumeId === v.volumeId)).toBe(false);
     await client.nodeUnpublishVolume(v.volumeId, v.targetPath);
+  });
+
+  it('honours readonly: the pod sees a read-only mount, while refreshes and revocation still land', async () => {
+    const v = newVolume();
+    broker.setFiles(namespace, v.binding, [{ path: 'key', mode: 0o440, content: 'r1' }]);
+    broker.entitle(namespace, v.binding, v.pod);
+    await client.nodePublishVolume({ volumeId: v.volumeId, targetPath: v.targetPath, volumeContext: v.context, readonly: true });
+
+    const mount = await procMount(v.targetPath);
+    expect(mount?.fsType).toBe('tmpfs');
+    expect(mount?.options).toContain('ro');
+    expect(mount?.options).toContain(`size=${String(tmpfsSizeBytes / 1024)}k`);
+    expect(await read(join(v.targetPath, 'key'))).toBe('r1');
+    await expect(writeFile(join(v.targetPath, 'planted'), 'x')).rejects.toMatchObject({ code: 'EROFS' });
+    await expect(rm(join(v.targetPath, 'key'))).rejects.toMatchObject({ code: 'EROFS' });
+    // The plugin's own writable view of the same tmpfs, beside the target.
+    expect((await procMount(writableViewOf(v.targetPath)))?.options).toContain('rw');
+
+    // Rotation through the change stream, and a republish, write through that view.
+    broker.setFiles(namespace, v.binding, [{ path: 'key', mode: 0o440, content: 'r2' }]);
+    await eventually('rotation of a read-only volume', async () => (await read(join(v.targetPath, 'key'))) === 'r2');
+    broker.setFiles(namespace, v.binding, [{ path: 'key', mode: 0o440, content: 'r3' }]);
+    await client.nodePublishVolume({ volumeId: v.volumeId, targetPath: v.targetPath, volumeContext: v.context, readonly: true });
+    expect(await read(join(v.targetPath, 'key'))).toBe('r3');
+    expect((await procMount(v.targetPath))?.options).toContain('ro');
+
+    broker.revoke(namespace, v.binding, v.pod);
+    await eventually('revocation of a read-only volume', async () => (await readdir(v.targetPath)).filter((e) => !e.startsWith('..')).length === 0);
+
+    await client.nodeUnpublishVolume(v.volumeId, v.targetPath);
+    expect(await procMount(v.targetPath)).toBeUndefined();
+    expect(await procMount(writableViewOf(v.targetPath))).toBeUndefined();
+    await expect(stat(v.targetPath)).rejects.toThrow(/ENOENT/);
+    await expect(stat(writableViewOf(v.targetPath))).rejects.toThrow(/ENOENT/);
+  });
+
+  it('publishes a reader-only access mode read-only too', async () => {
+    for (const accessMode of ['SINGLE_NODE_READER_ONLY', 'MULTI_NODE_READER_ONLY'] as const) {
+      const v = newVolume();
+      broker.setFiles(namespace, v.binding, [{ path: 'key', mode: 0o440, content: accessMode }]);
+      broker.entitle(namespace, v.binding, v.pod);
+      await client.nodePublishVolume({ volumeId: v.volumeId, targetPath: v.targetPath, volumeContext: v.context, accessMode });
+      expect((await procMount(v.targetPath))?.options).toContain('ro');
+      expect(await read(join(v.targetPath, 'key'))).toBe(accessMode);
+      await client.nodeUnpublishVolume(v.volumeId, v.targetPath);
+      expect(await procMount(v.targetPath)).toBeUndefined();
+    }
+  });
+
+  it('a restarted plugin adopts a read-only volume whose writable view is gone', async () => {
+    const v = newVolume();
+    broker.setFiles(namespace, v.binding, [{ path: 'cert', mode: 0o444, content: 'c1' }]);
+    broker.entitle(namespace, v.binding, v.pod);
+    const newPlugin = (): NodePlugin =>
+      new NodePlugin({
+        broker,
+        mounter: new SystemMounter(),
+        logger: createLogger({ level: 'error', component: 'csi', stream: logs }),
+        tmpfsSizeBytes,
+        changesWaitSeconds: 5,
+        backoff: { minMs: 50, maxMs: 200 },
+      });
+    const volume = { ...parseVolumeContext(v.context, ''), volumeId: v.volumeId, targetPath: v.targetPath, readOnly: true };
+    const first = newPlugin();
+    await first.publish(volume);
+    await first.stop();
+    // The old process's view went with it (e.g. it lived in the plugin container's mount namespace).
+    await new SystemMounter().unmount(writableViewOf(v.targetPath));
+
+    const restarted = newPlugin();
+    broker.setFiles(namespace, v.binding, [{ path: 'cert', mode: 0o444, content: 'c2' }]);
+    await restarted.publish(volume);
+    expect(await read(join(v.targetPath, 'cert'))).toBe('c2');
+    expect((await procMount(v.targetPath))?.options).toContain('ro');
+    expect((await procMount(writableViewOf(v.targetPath)))?.options).toContain('rw');
+    await restarted.unpublish(v.volumeId, v.targetPath);
+    await restarted.stop();
+    expect(await procMount(v.targetPath)).toBeUndefined();
+    await expect(stat(writableViewOf(v.targetPath))).rejects.toThrow(/ENOENT/);
+  });
+
+  it('never writes files into a target whose tmpfs was unmounted behind its back (plain disk now)', async () => {
+    const v = newVolume();
+    broker.setFiles(namespace, v.binding, [{ path: 'key', mode: 0o440, content: 'u1' }]);
+    broker.entitle(namespace, v.binding, v.pod);
+    await client.nodePublishVolume({ volumeId: v.volumeId, targetPath: v.targetPath, volumeContext: v.context });
+    await new SystemMounter().unmount(v.targetPath);
+
+    broker.setFiles(namespace, v.binding, [{ path: 'key', mode: 0o440, content: 'u2' }]);
+    await eventually('the refusal', async () => (await logs.lines()).some((l) => l['message'] === 'volume is no longer mounted: not writing its files' && l['volumeId'] === v.volumeId));
+    expect(await readdir(v.targetPath)).toEqual([]);
+    await client.nodeUnpublishVolume(v.volumeId, v.targetPath);
+    await expect(stat(v.targetPath)).rejects.toThrow(/ENOENT/);
+  });
+
+  it('refuses relative and non-normalized target paths as INVALID_ARGUMENT, creating nothing', async () => {
+    const v = newVolume();
+    broker.setFiles(namespace, v.binding, [{ path: 'x', mode: 0o440, content: 'x' }]);
+    broker.entitle(namespace, v.binding, v.pod);
+    const relative = `csi-relative-target-${String(seq)}`;
+    for (const targetPath of [relative, `./${relative}`, `${root}/pods/../../${relative}`, `${v.targetPath}/.`]) {
+      await expect(client.nodePublishVolume({ volumeId: v.volumeId, targetPath, volumeContext: v.context })).rejects.toMatchObject({
+        code: status.INVALID_ARGUMENT,
+        details: expect.stringMatching(/target_path must/),
+      });
+      await expect(client.nodeUnpublishVolume(v.volumeId, targetPath)).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
+    }
+    await expect(stat(relative)).rejects.toThrow(/ENOENT/);
+    await expect(stat(join('/', relative))).rejects.toThrow(/ENOENT/);
+    expect(await procMount(v.targetPath)).toBeUndefined();
+    expect(broker.publishes.some((p) => p.volumeId === v.volumeId)).toBe(false);
   });
 });

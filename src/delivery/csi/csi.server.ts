@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { mkdir, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, isAbsolute, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { driverName } from '../../broker/broker.protocol.ts';
 import type { Logger } from '../../observability/logger.ts';
@@ -58,8 +58,33 @@ type Handler<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.s
 interface NodePublishVolumeRequest {
   volumeId: string;
   targetPath: string;
-  volumeCapability: { mount?: { volumeMountGroup: string } | null; block?: object | null } | null;
+  volumeCapability: {
+    mount?: { volumeMountGroup: string } | null;
+    block?: object | null;
+    accessMode?: { mode: string } | null;
+  } | null;
+  readonly: boolean;
   volumeContext: Record<string, string>;
+}
+
+/** Access modes under which nobody may write to the volume: published read-only, like `readonly`. */
+const readerOnlyModes: readonly string[] = ['SINGLE_NODE_READER_ONLY', 'MULTI_NODE_READER_ONLY'];
+
+/**
+ * The target path of a request, refused unless it is an absolute path without `.` or `..`
+ * segments (the CSI spec: "an absolute path in the root filesystem of the process serving this
+ * request"); a relative path would resolve against the plugin's working directory. Repeated and
+ * trailing slashes are dropped, so both calls for a volume name the same directory.
+ */
+export function checkTargetPath(path: string): string {
+  if (path === '') throw new InvalidVolumeRequest('target_path is required');
+  if (path.includes('\0')) throw new InvalidVolumeRequest('target_path must not contain NUL bytes');
+  if (!isAbsolute(path)) throw new InvalidVolumeRequest(`target_path must be an absolute path, not ${JSON.stringify(path)}`);
+  if (path.split('/').some((segment) => segment === '.' || segment === '..')) {
+    throw new InvalidVolumeRequest(`target_path must not contain "." or ".." segments: ${JSON.stringify(path)}`);
+  }
+  const normalized = normalize(path);
+  return normalized.length > 1 && normalized.endsWith('/') ? normalized.slice(0, -1) : normalized;
 }
 
 /** The CSI endpoint (Identity + Node) and the kubelet registration endpoint, over unix sockets. */
@@ -121,10 +146,13 @@ export class CsiServer {
     const publish: Handler<NodePublishVolumeRequest, object> = (call, callback) => {
       const req = call.request;
       void (async () => {
-        if (req.volumeId === '' || req.targetPath === '') throw new InvalidVolumeRequest('volume_id and target_path are required');
-        if (req.volumeCapability?.mount == null) throw new InvalidVolumeRequest('only mount volumes are supported');
+        if (req.volumeId === '') throw new InvalidVolumeRequest('volume_id is required');
+        const targetPath = checkTargetPath(req.targetPath);
+        if (req.volumeCapability == null) throw new InvalidVolumeRequest('volume_capability is required');
+        if (req.volumeCapability.mount == null) throw new InvalidVolumeRequest('only mount volumes are supported');
         const volume = parseVolumeContext(req.volumeContext, req.volumeCapability.mount.volumeMountGroup);
-        await plugin.publish({ ...volume, volumeId: req.volumeId, targetPath: req.targetPath });
+        const readOnly = req.readonly || readerOnlyModes.includes(req.volumeCapability.accessMode?.mode ?? '');
+        await plugin.publish({ ...volume, volumeId: req.volumeId, targetPath, readOnly });
       })().then(
         () => {
           callback(null, {});
@@ -137,8 +165,8 @@ export class CsiServer {
     const unpublish: Handler<{ volumeId: string; targetPath: string }, object> = (call, callback) => {
       const req = call.request;
       void (async () => {
-        if (req.volumeId === '' || req.targetPath === '') throw new InvalidVolumeRequest('volume_id and target_path are required');
-        await plugin.unpublish(req.volumeId, req.targetPath);
+        if (req.volumeId === '') throw new InvalidVolumeRequest('volume_id is required');
+        await plugin.unpublish(req.volumeId, checkTargetPath(req.targetPath));
       })().then(
         () => {
           callback(null, {});

@@ -1,12 +1,12 @@
-import { mkdir, readdir, rm, rmdir } from 'node:fs/promises';
+import { readdir, rm, rmdir, stat } from 'node:fs/promises';
 import type { PublishAnswer } from '../../broker/broker.protocol.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { SecretValue } from '../../observability/secret-value.ts';
 import { sanitizeError } from '../../observability/sanitize.ts';
-import { clearFileSet, writeFileSet } from '../files/atomic-writer.ts';
+import { writeFileSet } from '../files/atomic-writer.ts';
 import type { RenderedFile } from '../files/file-set.ts';
 import { BrokerRefusal, type NodeBrokerPort } from './broker.port.ts';
-import type { Mounter } from './tmpfs.mounter.ts';
+import { mountVolume, unmountVolume, type Mounter, type VolumeMount } from './tmpfs.mounter.ts';
 import type { PodVolume } from './volume-context.ts';
 
 export interface NodePluginOptions {
@@ -28,12 +28,18 @@ const defaultRefreshConcurrency = 16;
 export interface PublishVolume extends PodVolume {
   readonly volumeId: string;
   readonly targetPath: string;
+  /** NodePublishVolume's `readonly` (or a reader-only access mode): the pod's view is read-only. */
+  readonly readOnly: boolean;
 }
 
 /** A volume this plugin holds. `contentHash` is null while the volume is empty (revoked). */
 interface VolumeState {
   readonly volumeId: string;
   readonly targetPath: string;
+  /** Where the files are written: the target, or the writable view of a read-only one (ADR 0165). */
+  readonly writePath: string;
+  /** The device of our tmpfs at `writePath`: another device there means the mount is gone. */
+  readonly device: number;
   readonly request: PodVolume;
   contentHash: string | null;
 }
@@ -76,10 +82,7 @@ export class NodePlugin {
   /** NodeUnpublishVolume: wipes the files, unmounts and removes the target; idempotent. */
   async unpublish(volumeId: string, targetPath: string): Promise<void> {
     await this.#serialized(volumeId, async () => {
-      if (await this.#options.mounter.isMountPoint(targetPath)) {
-        await clearFileSet(targetPath);
-        await this.#options.mounter.unmount(targetPath);
-      }
+      await unmountVolume(this.#options.mounter, targetPath);
       await rmdir(targetPath).catch(async (err: unknown) => {
         if (errnoOf(err) === 'ENOENT') return;
         if (errnoOf(err) !== 'ENOTEMPTY') throw err;
@@ -111,30 +114,28 @@ export class NodePlugin {
 
   async #firstPublish(volume: PublishVolume): Promise<void> {
     const log = this.#logFor(volume);
-    await mkdir(volume.targetPath, { recursive: true, mode: 0o750 });
-    const alreadyMounted = await this.#options.mounter.isMountPoint(volume.targetPath);
-    if (!alreadyMounted) {
-      await this.#options.mounter.mountTmpfs(volume.targetPath, {
-        sizeBytes: this.#options.tmpfsSizeBytes,
-        mode: 0o755,
-        ...(volume.gid === undefined ? {} : { gid: volume.gid }),
-      });
-    }
+    let mount: VolumeMount | undefined;
     let answer: PublishAnswer;
     try {
+      mount = await mountVolume(this.#options.mounter, volume.targetPath, {
+        sizeBytes: this.#options.tmpfsSizeBytes,
+        mode: 0o755,
+        readOnly: volume.readOnly,
+        ...(volume.gid === undefined ? {} : { gid: volume.gid }),
+      });
       answer = await this.#options.broker.publish(this.#publishRequest(volume.volumeId, volume));
-      await writeFileSet(volume.targetPath, filesOf(answer), volume.gid === undefined ? {} : { gid: volume.gid });
+      await writeFileSet(mount.writePath, filesOf(answer), volume.gid === undefined ? {} : { gid: volume.gid });
     } catch (err) {
       // Nothing is served yet: leave no mount behind; the kubelet retries the call. A mount found
       // from before (plugin restart) keeps its files (invariant 7).
-      if (!alreadyMounted) {
-        await this.#options.mounter.unmount(volume.targetPath).catch(() => undefined);
-        await rmdir(volume.targetPath).catch(() => undefined);
-      }
+      if (mount?.mountedNow === true) await unmountVolume(this.#options.mounter, volume.targetPath).catch(() => undefined);
+      // Fails (EBUSY) for a mount found from before, as it should.
+      if (mount?.mountedNow !== false) await rmdir(volume.targetPath).catch(() => undefined);
       log.warn('publish refused or failed', { error: sanitizeError(err) });
       throw err;
     }
-    this.#volumes.set(volume.volumeId, { volumeId: volume.volumeId, targetPath: volume.targetPath, request: volume, contentHash: answer.contentHash });
+    const device = (await stat(mount.writePath)).dev;
+    this.#volumes.set(volume.volumeId, { volumeId: volume.volumeId, targetPath: volume.targetPath, writePath: mount.writePath, device, request: volume, contentHash: answer.contentHash });
     log.info('volume published', { files: answer.files.length, contentHash: answer.contentHash });
   }
 
@@ -158,7 +159,8 @@ export class NodePlugin {
     }
     if (answer.contentHash === state.contentHash) return 'unchanged';
     if (expectedHash !== null && answer.contentHash !== expectedHash) log.debug('content moved on again', { contentHash: answer.contentHash });
-    await writeFileSet(state.targetPath, filesOf(answer), state.request.gid === undefined ? {} : { gid: state.request.gid });
+    await this.#assertMounted(state);
+    await writeFileSet(state.writePath, filesOf(answer), state.request.gid === undefined ? {} : { gid: state.request.gid });
     state.contentHash = answer.contentHash;
     log.info('volume refreshed', { files: answer.files.length, contentHash: answer.contentHash });
     return 'refreshed';
@@ -166,8 +168,20 @@ export class NodePlugin {
 
   async #empty(state: VolumeState): Promise<void> {
     // The mount stays (the pod keeps running); only the files go.
-    await writeFileSet(state.targetPath, []);
+    await this.#assertMounted(state);
+    await writeFileSet(state.writePath, []);
     state.contentHash = null;
+  }
+
+  /**
+   * Files are written only into our tmpfs: if the mount we write through was removed behind our
+   * back, its directory is plain disk now (invariant 2). Refusing keeps whatever the pod has.
+   */
+  async #assertMounted(state: VolumeState): Promise<void> {
+    // One stat, not a mount table read: refreshes of hundreds of volumes stay cheap.
+    if ((await stat(state.writePath).catch(() => undefined))?.dev === state.device) return;
+    this.#logFor({ ...state.request, volumeId: state.volumeId }).warn('volume is no longer mounted: not writing its files', { path: state.writePath });
+    throw new Error(`${state.writePath} is no longer a tmpfs mount: not writing to it`);
   }
 
   async #followChanges(): Promise<void> {

@@ -1,6 +1,8 @@
 import { execFile } from 'node:child_process';
-import { readFile, realpath } from 'node:fs/promises';
+import { mkdir, readFile, realpath, rmdir } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
+import { clearFileSet } from '../files/atomic-writer.ts';
 
 const run = promisify(execFile);
 
@@ -16,6 +18,10 @@ export interface TmpfsOptions {
 /** Mounts and unmounts tmpfs volumes (ADR 0087). */
 export interface Mounter {
   mountTmpfs(target: string, options: TmpfsOptions): Promise<void>;
+  /** Makes the mount at `source` visible at `target` too (a bind mount: same files, own flags). */
+  bindMount(source: string, target: string): Promise<void>;
+  /** Sets the read-only flag of the mount at `target` alone (not of its filesystem). */
+  remount(target: string, options: { readonly readOnly: boolean }): Promise<void>;
   unmount(target: string): Promise<void>;
   isMountPoint(target: string): Promise<boolean>;
 }
@@ -32,6 +38,14 @@ export class SystemMounter implements Mounter {
     await run('mount', ['-t', 'tmpfs', '-o', flags.join(','), 'secretbinder', target]);
   }
 
+  async bindMount(source: string, target: string): Promise<void> {
+    await run('mount', ['--bind', source, target]);
+  }
+
+  async remount(target: string, options: { readonly readOnly: boolean }): Promise<void> {
+    await run('mount', ['-o', `remount,bind,${options.readOnly ? 'ro' : 'rw'}`, target]);
+  }
+
   async unmount(target: string): Promise<void> {
     await run('umount', [target]);
   }
@@ -41,6 +55,85 @@ export class SystemMounter implements Mounter {
     if (resolved === undefined) return false;
     return (await mountPoints()).includes(resolved);
   }
+}
+
+/**
+ * Where the plugin writes the files of a read-only volume: a read-write bind mount of the volume's
+ * tmpfs beside the target (the kubelet's `.../<volume>/mount` gets `.../<volume>/.mount.rw`),
+ * derived from the target path alone so a restarted plugin finds it (ADR 0165).
+ */
+export function writableViewOf(targetPath: string): string {
+  return join(dirname(targetPath), `.${basename(targetPath)}.rw`);
+}
+
+export interface VolumeMount {
+  /** Where the files are written: the target itself, or the writable view of a read-only target. */
+  readonly writePath: string;
+  /** True when this call mounted the tmpfs; false when it was there already (a restarted plugin). */
+  readonly mountedNow: boolean;
+}
+
+/**
+ * Mounts the volume's size-limited tmpfs at `target` (unless it is mounted already) and returns
+ * where to write its files. A read-only volume's target is remounted read-only — what the pod
+ * sees — and its files are written through a read-write bind mount of the same tmpfs beside it,
+ * so refreshes and revocations keep working (ADR 0165).
+ */
+export async function mountVolume(mounter: Mounter, target: string, options: TmpfsOptions & { readonly readOnly: boolean }): Promise<VolumeMount> {
+  await mkdir(target, { recursive: true, mode: 0o750 });
+  const mountedNow = !(await mounter.isMountPoint(target));
+  if (mountedNow) await mounter.mountTmpfs(target, options);
+  try {
+    return await setUpViews(mounter, target, mountedNow, options.readOnly);
+  } catch (err) {
+    // Half set up: undo what this call mounted; a mount found from before stays as it was.
+    if (mountedNow) await unmountVolume(mounter, target).catch(() => undefined);
+    throw err;
+  }
+}
+
+async function setUpViews(mounter: Mounter, target: string, mountedNow: boolean, readOnly: boolean): Promise<VolumeMount> {
+  const view = writableViewOf(target);
+  if (!readOnly) {
+    // Published read-write: the target is the only view; an adopted mount may have been read-only.
+    if (!mountedNow) await mounter.remount(target, { readOnly: false });
+    if (await mounter.isMountPoint(view)) {
+      await mounter.unmount(view);
+      await rmdir(view).catch(ignoreMissing);
+    }
+    return { writePath: target, mountedNow };
+  }
+  if (!(await mounter.isMountPoint(view))) {
+    await mkdir(view, { recursive: true, mode: 0o700 });
+    await mounter.bindMount(target, view);
+    // A bind mount inherits the source's flags: after a plugin restart the target is read-only.
+    await mounter.remount(view, { readOnly: false });
+  }
+  await mounter.remount(target, { readOnly: true });
+  return { writePath: view, mountedNow };
+}
+
+/**
+ * Wipes the volume's files, unmounts its writable view and its target, and removes the view's
+ * directory; the target directory stays (the caller removes it). Idempotent.
+ */
+export async function unmountVolume(mounter: Mounter, target: string): Promise<void> {
+  const view = writableViewOf(target);
+  const viewMounted = await mounter.isMountPoint(view);
+  const targetMounted = await mounter.isMountPoint(target);
+  // The bytes go before the mounts: nothing readable stays behind a failed unmount.
+  if (viewMounted) await clearFileSet(view);
+  else if (targetMounted) {
+    await mounter.remount(target, { readOnly: false });
+    await clearFileSet(target);
+  }
+  if (viewMounted) await mounter.unmount(view);
+  await rmdir(view).catch(ignoreMissing);
+  if (targetMounted) await mounter.unmount(target);
+}
+
+function ignoreMissing(err: unknown): void {
+  if ((err as { code?: unknown } | null)?.code !== 'ENOENT') throw err;
 }
 
 /** Mount points from /proc/self/mountinfo (field 5, octal escapes decoded). */

@@ -7,6 +7,7 @@
 #   go.etcd.io/etcd:    etcd (server) and etcdctl
 #   github.com/coredns/coredns: a CoreDNS with only the plugins the node's cluster DNS uses
 #                       (ADR 0181), from a small main package of our own importing them
+#   github.com/kubernetes-csi/csi-test/v5: csi-sanity (the CSI conformance runner, ADR 0166)
 #
 # `go install mod@version` refuses modules whose go.mod has replace directives, so each build uses a
 # throwaway wrapper module that requires the release and replaces every local-path replacement
@@ -16,6 +17,7 @@ set -euo pipefail
 K8S_VERSION="${SECRET_BINDER_K8S_VERSION:-v1.34.4}"
 ETCD_VERSION="${SECRET_BINDER_ETCD_VERSION:-v3.5.35}"
 COREDNS_VERSION="${SECRET_BINDER_COREDNS_VERSION:-v1.14.7}"
+CSI_TEST_VERSION="${SECRET_BINDER_CSI_TEST_VERSION:-v5.6.0}"
 CACHE="${SECRET_BINDER_CACHE:-$HOME/.cache/secret-binder}"
 
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
@@ -132,10 +134,23 @@ build_coredns() {
   log "coredns $COREDNS_VERSION ready in $out"
 }
 
+build_csi_sanity() {
+  local out="$CACHE/csi-test/$CSI_TEST_VERSION/bin"
+  if [ -x "$out/csi-sanity" ]; then log "csi-sanity $CSI_TEST_VERSION cached in $out"; return 0; fi
+  log "building csi-sanity $CSI_TEST_VERSION"
+  rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+  # csi-test's go.mod has no local replacements: a plain `go install module@version` builds it.
+  GOFLAGS= GOBIN="$out.tmp" go install -trimpath -ldflags "-s -w -X main.VERSION=$CSI_TEST_VERSION" \
+    "github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity@$CSI_TEST_VERSION"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+  log "csi-sanity $CSI_TEST_VERSION ready in $out"
+}
+
 case "${1:-all}" in
   etcd) build_etcd ;;
   kubernetes) build_kubernetes ;;
   coredns) build_coredns ;;
-  all) build_etcd; build_kubernetes; build_coredns ;;
-  *) echo "usage: $0 [all|etcd|kubernetes|coredns]" >&2; exit 2 ;;
+  csi-sanity) build_csi_sanity ;;
+  all) build_etcd; build_kubernetes; build_coredns; build_csi_sanity ;;
+  *) echo "usage: $0 [all|etcd|kubernetes|coredns|csi-sanity]" >&2; exit 2 ;;
 esac

@@ -349,7 +349,7 @@ export async function startRealNode(world: WorldState, options: { readonly log?:
   const stop = async (): Promise<void> => {
     // Pods first, while the kubelet and the CSI plugin can still tear them down properly.
     const kubelet = processes.find((p) => p.name === 'kubelet');
-    if (kubelet !== undefined && isAlive(kubelet.pid)) {
+    if (kubelet !== undefined && isAlive(kubelet)) {
       const left = (await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${realNodeName}` }).catch(() => ({ items: [] }))).items;
       for (const pod of left) {
         await core.deleteNamespacedPod({ name: pod.metadata?.name ?? '', namespace: pod.metadata?.namespace ?? '', gracePeriodSeconds: 0 }).catch(() => undefined);

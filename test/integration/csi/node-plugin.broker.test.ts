@@ -188,6 +188,8 @@ describe('node plugin with the real broker', () => {
     const info = await procMount(mount.targetPath);
     expect(info?.fsType).toBe('tmpfs');
     expect(info?.options).toContain('size=1024k');
+    // The kubelet publishes a `readOnly: true` volume with `readonly`: the pod's view is read-only (ADR 0165).
+    expect(info?.options).toContain('ro');
     const file = await stat(join(mount.targetPath, 'db', 'password'));
     expect(file.mode & 0o7777).toBe(0o440);
     expect(file.gid).toBe(3000);
