@@ -39,14 +39,13 @@ export async function startHostForward(options: {
     server.once('error', reject);
     server.listen(0, options.address, resolve);
   });
-  const stop = (): Promise<void> =>
-    new Promise((resolve) => {
-      clearTimeout(timer);
-      for (const s of sockets) s.destroy();
-      server.close(() => {
-        resolve();
-      });
-    });
+  // Stops listening and cuts every connection; does not wait for a half-open handshake to end.
+  const stop = (): Promise<void> => {
+    clearTimeout(timer);
+    server.close();
+    for (const s of sockets) s.destroy();
+    return Promise.resolve();
+  };
   const timer = setTimeout(() => void stop(), options.maxLifetimeMs ?? 30 * 60_000);
   timer.unref();
   return { port: (server.address() as AddressInfo).port, stop };
