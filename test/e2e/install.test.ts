@@ -377,7 +377,11 @@ describeNode('install: the README quick start on the real node, from helm instal
     await readmeCommand('kubectl delete namespace shop --wait --timeout=2m');
     await readmeCommand('helm uninstall secret-binder -n secret-binder-system --wait --timeout 2m');
     // A list may fail while the API server drops a connection the uninstall left idle: asked again.
-    await eventually('release pods gone', async () => ((await core.listNamespacedPod({ namespace: chart.namespace }).catch(() => undefined))?.items.length === 0 ? true : undefined), 120_000);
+    const left = await eventually('release pods gone', async () => {
+      const pods = (await core.listNamespacedPod({ namespace: chart.namespace }).catch(() => undefined))?.items;
+      return pods?.length === 0 ? pods : undefined;
+    }, 120_000).catch(async () => (await core.listNamespacedPod({ namespace: chart.namespace })).items);
+    expect(left.map((p) => `${p.metadata?.name ?? '?'} ${p.status?.phase ?? '?'}${p.metadata?.deletionTimestamp === undefined ? '' : ' terminating'}`)).toEqual([]);
     const mounts = mountsUnder(node.kubeletRootDir);
     say(`observed: no pod in ${chart.namespace}, ${String(mounts.length)} mount(s) under the kubelet's directory`);
     expect(mounts).toEqual([]);
