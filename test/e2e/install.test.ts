@@ -150,6 +150,19 @@ async function tolerateTheNode(namespace: string): Promise<void> {
   say(`[cluster] namespace ${namespace} tolerates the real node's taint (annotation ${defaultTolerations})`);
 }
 
+/** What is left in the release namespace (besides `default` and `kube-root-ca.crt`), sorted. */
+async function whatStays(): Promise<string[]> {
+  const namespace = chart.namespace;
+  const pods = (await core.listNamespacedPod({ namespace })).items.map((p) => `Pod/${p.metadata?.name ?? '?'} ${p.status?.phase ?? '?'}${p.metadata?.deletionTimestamp === undefined ? '' : ' terminating'}`);
+  const secrets = (await core.listNamespacedSecret({ namespace })).items.map((s) => `Secret/${s.metadata?.name ?? '?'}`);
+  const accounts = (await core.listNamespacedServiceAccount({ namespace })).items.map((a) => `ServiceAccount/${a.metadata?.name ?? '?'}`).filter((a) => a !== 'ServiceAccount/default');
+  const configMaps = (await core.listNamespacedConfigMap({ namespace })).items.map((c) => `ConfigMap/${c.metadata?.name ?? '?'}`).filter((c) => c !== 'ConfigMap/kube-root-ca.crt');
+  const services = (await core.listNamespacedService({ namespace })).items.map((v) => `Service/${v.metadata?.name ?? '?'}`);
+  // Other suites keep Leases of their own in this namespace; only the chart's name counts here.
+  const leases = (await kc.makeApiClient(CoordinationV1Api).listNamespacedLease({ namespace })).items.map((l) => `Lease/${l.metadata?.name ?? '?'}`).filter((l) => l === `Lease/${chart.leaseName}`);
+  return [...pods, ...secrets, ...accounts, ...configMaps, ...services, ...leases].sort();
+}
+
 /** The cluster and Vault the README assumes, made before its first command. */
 async function prepareCluster(): Promise<void> {
   const world = currentWorld();
@@ -351,7 +364,13 @@ describeNode('install: the README quick start on the real node, from helm instal
     const apps = kc.makeApiClient(AppsV1Api);
     const before = await shopPods();
     await patchBinding({ spec: { rotation: { strategy: 'RollingRestart' } } });
-    const generation = (await apps.readNamespacedDeployment({ namespace: shopNs, name: 'shop' })).metadata?.generation ?? 0;
+    // The Deployment is adopted first: the hash it runs recorded on its metadata, no rollout (ADR 0100).
+    const adopted = await eventually('Deployment adopted', async () => {
+      const d = await apps.readNamespacedDeployment({ namespace: shopNs, name: 'shop' });
+      return d.metadata?.annotations?.['secretbinder.dev/content-hash'] === undefined ? undefined : d;
+    }, 60_000);
+    const generation = adopted.metadata?.generation ?? 0;
+    say(`observed: Deployment adopted at generation ${String(generation)}, running ${adopted.metadata?.annotations?.['secretbinder.dev/content-hash'] ?? '?'}`);
     await readmeCommand('vault kv put -mount=secret shop/db username=shop password="$(head -c 18 /dev/urandom | base64)"');
     const next = await storedPassword();
     const after = await eventually('2 new pods Ready', async () => {
@@ -360,7 +379,11 @@ describeNode('install: the README quick start on the real node, from helm instal
     }, 180_000);
     for (const pod of after) expect(await holds(pod, next)).toBe(true);
     const deployment = await apps.readNamespacedDeployment({ namespace: shopNs, name: 'shop' });
-    say(`observed: Deployment generation ${String(generation)} -> ${String(deployment.metadata?.generation)}, pods ${before.join(', ')} -> ${after.join(', ')}`);
+    const replicaSets = (await apps.listNamespacedReplicaSet({ namespace: shopNs, labelSelector: 'app=shop' })).items.map(
+      (rs) => `${rs.metadata?.name ?? '?'} revision ${rs.metadata?.annotations?.['deployment.kubernetes.io/revision'] ?? '?'} hash ${rs.spec?.template?.metadata?.annotations?.['secretbinder.dev/content-hash'] ?? '(none)'}`,
+    );
+    say(`observed: Deployment generation ${String(generation)} -> ${String(deployment.metadata?.generation)}, pods ${before.join(', ')} -> ${after.join(', ')}; ReplicaSets: ${replicaSets.join('; ')}`);
+    expect(replicaSets).toHaveLength(2);
     expect(deployment.metadata?.generation).toBe(generation + 1);
   }, 300_000);
 
@@ -381,10 +404,21 @@ describeNode('install: the README quick start on the real node, from helm instal
       const pods = (await core.listNamespacedPod({ namespace: chart.namespace }).catch(() => undefined))?.items;
       return pods?.length === 0 ? pods : undefined;
     }, 120_000).catch(async () => (await core.listNamespacedPod({ namespace: chart.namespace })).items);
-    expect(left.map((p) => `${p.metadata?.name ?? '?'} ${p.status?.phase ?? '?'}${p.metadata?.deletionTimestamp === undefined ? '' : ' terminating'}`)).toEqual([]);
     const mounts = mountsUnder(node.kubeletRootDir);
-    say(`observed: no pod in ${chart.namespace}, ${String(mounts.length)} mount(s) under the kubelet's directory`);
+    const stays = await whatStays();
+    say(`observed: ${String(mounts.length)} mount(s) under the kubelet's directory; left in ${chart.namespace}: ${stays.join(', ')}`);
     expect(mounts).toEqual([]);
+    // Exactly what docs/install.md#uninstall says stays (besides the CRDs): the `helm test` pod
+    // (Helm keeps test hooks), the controller's own Secrets and its Lease, and the user's account.
+    expect(stays).toEqual([
+      'Lease/secret-binder-controller',
+      'Pod/secret-binder-release-check Succeeded',
+      'Secret/secret-binder-broker-tls',
+      'Secret/secret-binder-content-hmac',
+      'Secret/secret-binder-webhook-tls',
+      'ServiceAccount/vault-reader',
+    ]);
+    expect(left.every((p) => p.metadata?.deletionTimestamp === undefined)).toBe(true);
     const crds = await command(kubectlPath, ['--kubeconfig', currentWorld().kube.kubeconfigPath, 'get', 'crd', '-o', 'name']);
     expect(crds.stdout).toContain('secretbindings.secretbinder.dev');
     const binding = await custom.listNamespacedCustomObject({ group, version, plural: resources.SecretBinding.plural, namespace: shopNs }) as { items: SecretBinding[] };
