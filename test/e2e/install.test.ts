@@ -287,7 +287,10 @@ describeNode('install: the README quick start on the real node, from helm instal
       expect(p.spec?.containers[0]?.image).toBe(projectImageReference);
       expect(p.spec?.nodeName).toBe(node.name);
     }
-    const [plugin] = await readyPods(chart.namespace, 'app.kubernetes.io/component=node-plugin');
+    const [plugin] = await eventually('node-plugin pod Ready', async () => {
+      const pods = await readyPods(chart.namespace, 'app.kubernetes.io/component=node-plugin');
+      return pods.length === 1 ? pods : undefined;
+    }, 120_000);
     expect(plugin?.spec?.hostNetwork).not.toBe(true);
     const brokerUrl = plugin?.spec?.containers[0]?.args?.find((a) => a.startsWith('--broker-url'));
     say(`observed: node plugin ${plugin?.metadata?.name ?? '?'} Ready, ${brokerUrl ?? '(no --broker-url)'}`);
@@ -404,7 +407,8 @@ describeNode('install: the README quick start on the real node, from helm instal
       const pods = (await core.listNamespacedPod({ namespace: chart.namespace }).catch(() => undefined))?.items;
       return pods?.length === 0 ? pods : undefined;
     }, 120_000).catch(async () => (await core.listNamespacedPod({ namespace: chart.namespace })).items);
-    const mounts = mountsUnder(node.kubeletRootDir);
+    // The kubelet's directory itself is the harness's shared bind mount; nothing may be under it.
+    const mounts = mountsUnder(node.kubeletRootDir).filter((m) => m !== node.kubeletRootDir);
     const stays = await whatStays();
     say(`observed: ${String(mounts.length)} mount(s) under the kubelet's directory; left in ${chart.namespace}: ${stays.join(', ')}`);
     expect(mounts).toEqual([]);
