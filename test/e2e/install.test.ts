@@ -366,7 +366,8 @@ describeNode('install: the README quick start on the real node, from helm instal
   it('with rotation RollingRestart, a new version rolls the Deployment once and the new pods read it', async () => {
     const apps = kc.makeApiClient(AppsV1Api);
     const before = await shopPods();
-    await patchBinding({ spec: { rotation: { strategy: 'RollingRestart' } } });
+    // No debounce (default 30 s): one write, one rollout, sooner.
+    await patchBinding({ spec: { rotation: { strategy: 'RollingRestart', debounce: '0s' } } });
     // The Deployment is adopted first: the hash it runs recorded on its metadata, no rollout (ADR 0100).
     const adopted = await eventually('Deployment adopted', async () => {
       const d = await apps.readNamespacedDeployment({ namespace: shopNs, name: 'shop' });
@@ -402,11 +403,13 @@ describeNode('install: the README quick start on the real node, from helm instal
   it('helm uninstall completes after the workload goes; no pod stuck terminating, no mount left on the node; the CRDs stay', async () => {
     await readmeCommand('kubectl delete namespace shop --wait --timeout=2m');
     await readmeCommand('helm uninstall secret-binder -n secret-binder-system --wait --timeout 2m');
-    // A list may fail while the API server drops a connection the uninstall left idle: asked again.
-    const left = await eventually('release pods gone', async () => {
-      const pods = (await core.listNamespacedPod({ namespace: chart.namespace }).catch(() => undefined))?.items;
-      return pods?.length === 0 ? pods : undefined;
-    }, 120_000).catch(async () => (await core.listNamespacedPod({ namespace: chart.namespace })).items);
+    // The controller and node-plugin pods go; a list may fail while the API server drops a
+    // connection the uninstall left idle, and is asked again.
+    await eventually('release workload pods gone', async () => {
+      const pods = (await core.listNamespacedPod({ namespace: chart.namespace, labelSelector: 'app.kubernetes.io/component in (controller,node-plugin)' }).catch(() => undefined))?.items;
+      return pods?.length === 0 ? true : undefined;
+    }, 120_000);
+    const left = (await core.listNamespacedPod({ namespace: chart.namespace })).items;
     // The kubelet's directory itself is the harness's shared bind mount; nothing may be under it.
     const mounts = mountsUnder(node.kubeletRootDir).filter((m) => m !== node.kubeletRootDir);
     const stays = await whatStays();
