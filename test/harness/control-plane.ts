@@ -200,7 +200,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       `--kubelet-client-certificate=${pki.apiserverKubeletClient.certPath}`,
       `--kubelet-client-key=${pki.apiserverKubeletClient.keyPath}`,
       '--authorization-mode=Node,RBAC',
-      '--enable-admission-plugins=NodeRestriction',
+      // PodTolerationRestriction acts only on a namespace annotated with default tolerations: the
+      // install e2e suite lets the README's own namespaces onto the tainted real node that way.
+      '--enable-admission-plugins=NodeRestriction,PodTolerationRestriction',
       `--service-account-issuer=${issuer}`,
       `--service-account-key-file=${pki.serviceAccount.publicKeyPath}`,
       `--service-account-signing-key-file=${pki.serviceAccount.privateKeyPath}`,

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -21,10 +21,11 @@ import { startController, type ControllerProcess } from '../../harness/controlle
 import { projectImageReference } from '../../harness/node/project-image.ts';
 import { openBaoRequest } from '../../harness/openbao.ts';
 import { currentWorld } from '../../harness/world-state.ts';
-import { adminKubeConfig, errorText, root } from '../support/cluster.ts';
+import { adminKubeConfig, errorText } from '../support/cluster.ts';
 import { chartBrokerFlags, chartRelease, refusedRequest, uninstallChart } from './chart-release.support.ts';
 import { command, helmPath, kubectlPath, type CommandResult } from './helm.support.ts';
 import { serviceAccountKubeConfig } from './identity.support.ts';
+import { readmeQuickStart } from './readme-quickstart.support.ts';
 
 /**
  * The README's quick start, run verbatim: every `sh` block of its "Quick start" section, in order,
@@ -40,47 +41,9 @@ import { serviceAccountKubeConfig } from './identity.support.ts';
  * Deployment's pods injected with the volume and counted as consumers.
  */
 
-interface QuickStart {
-  /** Names the environment block exports. */
-  readonly environment: readonly string[];
-  /** The commands, block by block. */
-  readonly blocks: readonly string[];
-}
-
-const environmentMarker = '<!-- quickstart: environment -->';
-
-/** The `sh` blocks of the README's "## Quick start" section (up to the next `## ` heading). */
-function quickStart(readme: string): QuickStart {
-  const start = readme.indexOf('\n## Quick start\n');
-  if (start < 0) throw new Error('README.md has no "## Quick start" section');
-  const rest = readme.slice(start + 1);
-  const end = rest.indexOf('\n## ', 1);
-  const lines = (end < 0 ? rest : rest.slice(0, end)).split('\n');
-  const environment: string[] = [];
-  const blocks: string[] = [];
-  let previous = '';
-  for (let i = 0; i < lines.length; i += 1) {
-    const line = lines[i] ?? '';
-    if (line.startsWith('```') && line !== '```sh') throw new Error(`quick start: a fenced block that is not sh (${line}); the doc test runs every block`);
-    if (line !== '```sh') {
-      if (line.trim() !== '') previous = line.trim();
-      continue;
-    }
-    const body: string[] = [];
-    for (i += 1; i < lines.length && lines[i] !== '```'; i += 1) body.push(lines[i] ?? '');
-    if (previous === environmentMarker) {
-      for (const exported of body) environment.push(/^export ([A-Z_][A-Z0-9_]*)=/.exec(exported)?.[1] ?? `unparsed: ${exported}`);
-    } else {
-      blocks.push(body.join('\n'));
-    }
-    previous = '';
-  }
-  return { environment, blocks };
-}
-
 const [imageRepository = '', imageTag = ''] = projectImageReference.split(/:(?=[^:]+$)/);
 
-const readme = quickStart(readFileSync(join(root, 'README.md'), 'utf8'));
+const readme = readmeQuickStart();
 
 // The names the README uses (release, namespaces, objects); the test reads them, never edits them.
 const chart = chartRelease('secret-binder', 'secret-binder-system');
