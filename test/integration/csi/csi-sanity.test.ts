@@ -24,6 +24,7 @@ import { writeKvSecret } from '../../harness/openbao.ts';
 import { currentWorld } from '../../harness/world-state.ts';
 import { adminKubeConfig, eventually, installCrds } from '../support/cluster.ts';
 import { buildInProcessController } from '../support/in-process-controller.ts';
+import { createCsiWorld } from './csi-world.support.ts';
 
 /**
  * csi-sanity (kubernetes-csi/csi-test, built by install/go-binaries.sh) against the node plugin on
@@ -204,19 +205,8 @@ describe('csi-sanity against the node plugin', () => {
     if (bao === undefined) throw new Error('the world has no OpenBao');
     tmp = mkdtempSync('/tmp/sb-csi-sanity-');
 
-    for (const name of [ns, systemNs]) await core.createNamespace({ body: { metadata: { name } } });
-    await core.createNode({ body: { metadata: { name: node } } });
-    await core.createNamespacedServiceAccount({ namespace: systemNs, body: { metadata: { name: 'node-plugin' } } });
-    await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'sanity' } } });
+    await createCsiWorld({ core, custom }, { ns, systemNs, node, appServiceAccount: 'sanity' }, bao);
     await writeKvSecret(bao, `sanity-${suffix}/db`, { password: marker });
-    await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'openbao-token' }, stringData: { token: bao.rootToken } } });
-    await custom.createNamespacedCustomObject({
-      group, version, plural: resources.SecretBackend.plural, namespace: ns,
-      body: {
-        apiVersion: `${group}/${version}`, kind: 'SecretBackend', metadata: { name: 'openbao' },
-        spec: { vault: { address: bao.address, mount: bao.kvMount, kvVersion: 2, auth: { token: { secretRef: { name: 'openbao-token', key: 'token' } } } } },
-      },
-    });
     await custom.createNamespacedCustomObject({
       group, version, plural: resources.SecretBinding.plural, namespace: ns,
       body: {

@@ -20,6 +20,7 @@ import { writeKvSecret } from '../../harness/openbao.ts';
 import { currentWorld } from '../../harness/world-state.ts';
 import { adminKubeConfig, eventually, installCrds } from '../support/cluster.ts';
 import { buildInProcessController } from '../support/in-process-controller.ts';
+import { createCsiWorld } from './csi-world.support.ts';
 
 /**
  * The node plugin end to end without a kubelet: the controller with its broker in-process (as
@@ -95,19 +96,8 @@ describe('node plugin with the real broker', () => {
     tmp = mkdtempSync('/tmp/sb-csi-it-');
     tokens.push(bao.rootToken);
 
-    for (const name of [ns, systemNs]) await core.createNamespace({ body: { metadata: { name } } });
-    await core.createNode({ body: { metadata: { name: node } } });
-    await core.createNamespacedServiceAccount({ namespace: systemNs, body: { metadata: { name: 'node-plugin' } } });
-    await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'web' } } });
+    await createCsiWorld({ core, custom }, { ns, systemNs, node, appServiceAccount: 'web' }, bao);
     await writeKvSecret(bao, `csi-${suffix}/db`, { password: markers.password });
-    await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'openbao-token' }, stringData: { token: bao.rootToken } } });
-    await custom.createNamespacedCustomObject({
-      group, version, plural: resources.SecretBackend.plural, namespace: ns,
-      body: {
-        apiVersion: `${group}/${version}`, kind: 'SecretBackend', metadata: { name: 'openbao' },
-        spec: { vault: { address: bao.address, mount: bao.kvMount, kvVersion: 2, auth: { token: { secretRef: { name: 'openbao-token', key: 'token' } } } } },
-      },
-    });
     await custom.createNamespacedCustomObject({
       group, version, plural: resources.SecretBinding.plural, namespace: ns,
       body: {
