@@ -62,7 +62,7 @@ async function main(): Promise<number> {
     const csiSocket = config.csiSocket;
     health.addLivenessCheck('csi-socket', () => socketAccepts(csiSocket, 2_000));
     health.addReadinessCheck('kubelet-registration', () => (registered ? { ok: true } : { ok: false, message: 'the kubelet has not confirmed the registration' }));
-    const brokerReachable = new BrokerReachability({ url: config.brokerUrl, ...(config.brokerCaFile === null ? {} : { caFile: config.brokerCaFile }), timeoutMs: 3_000, cacheMs: 20_000 });
+    const brokerReachable = new BrokerReachability({ url: config.brokerUrl, ca: () => broker.caBundle(), timeoutMs: 3_000, cacheMs: 20_000 });
     health.addReadinessCheck('broker', () => brokerReachable.check());
     try {
       await health.listen();

@@ -47,7 +47,7 @@ export class BrokerHttpClient implements NodeBrokerPort {
    * The CA bundle to verify the broker with: the file's content, read again when its inode, mtime or size
    * changes (the kubelet swaps projected files atomically); an unreadable file keeps the last bundle.
    */
-  async #caPem(): Promise<string | undefined> {
+  async caBundle(): Promise<string | undefined> {
     const { caFile, caPem } = this.#options;
     if (caFile === undefined) return caPem;
     try {
@@ -63,7 +63,7 @@ export class BrokerHttpClient implements NodeBrokerPort {
 
   async #post(path: string, body: unknown, timeoutMs: number, signal: AbortSignal | undefined): Promise<unknown> {
     const token = (await readFile(this.#options.tokenFile, 'utf8')).trim();
-    const ca = await this.#caPem();
+    const ca = await this.caBundle();
     const url = new URL(path, this.#options.url);
     const payload = Buffer.from(JSON.stringify(body));
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;

@@ -5,6 +5,7 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BrokerReachability, socketAccepts } from './node-plugin.health.ts';
+import { BrokerHttpClient } from './broker-http.client.ts';
 
 const servers: (Server | HttpServer)[] = [];
 const dirs: string[] = [];
@@ -64,8 +65,11 @@ describe('BrokerReachability', () => {
     expect(await reach.check()).toEqual({ ok: false, message: `broker 127.0.0.1:${String(port)} unreachable: ECONNREFUSED` });
   });
 
-  it('reads the CA file on every probe (a renewed CA needs no restart) and fails naming it when it is missing', async () => {
-    const reach = new BrokerReachability({ url: 'https://127.0.0.1:1', caFile: '/nonexistent/secret-binder/ca.crt', timeoutMs: 1000, cacheMs: 0 });
-    expect(await reach.check()).toEqual({ ok: false, message: 'broker CA file /nonexistent/secret-binder/ca.crt: ENOENT' });
+  it("asks for the broker client's CA bundle on every probe (a renewed CA needs no restart) and fails naming the file when it is missing", async () => {
+    const client = new BrokerHttpClient({ url: 'https://127.0.0.1:1', tokenFile: '/nonexistent/token', caFile: '/nonexistent/secret-binder/ca.crt', timeoutMs: 1000 });
+    const reach = new BrokerReachability({ url: 'https://127.0.0.1:1', ca: () => client.caBundle(), timeoutMs: 1000, cacheMs: 0 });
+    const result = await reach.check();
+    expect(result.ok).toBe(false);
+    expect(result.ok ? '' : result.message).toMatch(/broker CA file unreadable: .*ENOENT.*\/nonexistent\/secret-binder\/ca\.crt/);
   });
 });

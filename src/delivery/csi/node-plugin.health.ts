@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -33,9 +32,11 @@ export function socketAccepts(path: string, timeoutMs: number): Promise<CheckRes
 
 export interface BrokerReachabilityOptions {
   readonly url: string;
-  readonly caPem?: string;
-  /** Read on every probe instead of `caPem`: the kubelet updates it when the broker's CA is renewed. */
-  readonly caFile?: string;
+  /**
+   * The CA bundle that verifies the broker, asked for on every probe: the broker client's, which
+   * follows the file the kubelet updates when the broker's CA is renewed. Absent for plain http.
+   */
+  readonly ca?: () => Promise<string | undefined>;
   readonly timeoutMs: number;
   /** A result is reused this long, so probes of every node do not each cost the broker a handshake. */
   readonly cacheMs: number;
@@ -66,14 +67,14 @@ export class BrokerReachability {
     return this.#inFlight;
   }
 
-  #probe(): Promise<CheckResult> {
+  async #probe(): Promise<CheckResult> {
     const url = new URL('/healthz', this.#options.url);
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    let ca = this.#options.caPem;
+    let ca: string | undefined;
     try {
-      if (this.#options.caFile !== undefined) ca = readFileSync(this.#options.caFile, 'utf8');
+      ca = await this.#options.ca?.();
     } catch (error) {
-      return Promise.resolve({ ok: false, message: `broker CA file ${this.#options.caFile ?? ''}: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}` });
+      return { ok: false, message: error instanceof Error ? error.message : String(error) };
     }
     return new Promise((resolve) => {
       const req = send(url, { method: 'GET', timeout: this.#options.timeoutMs, ...(ca === undefined ? {} : { ca }) }, (res) => {
