@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import type { AuditListen } from '../backends/vault/vault.audit-source.ts';
 import type { BrokerTlsSource } from '../broker/broker-tls.ts';
 import type { KubeConfigSource } from '../kube/kube-clients.ts';
 import { webhookConfigFrom, type WebhookConfig } from '../webhook/webhook.config.ts';
@@ -50,6 +51,22 @@ export interface ControllerConfig {
   readonly webhook: WebhookConfig;
   /** Service-account tokens minted for backend logins (ADR 0150). */
   readonly tokenMinting: TokenMintingConfig;
+  /** Event-driven change detection beside polling (ADR 0220). */
+  readonly changeNotices: ChangeNoticesConfig;
+}
+
+export interface ChangeNoticesConfig {
+  /** Notices of one document within this many ms of a check cost at most one more check. */
+  readonly windowMs: number;
+  /** The OpenBao / Vault audit listener (ADR 0221), off unless a socket or address is given. */
+  readonly vaultAudit:
+    | undefined
+    | {
+        readonly listen: AuditListen;
+        /** File holding the audit device's `prefix` every line must start with (required on TCP). */
+        readonly prefixFile: string | undefined;
+        readonly maxLinesPerSecond: number;
+      };
 }
 
 export interface TokenMintingConfig {
@@ -126,6 +143,22 @@ const schema = z
     'webhook-configuration-name': z.string().min(1).optional(),
     'webhook-tls-secret': secretName.optional(),
     'allow-http-loopback-token-endpoints': z.enum(['true', 'false']).default('false'),
+    'change-notice-window-ms': z.coerce.number().int().min(0).max(60_000).default(1000),
+    'vault-audit-socket': z.string().regex(/^\/./, 'must be an absolute path').optional(),
+    'vault-audit-address': z
+      .string()
+      .regex(/^[^:]+:\d{1,5}$/, 'must be host:port, e.g. 0.0.0.0:8200')
+      .optional(),
+    'vault-audit-prefix-file': z.string().min(1).optional(),
+    'vault-audit-max-lines-per-second': z.coerce.number().int().min(1).max(100_000).default(2000),
+  })
+  .refine((c) => c['vault-audit-socket'] === undefined || c['vault-audit-address'] === undefined, {
+    message: 'give --vault-audit-socket or --vault-audit-address, not both',
+    path: ['vault-audit-socket'],
+  })
+  .refine((c) => c['vault-audit-address'] === undefined || c['vault-audit-prefix-file'] !== undefined, {
+    message: 'a TCP audit listener needs --vault-audit-prefix-file: OpenBao sends audit lines over TCP without TLS, the shared prefix is how the listener knows its sender',
+    path: ['vault-audit-prefix-file'],
   })
   .refine((c) => c['broker-tls-secret'] === undefined || c['broker-cert-file'] === undefined, {
     message: 'give --broker-tls-secret or --broker-cert-file/--broker-key-file, not both',
@@ -176,6 +209,11 @@ const options = {
   'webhook-configuration-name': { type: 'string' },
   'webhook-tls-secret': { type: 'string' },
   'allow-http-loopback-token-endpoints': { type: 'string' },
+  'change-notice-window-ms': { type: 'string' },
+  'vault-audit-socket': { type: 'string' },
+  'vault-audit-address': { type: 'string' },
+  'vault-audit-prefix-file': { type: 'string' },
+  'vault-audit-max-lines-per-second': { type: 'string' },
 } as const;
 
 /**
@@ -255,7 +293,20 @@ export function parseControllerConfig(argv: readonly string[], env: Readonly<Rec
       allowLoopbackHttp: c['allow-http-loopback-token-endpoints'] === 'true',
       reservedAccounts: [nodePluginAccount(c)],
     },
+    changeNotices: { windowMs: c['change-notice-window-ms'], vaultAudit: vaultAuditConfig(c) },
   };
+}
+
+function vaultAuditConfig(c: z.infer<typeof schema>): ChangeNoticesConfig['vaultAudit'] {
+  const socket = c['vault-audit-socket'];
+  const address = c['vault-audit-address'];
+  let listen: AuditListen;
+  if (socket !== undefined) listen = { kind: 'unix', path: socket };
+  else if (address !== undefined) {
+    const [host, port] = splitHostPort(address);
+    listen = { kind: 'tcp', host, port: Number(port) };
+  } else return undefined;
+  return { listen, prefixFile: c['vault-audit-prefix-file'], maxLinesPerSecond: c['vault-audit-max-lines-per-second'] };
 }
 
 /** `--node-plugin-service-account`, default `<namespace>:secret-binder-node`. */
