@@ -23,6 +23,23 @@ describe('controller configuration', () => {
     expect(config.watchNamespaces).toEqual(['a', 'b']);
   });
 
+  it('enables the OpenBao audit listener on a socket, or on TCP only with a shared prefix (ADR 0221)', () => {
+    const env = { SECRET_BINDER_HMAC_KEY_FILE: '/k' };
+    expect(parseControllerConfig([], env).changeNotices).toEqual({ windowMs: 1000, vaultAudit: undefined });
+    expect(parseControllerConfig(['--vault-audit-socket', '/run/sb/audit/audit.sock', '--change-notice-window-ms', '500'], env).changeNotices).toEqual({
+      windowMs: 500,
+      vaultAudit: { listen: { kind: 'unix', path: '/run/sb/audit/audit.sock' }, prefixFile: undefined, maxLinesPerSecond: 2000 },
+    });
+    expect(parseControllerConfig(['--vault-audit-address', '0.0.0.0:8200', '--vault-audit-prefix-file', '/p'], env).changeNotices.vaultAudit).toEqual({
+      listen: { kind: 'tcp', host: '0.0.0.0', port: 8200 },
+      prefixFile: '/p',
+      maxLinesPerSecond: 2000,
+    });
+    expect(() => parseControllerConfig(['--vault-audit-address', '0.0.0.0:8200'], env)).toThrow(/--vault-audit-prefix-file: a TCP audit listener needs/);
+    expect(() => parseControllerConfig(['--vault-audit-socket', 'relative.sock'], env)).toThrow(/--vault-audit-socket: must be an absolute path/);
+    expect(() => parseControllerConfig(['--vault-audit-socket', '/a', '--vault-audit-address', '0.0.0.0:1', '--vault-audit-prefix-file', '/p'], env)).toThrow(/not both/);
+  });
+
   it('bounds rolling restarts: 5 rollouts in progress and a 600 s slot by default, flags override, nonsense refused', () => {
     const env = { SECRET_BINDER_HMAC_KEY_FILE: '/k' };
     expect(parseControllerConfig([], env).rotation).toEqual({ maxConcurrentRollouts: 5, rolloutSlotTimeoutSeconds: 600 });
