@@ -67,6 +67,16 @@ export interface ChangeNoticesConfig {
         readonly prefixFile: string | undefined;
         readonly maxLinesPerSecond: number;
       };
+  /** The SQS queue of Secrets Manager events (ADR 0222), read with a backend's credentials. */
+  readonly awsSqs:
+    | undefined
+    | {
+        readonly queueUrl: string;
+        /** The backend whose region, endpoint and credentials are used: `ClusterSecretBackend/<name>` or `SecretBackend/<namespace>/<name>`. */
+        readonly backend: string;
+        readonly waitSeconds: number;
+        readonly maxMessagesPerSecond: number;
+      };
 }
 
 export interface TokenMintingConfig {
@@ -151,6 +161,17 @@ const schema = z
       .optional(),
     'vault-audit-prefix-file': z.string().min(1).optional(),
     'vault-audit-max-lines-per-second': z.coerce.number().int().min(1).max(100_000).default(2000),
+    'aws-sqs-queue-url': z.url({ protocol: /^https?$/ }).optional(),
+    'aws-sqs-backend': z
+      .string()
+      .regex(/^(ClusterSecretBackend\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?|SecretBackend\/[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?)$/, 'must be ClusterSecretBackend/<name> or SecretBackend/<namespace>/<name>')
+      .optional(),
+    'aws-sqs-wait-seconds': z.coerce.number().int().min(1).max(20).default(20),
+    'aws-sqs-max-messages-per-second': z.coerce.number().int().min(1).max(10_000).default(100),
+  })
+  .refine((c) => (c['aws-sqs-queue-url'] === undefined) === (c['aws-sqs-backend'] === undefined), {
+    message: 'give both --aws-sqs-queue-url and --aws-sqs-backend (whose credentials read the queue), or neither',
+    path: ['aws-sqs-backend'],
   })
   .refine((c) => c['vault-audit-socket'] === undefined || c['vault-audit-address'] === undefined, {
     message: 'give --vault-audit-socket or --vault-audit-address, not both',
@@ -214,6 +235,10 @@ const options = {
   'vault-audit-address': { type: 'string' },
   'vault-audit-prefix-file': { type: 'string' },
   'vault-audit-max-lines-per-second': { type: 'string' },
+  'aws-sqs-queue-url': { type: 'string' },
+  'aws-sqs-backend': { type: 'string' },
+  'aws-sqs-wait-seconds': { type: 'string' },
+  'aws-sqs-max-messages-per-second': { type: 'string' },
 } as const;
 
 /**
@@ -293,7 +318,19 @@ export function parseControllerConfig(argv: readonly string[], env: Readonly<Rec
       allowLoopbackHttp: c['allow-http-loopback-token-endpoints'] === 'true',
       reservedAccounts: [nodePluginAccount(c)],
     },
-    changeNotices: { windowMs: c['change-notice-window-ms'], vaultAudit: vaultAuditConfig(c) },
+    changeNotices: {
+      windowMs: c['change-notice-window-ms'],
+      vaultAudit: vaultAuditConfig(c),
+      awsSqs:
+        c['aws-sqs-queue-url'] === undefined || c['aws-sqs-backend'] === undefined
+          ? undefined
+          : {
+              queueUrl: c['aws-sqs-queue-url'],
+              backend: c['aws-sqs-backend'],
+              waitSeconds: c['aws-sqs-wait-seconds'],
+              maxMessagesPerSecond: c['aws-sqs-max-messages-per-second'],
+            },
+    },
   };
 }
 

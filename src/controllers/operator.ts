@@ -83,6 +83,7 @@ export function buildOperator(deps: OperatorDeps): Operator {
     pool: content.pool,
     resolver: content.resolver,
     enqueueBinding: (key) => { binding.controller.enqueue(key); },
+    contextFor: content.contextFor,
   });
   for (const runnable of notices.runnables) manager.add(runnable);
   const broker = config.broker.enabled ? composeBroker(ctx, config.broker, { contentDeps: content.contentDeps, hub: content.hub, audit: deps.audit }) : undefined;

@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 import type { ChangeNoticeSink, ChangeNoticeSource } from '../change-notice.port.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { Clock } from '../../runtime/clock.ts';
+import { InputBudget } from '../notices/input-budget.ts';
 import { parseAuditLine } from './vault.audit-entry.ts';
 
 /**
@@ -42,13 +43,11 @@ export class VaultAuditSource implements ChangeNoticeSource {
   readonly kind = 'vaultAudit';
   readonly #options: VaultAuditSourceOptions;
   #prefix: Buffer | undefined;
-  #tokens: number;
-  #refilledAt: number;
+  readonly #budget: InputBudget;
 
   constructor(options: VaultAuditSourceOptions) {
     this.#options = options;
-    this.#tokens = options.maxLinesPerSecond;
-    this.#refilledAt = options.clock.now();
+    this.#budget = new InputBudget(options.maxLinesPerSecond, options.clock);
   }
 
   #address: string | undefined;
@@ -132,7 +131,7 @@ export class VaultAuditSource implements ChangeNoticeSource {
 
   #line(line: Buffer, sink: ChangeNoticeSink): void {
     if (line.length === 0 || (line.length === 1 && line[0] === 0x0d)) return;
-    if (!this.#take()) {
+    if (!this.#budget.take()) {
       sink.rejected(this.kind, 'rateLimited');
       return;
     }
@@ -149,17 +148,6 @@ export class VaultAuditSource implements ChangeNoticeSource {
     if (meaning.kind === 'malformed') sink.rejected(this.kind, 'malformed');
     else if (meaning.kind === 'ignored') sink.ignored(this.kind);
     else sink.notice(this.kind, { provider: 'vault', scope: meaning.mount, key: meaning.key });
-  }
-
-  /** A token of the line budget: `maxLinesPerSecond`, with a burst of one second's worth. */
-  #take(): boolean {
-    const now = this.#options.clock.now();
-    const rate = this.#options.maxLinesPerSecond;
-    this.#tokens = Math.min(rate, this.#tokens + ((now - this.#refilledAt) / 1000) * rate);
-    this.#refilledAt = now;
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
-    return true;
   }
 }
 

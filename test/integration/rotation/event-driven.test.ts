@@ -68,7 +68,7 @@ describe('event-driven rotation on OpenBao (audit socket)', () => {
     backend = await startRotationBackend('openbao');
     socketDir = mkdtempSync(join(tmpdir(), 'sb-evt-'));
     socketPath = join(socketDir, 'audit', 'audit.sock');
-    world = await startDeliveryWorld({ prefix: 'rot-evt', nodes: nodeCount, backend, controllerArgs: ['--vault-audit-socket', socketPath] });
+    world = await startDeliveryWorld({ prefix: 'rot-evt', nodes: nodeCount, backend, controllerArgs: () => ['--vault-audit-socket', socketPath] });
     const source = world.operator.noticeSources[0];
     await eventually('the audit listener', () => Promise.resolve(source?.address()), 30_000);
     // As docs/rotation.md tells operators: `bao audit enable -path=... socket address=... socket_type=unix`.
