@@ -25,10 +25,11 @@ describe('controller configuration', () => {
 
   it('enables the OpenBao audit listener on a socket, or on TCP only with a shared prefix (ADR 0221)', () => {
     const env = { SECRET_BINDER_HMAC_KEY_FILE: '/k' };
-    expect(parseControllerConfig([], env).changeNotices).toEqual({ windowMs: 1000, vaultAudit: undefined, awsSqs: undefined });
+    expect(parseControllerConfig([], env).changeNotices).toEqual({ windowMs: 1000, vaultAudit: undefined, awsSqs: undefined, azureEventGrid: undefined });
     expect(parseControllerConfig(['--vault-audit-socket', '/run/sb/audit/audit.sock', '--change-notice-window-ms', '500'], env).changeNotices).toEqual({
       windowMs: 500,
       awsSqs: undefined,
+      azureEventGrid: undefined,
       vaultAudit: { listen: { kind: 'unix', path: '/run/sb/audit/audit.sock' }, prefixFile: undefined, maxLinesPerSecond: 2000 },
     });
     expect(parseControllerConfig(['--vault-audit-address', '0.0.0.0:8200', '--vault-audit-prefix-file', '/p'], env).changeNotices.vaultAudit).toEqual({
@@ -53,6 +54,17 @@ describe('controller configuration', () => {
     expect(() => parseControllerConfig(['--aws-sqs-queue-url', queueUrl], env)).toThrow(/--aws-sqs-backend: give both/);
     expect(() => parseControllerConfig(['--aws-sqs-queue-url', queueUrl, '--aws-sqs-backend', 'aws'], env)).toThrow(/must be ClusterSecretBackend/);
     expect(() => parseControllerConfig(['--aws-sqs-queue-url', 'ftp://x', '--aws-sqs-backend', 'ClusterSecretBackend/aws'], env)).toThrow(/--aws-sqs-queue-url/);
+  });
+
+  it('receives Event Grid webhooks only with a shared secret (ADR 0223)', () => {
+    const env = { SECRET_BINDER_HMAC_KEY_FILE: '/k' };
+    expect(parseControllerConfig(['--azure-event-grid-address', '0.0.0.0:8090', '--azure-event-grid-secret-file', '/s'], env).changeNotices.azureEventGrid).toEqual({
+      host: '0.0.0.0',
+      port: 8090,
+      secretFile: '/s',
+      maxEventsPerSecond: 100,
+    });
+    expect(() => parseControllerConfig(['--azure-event-grid-address', '0.0.0.0:8090'], env)).toThrow(/--azure-event-grid-secret-file: the Event Grid receiver needs/);
   });
 
   it('bounds rolling restarts: 5 rollouts in progress and a 600 s slot by default, flags override, nonsense refused', () => {

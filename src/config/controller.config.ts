@@ -77,6 +77,10 @@ export interface ChangeNoticesConfig {
         readonly waitSeconds: number;
         readonly maxMessagesPerSecond: number;
       };
+  /** The Event Grid webhook receiver for Key Vault events (ADR 0223). */
+  readonly azureEventGrid:
+    | undefined
+    | { readonly host: string; readonly port: number; readonly secretFile: string; readonly maxEventsPerSecond: number };
 }
 
 export interface TokenMintingConfig {
@@ -168,6 +172,16 @@ const schema = z
       .optional(),
     'aws-sqs-wait-seconds': z.coerce.number().int().min(1).max(20).default(20),
     'aws-sqs-max-messages-per-second': z.coerce.number().int().min(1).max(10_000).default(100),
+    'azure-event-grid-address': z
+      .string()
+      .regex(/^[^:]+:\d{1,5}$/, 'must be host:port, e.g. 0.0.0.0:8090')
+      .optional(),
+    'azure-event-grid-secret-file': z.string().min(1).optional(),
+    'azure-event-grid-max-events-per-second': z.coerce.number().int().min(1).max(10_000).default(100),
+  })
+  .refine((c) => c['azure-event-grid-address'] === undefined || c['azure-event-grid-secret-file'] !== undefined, {
+    message: 'the Event Grid receiver needs --azure-event-grid-secret-file: the shared secret in the subscription URL (?code=) is how it knows its sender',
+    path: ['azure-event-grid-secret-file'],
   })
   .refine((c) => (c['aws-sqs-queue-url'] === undefined) === (c['aws-sqs-backend'] === undefined), {
     message: 'give both --aws-sqs-queue-url and --aws-sqs-backend (whose credentials read the queue), or neither',
@@ -239,6 +253,9 @@ const options = {
   'aws-sqs-backend': { type: 'string' },
   'aws-sqs-wait-seconds': { type: 'string' },
   'aws-sqs-max-messages-per-second': { type: 'string' },
+  'azure-event-grid-address': { type: 'string' },
+  'azure-event-grid-secret-file': { type: 'string' },
+  'azure-event-grid-max-events-per-second': { type: 'string' },
 } as const;
 
 /**
@@ -330,8 +347,17 @@ export function parseControllerConfig(argv: readonly string[], env: Readonly<Rec
               waitSeconds: c['aws-sqs-wait-seconds'],
               maxMessagesPerSecond: c['aws-sqs-max-messages-per-second'],
             },
+      azureEventGrid: azureEventGridConfig(c),
     },
   };
+}
+
+function azureEventGridConfig(c: z.infer<typeof schema>): ChangeNoticesConfig['azureEventGrid'] {
+  const address = c['azure-event-grid-address'];
+  const secretFile = c['azure-event-grid-secret-file'];
+  if (address === undefined || secretFile === undefined) return undefined;
+  const [host, port] = splitHostPort(address);
+  return { host, port: Number(port), secretFile, maxEventsPerSecond: c['azure-event-grid-max-events-per-second'] };
 }
 
 function vaultAuditConfig(c: z.infer<typeof schema>): ChangeNoticesConfig['vaultAudit'] {

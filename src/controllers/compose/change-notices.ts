@@ -4,6 +4,7 @@ import type { ChangeNoticeSink, NoticeSourceKind } from '../../backends/change-n
 import { awsCredentials } from '../../backends/aws/aws.auth.ts';
 import type { AwsConfig } from '../../backends/aws/aws.config.ts';
 import { AwsSqsSource } from '../../backends/aws/aws.sqs-source.ts';
+import { AzureEventGridSource } from '../../backends/azure/azure.event-grid-source.ts';
 import { createNoticeMetrics } from '../../backends/notices/notice.metrics.ts';
 import { parseBackendSpec } from '../../backends/registry.ts';
 import type { SecretResolver } from '../../backends/resolver/resolver.ts';
@@ -44,8 +45,8 @@ export interface ChangeNoticesDeps {
  */
 export function composeChangeNotices(ctx: OperatorContext, deps: ChangeNoticesDeps): ChangeNoticesComposition {
   const { config, clock, logger, registry, informers } = ctx;
-  const { vaultAudit, awsSqs } = config.changeNotices;
-  if (vaultAudit === undefined && awsSqs === undefined) return { runnables: [], sources: [] };
+  const { vaultAudit, awsSqs, azureEventGrid } = config.changeNotices;
+  if (vaultAudit === undefined && awsSqs === undefined && azureEventGrid === undefined) return { runnables: [], sources: [] };
   const { bindings, clusterBackends, namespacedBackends } = informers;
   const backendByKey = (key: string): AnyBackend | undefined => {
     const [kind, a = '', b] = key.split('/');
@@ -101,6 +102,10 @@ export function composeChangeNotices(ctx: OperatorContext, deps: ChangeNoticesDe
       await source.start(sink, signal);
     };
     built.push(sourceRunnable('awsSqs', start, dispatcher, () => awsSqs.queueUrl));
+  }
+  if (azureEventGrid !== undefined) {
+    const source = new AzureEventGridSource({ ...azureEventGrid, clock, logger: log });
+    built.push(sourceRunnable(source.kind, (sink, signal) => source.start(sink, signal), dispatcher, () => source.address));
   }
   return { runnables: built.map((b) => b.runnable), sources: built.map((b) => b.handle) };
 }
