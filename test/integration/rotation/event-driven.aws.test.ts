@@ -49,7 +49,7 @@ describe('event-driven rotation on AWS Secrets Manager (SQS of EventBridge event
       nodes: 1,
       backend,
       // The SecretBackend the world declares is named `backend`; its keys read the queue too.
-      controllerArgs: (ns) => ['--aws-sqs-queue-url', queueUrl, '--aws-sqs-backend', `SecretBackend/${ns}/backend`, '--aws-sqs-wait-seconds', '5'],
+      controllerArgs: (ns) => ['--aws-sqs-queue-url', queueUrl, '--aws-sqs-backend', `SecretBackend/${ns}/backend`, '--aws-sqs-wait-seconds', '1'],
     });
   }, 120_000);
 
