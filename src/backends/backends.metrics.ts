@@ -1,5 +1,6 @@
 import type { Registry } from 'prom-client';
 import { backendErrorKinds, providerNames, type BackendErrorKind, type ProviderName } from './backend.port.ts';
+import { detectionSources } from './change-notice.port.ts';
 import { defineCounter, defineHistogram, durationBucketsSeconds, type CounterMetric, type HistogramMetric } from '../observability/metrics.ts';
 
 /**
@@ -32,6 +33,11 @@ export interface BackendMetrics {
   readonly staleServed: CounterMetric<typeof provider>;
   /** Successful authentications (Vault login, token exchange), reported by providers. */
   readonly logins: CounterMetric<typeof provider>;
+  /**
+   * Documents whose version moved, by how the change was found: `event` when a change notice
+   * caused the check (ADR 0220), `poll` for the interval's checks and requested refreshes.
+   */
+  readonly changesDetected: CounterMetric<{ provider: typeof providerNames; source: typeof detectionSources }>;
 }
 
 export function createBackendMetrics(registry: Registry): BackendMetrics {
@@ -76,6 +82,11 @@ export function createBackendMetrics(registry: Registry): BackendMetrics {
       name: 'secretbinder_backend_logins_total',
       help: 'Successful authentications to secret backends.',
       labels: provider,
+    }),
+    changesDetected: defineCounter(registry, {
+      name: 'secretbinder_backend_changes_detected_total',
+      help: 'Secret documents whose version changed, by provider and how the change was detected (poll or event).',
+      labels: { provider: providerNames, source: detectionSources },
     }),
   };
 }

@@ -23,6 +23,50 @@ describe('controller configuration', () => {
     expect(config.watchNamespaces).toEqual(['a', 'b']);
   });
 
+  it('enables the OpenBao audit listener on a socket, or on TCP only with a shared prefix (ADR 0221)', () => {
+    const env = { SECRET_BINDER_HMAC_KEY_FILE: '/k' };
+    expect(parseControllerConfig([], env).changeNotices).toEqual({ windowMs: 1000, vaultAudit: undefined, awsSqs: undefined, azureEventGrid: undefined });
+    expect(parseControllerConfig(['--vault-audit-socket', '/run/sb/audit/audit.sock', '--change-notice-window-ms', '500'], env).changeNotices).toEqual({
+      windowMs: 500,
+      awsSqs: undefined,
+      azureEventGrid: undefined,
+      vaultAudit: { listen: { kind: 'unix', path: '/run/sb/audit/audit.sock' }, prefixFile: undefined, maxLinesPerSecond: 2000 },
+    });
+    expect(parseControllerConfig(['--vault-audit-address', '0.0.0.0:8200', '--vault-audit-prefix-file', '/p'], env).changeNotices.vaultAudit).toEqual({
+      listen: { kind: 'tcp', host: '0.0.0.0', port: 8200 },
+      prefixFile: '/p',
+      maxLinesPerSecond: 2000,
+    });
+    expect(() => parseControllerConfig(['--vault-audit-address', '0.0.0.0:8200'], env)).toThrow(/--vault-audit-prefix-file: a TCP audit listener needs/);
+    expect(() => parseControllerConfig(['--vault-audit-socket', 'relative.sock'], env)).toThrow(/--vault-audit-socket: must be an absolute path/);
+    expect(() => parseControllerConfig(['--vault-audit-socket', '/a', '--vault-audit-address', '0.0.0.0:1', '--vault-audit-prefix-file', '/p'], env)).toThrow(/not both/);
+  });
+
+  it('reads an SQS queue of Secrets Manager events with a named backend\'s credentials (ADR 0222)', () => {
+    const env = { SECRET_BINDER_HMAC_KEY_FILE: '/k' };
+    const queueUrl = 'https://sqs.eu-west-1.amazonaws.com/123456789012/secret-changes';
+    expect(parseControllerConfig(['--aws-sqs-queue-url', queueUrl, '--aws-sqs-backend', 'ClusterSecretBackend/aws'], env).changeNotices.awsSqs).toEqual({
+      queueUrl,
+      backend: 'ClusterSecretBackend/aws',
+      waitSeconds: 20,
+      maxMessagesPerSecond: 100,
+    });
+    expect(() => parseControllerConfig(['--aws-sqs-queue-url', queueUrl], env)).toThrow(/--aws-sqs-backend: give both/);
+    expect(() => parseControllerConfig(['--aws-sqs-queue-url', queueUrl, '--aws-sqs-backend', 'aws'], env)).toThrow(/must be ClusterSecretBackend/);
+    expect(() => parseControllerConfig(['--aws-sqs-queue-url', 'ftp://x', '--aws-sqs-backend', 'ClusterSecretBackend/aws'], env)).toThrow(/--aws-sqs-queue-url/);
+  });
+
+  it('receives Event Grid webhooks only with a shared secret (ADR 0223)', () => {
+    const env = { SECRET_BINDER_HMAC_KEY_FILE: '/k' };
+    expect(parseControllerConfig(['--azure-event-grid-address', '0.0.0.0:8090', '--azure-event-grid-secret-file', '/s'], env).changeNotices.azureEventGrid).toEqual({
+      host: '0.0.0.0',
+      port: 8090,
+      secretFile: '/s',
+      maxEventsPerSecond: 100,
+    });
+    expect(() => parseControllerConfig(['--azure-event-grid-address', '0.0.0.0:8090'], env)).toThrow(/--azure-event-grid-secret-file: the Event Grid receiver needs/);
+  });
+
   it('bounds rolling restarts: 5 rollouts in progress and a 600 s slot by default, flags override, nonsense refused', () => {
     const env = { SECRET_BINDER_HMAC_KEY_FILE: '/k' };
     expect(parseControllerConfig([], env).rotation).toEqual({ maxConcurrentRollouts: 5, rolloutSlotTimeoutSeconds: 600 });

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import type { AuditListen } from '../backends/vault/vault.audit-source.ts';
 import type { BrokerTlsSource } from '../broker/broker-tls.ts';
 import type { KubeConfigSource } from '../kube/kube-clients.ts';
 import { webhookConfigFrom, type WebhookConfig } from '../webhook/webhook.config.ts';
@@ -50,6 +51,36 @@ export interface ControllerConfig {
   readonly webhook: WebhookConfig;
   /** Service-account tokens minted for backend logins (ADR 0150). */
   readonly tokenMinting: TokenMintingConfig;
+  /** Event-driven change detection beside polling (ADR 0220). */
+  readonly changeNotices: ChangeNoticesConfig;
+}
+
+export interface ChangeNoticesConfig {
+  /** Notices of one document within this many ms of a check cost at most one more check. */
+  readonly windowMs: number;
+  /** The OpenBao / Vault audit listener (ADR 0221), off unless a socket or address is given. */
+  readonly vaultAudit:
+    | undefined
+    | {
+        readonly listen: AuditListen;
+        /** File holding the audit device's `prefix` every line must start with (required on TCP). */
+        readonly prefixFile: string | undefined;
+        readonly maxLinesPerSecond: number;
+      };
+  /** The SQS queue of Secrets Manager events (ADR 0222), read with a backend's credentials. */
+  readonly awsSqs:
+    | undefined
+    | {
+        readonly queueUrl: string;
+        /** The backend whose region, endpoint and credentials are used: `ClusterSecretBackend/<name>` or `SecretBackend/<namespace>/<name>`. */
+        readonly backend: string;
+        readonly waitSeconds: number;
+        readonly maxMessagesPerSecond: number;
+      };
+  /** The Event Grid webhook receiver for Key Vault events (ADR 0223). */
+  readonly azureEventGrid:
+    | undefined
+    | { readonly host: string; readonly port: number; readonly secretFile: string; readonly maxEventsPerSecond: number };
 }
 
 export interface TokenMintingConfig {
@@ -126,6 +157,43 @@ const schema = z
     'webhook-configuration-name': z.string().min(1).optional(),
     'webhook-tls-secret': secretName.optional(),
     'allow-http-loopback-token-endpoints': z.enum(['true', 'false']).default('false'),
+    'change-notice-window-ms': z.coerce.number().int().min(0).max(60_000).default(1000),
+    'vault-audit-socket': z.string().regex(/^\/./, 'must be an absolute path').optional(),
+    'vault-audit-address': z
+      .string()
+      .regex(/^[^:]+:\d{1,5}$/, 'must be host:port, e.g. 0.0.0.0:8200')
+      .optional(),
+    'vault-audit-prefix-file': z.string().min(1).optional(),
+    'vault-audit-max-lines-per-second': z.coerce.number().int().min(1).max(100_000).default(2000),
+    'aws-sqs-queue-url': z.url({ protocol: /^https?$/ }).optional(),
+    'aws-sqs-backend': z
+      .string()
+      .regex(/^(ClusterSecretBackend\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?|SecretBackend\/[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?)$/, 'must be ClusterSecretBackend/<name> or SecretBackend/<namespace>/<name>')
+      .optional(),
+    'aws-sqs-wait-seconds': z.coerce.number().int().min(1).max(20).default(20),
+    'aws-sqs-max-messages-per-second': z.coerce.number().int().min(1).max(10_000).default(100),
+    'azure-event-grid-address': z
+      .string()
+      .regex(/^[^:]+:\d{1,5}$/, 'must be host:port, e.g. 0.0.0.0:8090')
+      .optional(),
+    'azure-event-grid-secret-file': z.string().min(1).optional(),
+    'azure-event-grid-max-events-per-second': z.coerce.number().int().min(1).max(10_000).default(100),
+  })
+  .refine((c) => c['azure-event-grid-address'] === undefined || c['azure-event-grid-secret-file'] !== undefined, {
+    message: 'the Event Grid receiver needs --azure-event-grid-secret-file: the shared secret in the subscription URL (?code=) is how it knows its sender',
+    path: ['azure-event-grid-secret-file'],
+  })
+  .refine((c) => (c['aws-sqs-queue-url'] === undefined) === (c['aws-sqs-backend'] === undefined), {
+    message: 'give both --aws-sqs-queue-url and --aws-sqs-backend (whose credentials read the queue), or neither',
+    path: ['aws-sqs-backend'],
+  })
+  .refine((c) => c['vault-audit-socket'] === undefined || c['vault-audit-address'] === undefined, {
+    message: 'give --vault-audit-socket or --vault-audit-address, not both',
+    path: ['vault-audit-socket'],
+  })
+  .refine((c) => c['vault-audit-address'] === undefined || c['vault-audit-prefix-file'] !== undefined, {
+    message: 'a TCP audit listener needs --vault-audit-prefix-file: OpenBao sends audit lines over TCP without TLS, the shared prefix is how the listener knows its sender',
+    path: ['vault-audit-prefix-file'],
   })
   .refine((c) => c['broker-tls-secret'] === undefined || c['broker-cert-file'] === undefined, {
     message: 'give --broker-tls-secret or --broker-cert-file/--broker-key-file, not both',
@@ -176,6 +244,18 @@ const options = {
   'webhook-configuration-name': { type: 'string' },
   'webhook-tls-secret': { type: 'string' },
   'allow-http-loopback-token-endpoints': { type: 'string' },
+  'change-notice-window-ms': { type: 'string' },
+  'vault-audit-socket': { type: 'string' },
+  'vault-audit-address': { type: 'string' },
+  'vault-audit-prefix-file': { type: 'string' },
+  'vault-audit-max-lines-per-second': { type: 'string' },
+  'aws-sqs-queue-url': { type: 'string' },
+  'aws-sqs-backend': { type: 'string' },
+  'aws-sqs-wait-seconds': { type: 'string' },
+  'aws-sqs-max-messages-per-second': { type: 'string' },
+  'azure-event-grid-address': { type: 'string' },
+  'azure-event-grid-secret-file': { type: 'string' },
+  'azure-event-grid-max-events-per-second': { type: 'string' },
 } as const;
 
 /**
@@ -255,7 +335,41 @@ export function parseControllerConfig(argv: readonly string[], env: Readonly<Rec
       allowLoopbackHttp: c['allow-http-loopback-token-endpoints'] === 'true',
       reservedAccounts: [nodePluginAccount(c)],
     },
+    changeNotices: {
+      windowMs: c['change-notice-window-ms'],
+      vaultAudit: vaultAuditConfig(c),
+      awsSqs:
+        c['aws-sqs-queue-url'] === undefined || c['aws-sqs-backend'] === undefined
+          ? undefined
+          : {
+              queueUrl: c['aws-sqs-queue-url'],
+              backend: c['aws-sqs-backend'],
+              waitSeconds: c['aws-sqs-wait-seconds'],
+              maxMessagesPerSecond: c['aws-sqs-max-messages-per-second'],
+            },
+      azureEventGrid: azureEventGridConfig(c),
+    },
   };
+}
+
+function azureEventGridConfig(c: z.infer<typeof schema>): ChangeNoticesConfig['azureEventGrid'] {
+  const address = c['azure-event-grid-address'];
+  const secretFile = c['azure-event-grid-secret-file'];
+  if (address === undefined || secretFile === undefined) return undefined;
+  const [host, port] = splitHostPort(address);
+  return { host, port: Number(port), secretFile, maxEventsPerSecond: c['azure-event-grid-max-events-per-second'] };
+}
+
+function vaultAuditConfig(c: z.infer<typeof schema>): ChangeNoticesConfig['vaultAudit'] {
+  const socket = c['vault-audit-socket'];
+  const address = c['vault-audit-address'];
+  let listen: AuditListen;
+  if (socket !== undefined) listen = { kind: 'unix', path: socket };
+  else if (address !== undefined) {
+    const [host, port] = splitHostPort(address);
+    listen = { kind: 'tcp', host, port: Number(port) };
+  } else return undefined;
+  return { listen, prefixFile: c['vault-audit-prefix-file'], maxLinesPerSecond: c['vault-audit-max-lines-per-second'] };
 }
 
 /** `--node-plugin-service-account`, default `<namespace>:secret-binder-node`. */

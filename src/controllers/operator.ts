@@ -16,6 +16,7 @@ import { composeBackend } from './compose/backend.ts';
 import { composeBinding } from './compose/binding.ts';
 import { composeBroker } from './compose/broker.ts';
 import { syncChangeHub } from './compose/change-hub.ts';
+import { composeChangeNotices, type NoticeSourceHandle } from './compose/change-notices.ts';
 import { composeContent, resolverSweeper } from './compose/content.ts';
 import type { OperatorContext } from './compose/context.ts';
 import { createInformers, informerList } from './compose/informers.ts';
@@ -41,6 +42,8 @@ export interface Operator {
   readonly health: HealthServer;
   /** The broker's HTTPS server, when enabled (runs on every replica). */
   readonly broker: BrokerServer | undefined;
+  /** The change-notice sources the configuration enables (ADR 0220); empty when polling alone. */
+  readonly noticeSources: readonly NoticeSourceHandle[];
   /** Releases backend clients after the manager stopped. */
   close(): Promise<void>;
 }
@@ -76,6 +79,13 @@ export function buildOperator(deps: OperatorDeps): Operator {
   manager.add(binding.controller);
   manager.add(rotationController);
   manager.add(resolverSweeper(content.resolver, ctx.clock));
+  const notices = composeChangeNotices(ctx, {
+    pool: content.pool,
+    resolver: content.resolver,
+    enqueueBinding: (key) => { binding.controller.enqueue(key); },
+    contextFor: content.contextFor,
+  });
+  for (const runnable of notices.runnables) manager.add(runnable);
   const broker = config.broker.enabled ? composeBroker(ctx, config.broker, { contentDeps: content.contentDeps, hub: content.hub, audit: deps.audit }) : undefined;
   if (broker !== undefined) manager.add(broker);
   if (config.webhook.enabled) {
@@ -84,5 +94,5 @@ export function buildOperator(deps: OperatorDeps): Operator {
     );
   }
 
-  return { manager, health, broker, close: content.close };
+  return { manager, health, broker, noticeSources: notices.sources, close: content.close };
 }

@@ -22,6 +22,7 @@ import { BindingContentResolver } from '../../src/controllers/binding/binding-co
 import { SecretValue } from '../../src/observability/secret-value.ts';
 import { realClock } from '../../src/runtime/clock.ts';
 import { ObjectStore } from '../../src/runtime/object-store.ts';
+import { eventDrivenRow } from './event-driven.ts';
 
 if (process.argv[2] === 'fuzz') {
   await (await import('./fuzz.ts')).runFuzzBench(process.argv.slice(3));
@@ -125,6 +126,8 @@ for (const n of [1000, 5000]) {
   const heapBefore = process.memoryUsage().heapUsed;
   latency.push([`${n} bindings resolved at once, after a refresh: time to each`, `${quantile(times, 0.5).toFixed(1)} ms`, `${quantile(times, 0.99).toFixed(1)} ms`, `heap ${(heapBefore / 2 ** 20).toFixed(0)} MiB, RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`]);
 }
+
+latency.push(await eventDrivenRow());
 
 const print = (header: string[], table: string[][]): void => {
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => (r[i] ?? '').length)));

@@ -9,7 +9,10 @@ import type { OpenBaoEndpoint } from './world-state.ts';
 /**
  * OpenBao for the test world: `bao server -dev` (in memory, unsealed, KV v2 at `secret/`) on
  * 127.0.0.1, with a fixed root token and a file audit device whose log tests read to count backend
- * reads (ADR 0020). Everything after the start goes through the HTTP API with plain fetch.
+ * reads (ADR 0020). Suites may add audit devices through the API (the event-driven rotation suite
+ * points a `socket` device at the controller's listener, ADR 0221); the file device stays, so a
+ * request never fails for a socket device whose listener went away. Everything after the start
+ * goes through the HTTP API with plain fetch.
  */
 
 /** The dev server's root token: a fixed test value, so a world can be driven by hand too. */
@@ -25,10 +28,14 @@ export async function startOpenBao(opts: {
   const port = await freePorts(2);
   const address = `http://127.0.0.1:${port}`;
   const auditLogPath = join(dir, 'audit.log');
-  // OpenBao refuses to create audit devices through the API unless told to; declared in a config
-  // file merged into dev mode, the device exists from the first request on.
+  // Declared in a config file merged into dev mode, the file device exists from the first request
+  // on. OpenBao refuses to create audit devices through the API unless told to: the world allows it
+  // for the socket devices suites enable at their own listeners (`bao audit enable socket ...`).
   const configPath = join(dir, 'audit.hcl');
-  writeFileSync(configPath, `audit "file" "file" {\n  options {\n    file_path = ${JSON.stringify(auditLogPath)}\n  }\n}\n`);
+  writeFileSync(
+    configPath,
+    `unsafe_allow_api_audit_creation = true\naudit "file" "file" {\n  options {\n    file_path = ${JSON.stringify(auditLogPath)}\n  }\n}\n`,
+  );
   const record = startProcess({
     name: 'openbao',
     command: baoBinary(),
@@ -223,4 +230,21 @@ export async function readKvSecret(
   const version = answer.data?.metadata?.version;
   if (data === undefined || version === undefined) throw new Error(`openbao: malformed read of ${path}`);
   return { data, version };
+}
+
+/**
+ * `bao audit enable -path=<path> socket address=<socket> socket_type=unix`: OpenBao sends every
+ * audit entry (JSON lines) to the listener at `socket` too. OpenBao sends a test entry first and
+ * refuses the device when nothing answers there, so the listener must be up.
+ */
+export async function enableSocketAuditDevice(endpoint: Pick<OpenBaoEndpoint, 'address' | 'rootToken'>, path: string, socket: string): Promise<void> {
+  await openBaoRequest(endpoint, 'PUT', `sys/audit/${encodeURIComponent(path)}`, {
+    type: 'socket',
+    options: { address: socket, socket_type: 'unix', format: 'json' },
+  });
+}
+
+/** `bao audit disable <path>`. */
+export async function disableAuditDevice(endpoint: Pick<OpenBaoEndpoint, 'address' | 'rootToken'>, path: string): Promise<void> {
+  await openBaoRequest(endpoint, 'DELETE', `sys/audit/${encodeURIComponent(path)}`);
 }

@@ -27,10 +27,26 @@ from controller.yaml.
 {{- if .Values.webhook.enabled -}}
 {{- $named = append $named (list "controller.ports.webhook" $c.ports.webhook) -}}
 {{- end -}}
+{{- $cn := .Values.changeNotices -}}
+{{- if $cn.vaultAudit.enabled -}}
+{{- $named = append $named (list "changeNotices.vaultAudit.port" $cn.vaultAudit.port) -}}
+{{- if not $cn.vaultAudit.prefixSecret -}}
+{{- fail "changeNotices.vaultAudit.prefixSecret is required when changeNotices.vaultAudit.enabled: OpenBao sends audit lines over TCP without TLS, and the shared prefix (the audit device's prefix option) is how the listener knows its sender" -}}
+{{- end -}}
+{{- end -}}
+{{- if and $cn.awsSqs.enabled (or (not $cn.awsSqs.queueUrl) (not $cn.awsSqs.backend)) -}}
+{{- fail "changeNotices.awsSqs.queueUrl and changeNotices.awsSqs.backend are required when changeNotices.awsSqs.enabled: the queue to read, and the AWS backend (ClusterSecretBackend/<name> or SecretBackend/<namespace>/<name>) whose credentials read it" -}}
+{{- end -}}
+{{- if $cn.azureEventGrid.enabled -}}
+{{- $named = append $named (list "changeNotices.azureEventGrid.port" $cn.azureEventGrid.port) -}}
+{{- if not $cn.azureEventGrid.secretName -}}
+{{- fail "changeNotices.azureEventGrid.secretName is required when changeNotices.azureEventGrid.enabled: the Secret (key `secret`) holding the shared secret of the subscription URL's code, which is how the receiver knows its sender" -}}
+{{- end -}}
+{{- end -}}
 {{- range $named -}}
 {{- $key := toString (index . 1) -}}
 {{- if hasKey $ports $key -}}
-{{- fail (printf "%s (%s) equals %s: the controller's http, broker and webhook ports must all differ" (index . 0) $key (get $ports $key)) -}}
+{{- fail (printf "%s (%s) equals %s: the controller's ports (http, broker, webhook, change-notice listeners) must all differ" (index . 0) $key (get $ports $key)) -}}
 {{- end -}}
 {{- $_ := set $ports $key (index . 0) -}}
 {{- end -}}

@@ -329,6 +329,27 @@ describe('SecretResolver: version polling', () => {
     expect(store.stats.reads).toBe(2);
   });
 
+  it('counts a change by how it was found: a notice\'s invalidation (event) or the interval (poll)', async () => {
+    const { clock, store, resolver, registry } = setup();
+    store.set('k', 'one');
+    const check = (maxAgeMs: number) => settle(clock, resolver.checkVersions('b', [latest('k')], { maxAgeMs }));
+    await check(3_600_000);
+    const detected = (source: string) => metricValue(registry, 'secretbinder_backend_changes_detected_total', { provider: 'fake', source });
+
+    store.set('k', 'two');
+    resolver.invalidate('b', 'k', 'event');
+    expect(await check(3_600_000)).toMatchObject([{ ok: true, changed: true }]);
+    expect([await detected('event'), await detected('poll')]).toEqual([1, 0]);
+
+    // A notice whose check found nothing new does not label the next change.
+    resolver.invalidate('b', 'k', 'event');
+    expect(await check(3_600_000)).toMatchObject([{ ok: true, changed: false }]);
+    store.set('k', 'three');
+    await clock.advance(11_000);
+    expect(await check(10_000)).toMatchObject([{ ok: true, changed: true }]);
+    expect([await detected('event'), await detected('poll')]).toEqual([1, 1]);
+  });
+
   it('shares one check among many callers in one interval', async () => {
     const { clock, store, resolver } = setup();
     store.set('k', 'one');

@@ -8,6 +8,7 @@ import {
   type SecretBackend,
   type SecretRef,
 } from '../backend.port.ts';
+import type { DetectionSource } from '../change-notice.port.ts';
 import type { BackendMetrics } from '../backends.metrics.ts';
 import { contentHmac } from '../../observability/content-hmac.ts';
 import type { SecretValue } from '../../observability/secret-value.ts';
@@ -134,6 +135,8 @@ interface Entry {
   fetching: Promise<BackendError | undefined> | undefined;
   checking: Promise<VersionCheck> | undefined;
   lastUsedAt: number;
+  /** Whether a change notice made the entry unconfirmed since its last successful check. */
+  noticed: boolean;
 }
 
 interface BackendState {
@@ -319,15 +322,17 @@ export class SecretResolver {
 
   /**
    * Makes the next request of the backend's entries (or of one key) read again (e.g. a user's
-   * `refresh`); the documents stay as last-known-good, failure holds are lifted.
+   * `refresh`, or a change notice: `source` = `event`); the documents stay as last-known-good,
+   * failure holds are lifted. A change found by the next check is counted under `source`.
    */
-  invalidate(backendId: string, key?: string): void {
+  invalidate(backendId: string, key?: string, source: DetectionSource = 'poll'): void {
     const state = this.#backends.get(backendId);
     if (state === undefined) return;
     for (const entry of state.entries.values()) {
       if (key !== undefined && entry.ref.key !== key) continue;
       entry.confirmedAt = Number.NEGATIVE_INFINITY;
       entry.failure = undefined;
+      if (source === 'event') entry.noticed = true;
     }
   }
 
@@ -374,6 +379,7 @@ export class SecretResolver {
         fetching: undefined,
         checking: undefined,
         lastUsedAt: 0,
+        noticed: false,
       };
       state.entries.set(id, entry);
     }
@@ -392,8 +398,13 @@ export class SecretResolver {
     const fetching = state.channel.fetch(entry.ref).then((outcome) => {
       const now = this.#clock.now();
       if (outcome.ok) {
+        const previous = entry.version;
         entry.doc = outcome.secret;
         entry.version = this.#versionOf(outcome.secret);
+        if (previous !== undefined && previous !== entry.version) {
+          this.#metrics.changesDetected.inc({ provider: state.channel.provider, source: entry.noticed ? 'event' : 'poll' });
+        }
+        entry.noticed = false;
         entry.confirmedAt = now;
         entry.failure = undefined;
         return undefined;
@@ -432,6 +443,7 @@ export class SecretResolver {
     if (outcome.version === unversioned || outcome.version !== entry.doc.version) return reread();
     entry.confirmedAt = now;
     entry.failure = undefined;
+    entry.noticed = false;
     return { ok: true, ref, version: entry.version ?? outcome.version, previousVersion, changed: false };
   }
 

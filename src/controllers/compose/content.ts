@@ -27,6 +27,8 @@ export interface ContentComposition {
   readonly contentDeps: BindingContentDeps;
   /** The reconciler's resolver: every resolution feeds the hub. */
   readonly content: RecordingContentResolver;
+  /** The cluster access a backend object's provider gets (credentials namespace, token minting). */
+  readonly contextFor: (backend: AnyBackend) => BackendContext;
   /** Releases backend clients; after the manager stopped. */
   readonly close: () => Promise<void>;
 }
@@ -80,6 +82,7 @@ export function composeContent({ config, clients, registry, clock, informers }: 
     hub,
     contentDeps,
     content: new RecordingContentResolver(contentDeps, hub),
+    contextFor,
     close: async () => {
       await pool.close();
       await resolver.close();

@@ -31,11 +31,31 @@ const guards: Record<string, Guard> = {
   },
   'http port equal to the broker port': {
     values: { controller: { ports: { http: 8443 } } },
-    message: /controller\.ports\.broker \(8443\) equals controller\.ports\.http: the controller's http, broker and webhook ports must all differ/,
+    message: /controller\.ports\.broker \(8443\) equals controller\.ports\.http: the controller's ports \(http, broker, webhook, change-notice listeners\) must all differ/,
   },
   'webhook port equal to the http port': {
     values: { controller: { ports: { webhook: 8080 } } },
     message: /controller\.ports\.webhook \(8080\) equals controller\.ports\.http/,
+  },
+  'OpenBao audit listener without its prefix Secret': {
+    values: { changeNotices: { vaultAudit: { enabled: true } } },
+    message: /changeNotices\.vaultAudit\.prefixSecret is required when changeNotices\.vaultAudit\.enabled/,
+  },
+  'SQS notices without a queue': {
+    values: { changeNotices: { awsSqs: { enabled: true, backend: 'ClusterSecretBackend/aws' } } },
+    message: /changeNotices\.awsSqs\.queueUrl and changeNotices\.awsSqs\.backend are required/,
+  },
+  'Event Grid receiver without its secret': {
+    values: { changeNotices: { azureEventGrid: { enabled: true } } },
+    message: /changeNotices\.azureEventGrid\.secretName is required when changeNotices\.azureEventGrid\.enabled/,
+  },
+  'Event Grid port equal to the broker port': {
+    values: { changeNotices: { azureEventGrid: { enabled: true, secretName: 'grid', port: 8443 } } },
+    message: /changeNotices\.azureEventGrid\.port \(8443\) equals controller\.ports\.broker/,
+  },
+  'SQS backend that is no backend reference': {
+    values: { changeNotices: { awsSqs: { enabled: true, queueUrl: 'https://sqs.eu-west-1.amazonaws.com/1/q', backend: 'aws' } } },
+    message: /changeNotices\/awsSqs\/backend/,
   },
   'leader election off with 2 replicas': {
     values: { controller: { replicas: 2, leaderElection: { enabled: false } } },

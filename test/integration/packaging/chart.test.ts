@@ -44,6 +44,14 @@ const valueSets: Record<string, unknown> = {
   minimal: { controller: { replicas: 1, rollingRestart: { enabled: false } }, webhook: { enabled: false }, nodePlugin: { enabled: false } },
   tokenAccounts: { tokenServiceAccounts: ['vault-reader', 'aws-reader'] },
   existingSecrets: { brokerTls: { existingSecret: 'my-broker-tls' }, hmacKey: { existingSecret: 'my-hmac' }, image: { digest: `sha256:${'a'.repeat(64)}` } },
+  changeNotices: {
+    networkPolicy: { enabled: true },
+    changeNotices: {
+      vaultAudit: { enabled: true, prefixSecret: 'bao-audit-prefix' },
+      awsSqs: { enabled: true, queueUrl: 'https://sqs.eu-west-1.amazonaws.com/123456789012/secret-changes', backend: 'ClusterSecretBackend/aws' },
+      azureEventGrid: { enabled: true, secretName: 'event-grid-secret' },
+    },
+  },
 };
 
 type Rule = { apiGroups?: string[]; resources?: string[]; verbs?: string[]; resourceNames?: string[] };
@@ -318,6 +326,28 @@ describe('controller Deployment', () => {
     const config = parseControllerConfig((c.args ?? []).slice(1), { POD_NAMESPACE: releaseNs });
     expect(config.hmacKey).toEqual({ kind: 'file', path: '/etc/secret-binder/content-hmac/key' });
     expect(config.broker).toMatchObject({ tls: { kind: 'files' } });
+  });
+
+  it('enables each change-notice source: flags the controller parses, Secrets mounted, a Service and policy ports (docs/rotation.md)', () => {
+    const manifests = set('changeNotices');
+    const pod = podSpec(only(manifests, 'Deployment', 'secret-binder-controller'));
+    const c = pod.containers[0] as Container;
+    const config = parseControllerConfig((c.args ?? []).slice(1), { POD_NAMESPACE: releaseNs });
+    expect(config.changeNotices).toEqual({
+      windowMs: 1000,
+      vaultAudit: { listen: { kind: 'tcp', host: '0.0.0.0', port: 8200 }, prefixFile: '/etc/secret-binder/vault-audit/prefix', maxLinesPerSecond: 2000 },
+      awsSqs: { queueUrl: 'https://sqs.eu-west-1.amazonaws.com/123456789012/secret-changes', backend: 'ClusterSecretBackend/aws', waitSeconds: 20, maxMessagesPerSecond: 100 },
+      azureEventGrid: { host: '0.0.0.0', port: 8090, secretFile: '/etc/secret-binder/event-grid/secret', maxEventsPerSecond: 100 },
+    });
+    expect(JSON.stringify(pod)).toContain('"secretName":"bao-audit-prefix"');
+    expect(JSON.stringify(pod)).toContain('"secretName":"event-grid-secret"');
+    const service = only(manifests, 'Service', 'secret-binder-change-notices') as unknown as { spec: { ports: { name: string; port: number }[] } };
+    expect(service.spec.ports.map((p) => `${p.name}:${String(p.port)}`)).toEqual(['vault-audit:8200', 'event-grid:8090']);
+    expect(JSON.stringify(only(manifests, 'NetworkPolicy', 'secret-binder-controller'))).toContain('"port":"vault-audit"');
+    // Off by default: no flag, no Service.
+    const defaults = podSpec(only(set('default'), 'Deployment', 'secret-binder-controller')).containers[0] as Container;
+    expect(parseControllerConfig((defaults.args ?? []).slice(1), { POD_NAMESPACE: releaseNs }).changeNotices).toMatchObject({ vaultAudit: undefined, awsSqs: undefined, azureEventGrid: undefined });
+    expect(set('default').filter((m) => m.metadata.name === 'secret-binder-change-notices')).toEqual([]);
   });
 });
 

@@ -98,6 +98,8 @@ export interface DeliveryWorldOptions {
   readonly nodes: number;
   /** The SecretBackend every binding reads and its credentials (default: the world's OpenBao). */
   readonly backend?: Pick<RotationBackend, 'spec' | 'credentials'>;
+  /** Further controller flags (e.g. a change-notice source), given the app namespace. */
+  readonly controllerArgs?: (namespace: string) => readonly string[];
 }
 
 export async function startDeliveryWorld(options: DeliveryWorldOptions): Promise<DeliveryWorld> {
@@ -147,6 +149,7 @@ export async function startDeliveryWorld(options: DeliveryWorldOptions): Promise
     captureLevel: 'info',
     registry,
     audit,
+    ...(options.controllerArgs === undefined ? {} : { extraArgs: options.controllerArgs(ns) }),
   });
   const stop = new AbortController();
   let exited = false;
