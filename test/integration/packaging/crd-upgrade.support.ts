@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { currentWorld } from '../../harness/world-state.ts';
@@ -27,6 +27,8 @@ export async function runCrdUpgradeStep(chart: string): Promise<string> {
   const path = `${dirname(helmPath)}:${dirname(kubectlPath)}:${process.env['PATH'] ?? '/usr/bin:/bin'}`;
   const result = await command('/bin/bash', ['-euo', 'pipefail', '-c', documentedCrdUpgradeStep()], undefined, {
     env: { PATH: path, HOME: home, KUBECONFIG: currentWorld().kube.kubeconfigPath, CHART: chart },
+  }).finally(() => {
+    rmSync(home, { recursive: true, force: true });
   });
   if (result.code !== 0) throw new Error(`the documented CRD step failed (exit ${String(result.code)}):\n${result.stdout}\n${result.stderr}`);
   return result.stdout;

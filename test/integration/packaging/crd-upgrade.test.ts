@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { parse, stringify } from 'yaml';
 import { group, resources, version } from '../../../src/api/v1alpha1/index.ts';
@@ -78,7 +78,10 @@ describe('CRD upgrade: the documented server-side apply step', () => {
 
   it('with the next version\'s CRDs: stored bindings stay as they were, the new field is accepted and kept', async () => {
     const before = await readSpec('stored-before');
-    const output = await runCrdUpgradeStep(nextChart());
+    const next = nextChart();
+    const output = await runCrdUpgradeStep(next).finally(() => {
+      rmSync(dirname(next), { recursive: true, force: true });
+    });
     process.stdout.write(`crd upgrade (next version): ${output}`);
     expect(output.trim().split('\n').sort()).toEqual([
       'customresourcedefinition.apiextensions.k8s.io/clustersecretbackends.secretbinder.dev serverside-applied',
