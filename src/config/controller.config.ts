@@ -176,6 +176,8 @@ const options = {
   'webhook-configuration-name': { type: 'string' },
   'webhook-tls-secret': { type: 'string' },
   'allow-http-loopback-token-endpoints': { type: 'string' },
+  // Handled by main.ts before any other flag is parsed (prints the version and exits).
+  version: { type: 'boolean' },
 } as const;
 
 /**
