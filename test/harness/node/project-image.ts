@@ -44,7 +44,7 @@ function inputsDigest(): string {
 }
 
 /** Top-level package directories of the production dependency tree of `from` (each copied with what it nests). */
-function productionPackages(from: string): string[] {
+export function productionPackages(from: string): string[] {
   const listed = execFileSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: from, encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 })
     .split('\n')
     .map((line) => line.trim())

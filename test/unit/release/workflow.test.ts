@@ -60,6 +60,7 @@ describe('the release workflow', () => {
     expect(uses(test, 'actions/checkout')?.with?.['fetch-depth']).toBe(0);
     expect(runs(test)).toMatch(/bash \.ci\/run/);
     expect(runs(test)).toMatch(/package\.json/);
+    expect(runs(test)).toMatch(/npm run -s audit:prod/);
   });
 
   it('builds the image from the Dockerfile for amd64 and arm64, pushes it with an SBOM and provenance, signs it keyless', () => {
