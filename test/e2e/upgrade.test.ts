@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AdmissionregistrationV1Api, AppsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, DiscoveryV1Api, type KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api, AppsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, DiscoveryV1Api, type KubeConfig, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions } from '@kubernetes/client-node';
 import { group, resources, version } from '../../src/api/v1alpha1/index.ts';
 import { startHostForward, type HostForward } from '../harness/node/host-forward.ts';
 import { previousRelease, type PreviousRelease } from '../harness/node/previous-release.ts';
@@ -313,6 +313,30 @@ describeNode('upgrade: helm upgrade from a previous commit and helm rollback, wi
     say(`upgrade: CRD step (docs/upgrading.md): ${(await runCrdUpgradeStep(chartDir)).trim().split('\n').join('; ')}`);
     await throughHelm('upgrade', ['upgrade', chart.release, chartDir, '-f', valuesPath, ...imageValues(projectImageReference), '--wait', '--timeout', '4m'], projectImageReference);
   }, 420_000);
+
+  it('after the upgrade, the new release keeps a volume the previous one mounted current: a new version reaches the Refresh pod in place', async () => {
+    const before = await settled();
+    const [pod = ''] = podsOf({ ...before, consumers: before.consumers.filter((c) => c.deployment === 'refresh') });
+    const watchBefore = parseWatch(await inPod(pod, ['cat', '/tmp/watch']));
+    const password = `refresh-${String(Date.now())}`;
+    await openBaoRequest(bao(), 'POST', `${bao().kvMount}/data/upgrade/refresh`, { data: { username: 'refresh', password } });
+    // A check now rather than at the refresh interval (ADR 0105).
+    await custom.patchNamespacedCustomObject(
+      { group, version, plural: resources.SecretBinding.plural, namespace: appsNs, name: 'refresh', body: { metadata: { annotations: { 'secretbinder.dev/refresh-requested': String(Date.now()) } } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    await eventually(`${pod} reads the new version`, async () => ((await inPod(pod, ['cat', '/secrets/password'])).replace(/\n$/, '') === password ? true : undefined), 90_000);
+    const watchAfter = parseWatch(await inPod(pod, ['cat', '/tmp/watch']));
+    const after = await settled();
+    const hmac = (state: Snapshot, name: string): string => state.bindings.find((b) => b.name === name)?.contentHmac ?? '';
+    say(`rotation after the upgrade: ${pod} read the new version in place after ${String(watchAfter.changes - watchBefore.changes)} content change(s), ${String(watchAfter.misses - watchBefore.misses)} reads without files; refresh ${hmac(before, 'refresh').slice(0, 24)} -> ${hmac(after, 'refresh').slice(0, 24)}`);
+    expect(watchAfter.misses).toBe(watchBefore.misses);
+    expect(watchAfter.changes).toBeGreaterThan(watchBefore.changes);
+    expect(hmac(after, 'refresh')).not.toBe(hmac(before, 'refresh'));
+    // Only the Refresh binding's content moved; no pod restarted or replaced, nothing rolled out.
+    expect(after.consumers).toEqual(before.consumers);
+    expect(after.bindings.filter((b) => b.name !== 'refresh')).toEqual(before.bindings.filter((b) => b.name !== 'refresh'));
+  }, 180_000);
 
   it('helm rollback to the previous release: the same guarantees', async () => {
     await throughHelm('rollback', ['rollback', chart.release, '1', '--wait', '--timeout', '4m'], previous.image.reference);
