@@ -12,6 +12,7 @@ import { describeKubeError } from './kube/kube-errors.ts';
 import { minContentHmacKeyBytes } from './observability/content-hmac.ts';
 import { ContentHmacKeyError, ensureContentHmacKey } from './observability/content-hmac-key.ts';
 import { createAuditLog } from './observability/audit.ts';
+import { readBuildInfo, registerBuildInfo, versionLine, wantsVersion } from './observability/build-info.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { sanitizeError } from './observability/sanitize.ts';
 import { SecretValue } from './observability/secret-value.ts';
@@ -19,6 +20,11 @@ import { realClock, sleep } from './runtime/clock.ts';
 import { shutdownSignal } from './runtime/manager.ts';
 
 async function main(): Promise<number> {
+  const buildInfo = readBuildInfo();
+  if (wantsVersion(process.argv.slice(2))) {
+    process.stdout.write(versionLine('secret-binder controller', buildInfo));
+    return 0;
+  }
   let config;
   try {
     config = parseControllerConfig(process.argv.slice(2), process.env);
@@ -41,11 +47,13 @@ async function main(): Promise<number> {
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  registerBuildInfo(registry, buildInfo);
   const audit = createAuditLog({
     destination: config.auditLog === 'stdout' ? { kind: 'stream', stream: process.stdout } : { kind: 'file', path: config.auditLog },
   });
   const operator = buildOperator({ config, kubeConfig, clients, logger, registry, contentKey, audit });
   logger.info('starting', {
+    version: buildInfo.version,
     identity: config.identity,
     namespace: config.operatorNamespace,
     leaderElection: config.leaderElection.enabled,

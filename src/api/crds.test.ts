@@ -166,6 +166,11 @@ describe('CRDs', () => {
     }
   });
 
+  it('start with a document marker, so `helm show crds` (which concatenates the files) yields one document per CRD', () => {
+    const files = readdirSync(crdDir).filter((f) => f.endsWith('.yaml'));
+    expect(files.filter((f) => !readFileSync(join(crdDir, f), 'utf8').startsWith('---\n'))).toEqual([]);
+  });
+
   it('describe every field, so kubectl explain documents it', () => {
     const undocumented: string[] = [];
     for (const crd of crds) {

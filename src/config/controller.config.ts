@@ -256,6 +256,8 @@ const options = {
   'azure-event-grid-address': { type: 'string' },
   'azure-event-grid-secret-file': { type: 'string' },
   'azure-event-grid-max-events-per-second': { type: 'string' },
+  // Handled by main.ts before any other flag is parsed (prints the version and exits).
+  version: { type: 'boolean' },
 } as const;
 
 /**

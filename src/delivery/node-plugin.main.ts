@@ -12,10 +12,16 @@ import { NodePluginConfigError, parseNodePluginConfig } from './csi/node-plugin.
 import { BrokerReachability, socketAccepts } from './csi/node-plugin.health.ts';
 import { SystemMounter } from './csi/tmpfs.mounter.ts';
 import { HealthServer } from '../runtime/health-server.ts';
+import { readBuildInfo, registerBuildInfo, versionLine, wantsVersion } from '../observability/build-info.ts';
 import { createLogger } from '../observability/logger.ts';
 import { sanitizeError } from '../observability/sanitize.ts';
 
 async function main(): Promise<number> {
+  const buildInfo = readBuildInfo();
+  if (wantsVersion(process.argv.slice(2))) {
+    process.stdout.write(versionLine('secret-binder node plugin', buildInfo));
+    return 0;
+  }
   let config;
   try {
     config = parseNodePluginConfig(process.argv.slice(2), process.env);
@@ -43,7 +49,7 @@ async function main(): Promise<number> {
     plugin,
     logger,
     nodeName: config.nodeName,
-    version: '0.1.0',
+    version: buildInfo.version,
     csiSocket: config.csiSocket,
     ...(config.registrationSocket === null ? {} : { registration: { socket: config.registrationSocket, kubeletCsiSocket: config.kubeletCsiSocket } }),
     onRegistrationStatus: (ok) => {
@@ -58,7 +64,9 @@ async function main(): Promise<number> {
   }
   let health: HealthServer | undefined;
   if (config.healthAddress !== null) {
-    health = new HealthServer({ host: config.healthAddress.host, port: config.healthAddress.port, registry: new Registry(), logger });
+    const registry = new Registry();
+    registerBuildInfo(registry, buildInfo);
+    health = new HealthServer({ host: config.healthAddress.host, port: config.healthAddress.port, registry, logger });
     const csiSocket = config.csiSocket;
     health.addLivenessCheck('csi-socket', () => socketAccepts(csiSocket, 2_000));
     health.addReadinessCheck('kubelet-registration', () => (registered ? { ok: true } : { ok: false, message: 'the kubelet has not confirmed the registration' }));

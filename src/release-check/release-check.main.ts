@@ -6,9 +6,14 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { loadKubeConfig } from '../kube/kube-clients.ts';
+import { readBuildInfo, versionLine, wantsVersion } from '../observability/build-info.ts';
 import { checkRelease } from './release-check.ts';
 
 async function main(): Promise<number> {
+  if (wantsVersion(process.argv.slice(2))) {
+    process.stdout.write(versionLine('secret-binder release check', readBuildInfo()));
+    return 0;
+  }
   const { values } = parseArgs({
     args: process.argv.slice(2),
     strict: true,
@@ -20,6 +25,7 @@ async function main(): Promise<number> {
       'webhook-configuration-name': { type: 'string', default: '' },
       'webhook-service': { type: 'string', default: '' },
       'timeout-seconds': { type: 'string', default: '10' },
+      version: { type: 'boolean' },
     },
   });
   const required = ['namespace', 'controller-selector', 'broker-url', 'broker-ca-file'] as const;

@@ -21,6 +21,7 @@ import { BackendPool } from '../../src/controllers/backend/backend-pool.ts';
 import { BindingContentResolver } from '../../src/controllers/binding/binding-content.ts';
 import { SecretValue } from '../../src/observability/secret-value.ts';
 import { realClock } from '../../src/runtime/clock.ts';
+import { footprintRows } from './image-size.ts';
 import { ObjectStore } from '../../src/runtime/object-store.ts';
 import { eventDrivenRow } from './event-driven.ts';
 
@@ -137,3 +138,4 @@ const print = (header: string[], table: string[][]): void => {
 process.stdout.write('secret-binder bench (one run; fake backend in process)\n\n');
 print(['scenario', 'value reads (round 1/2/3)', 'version checks (round 1/2/3)', 'target'], rows);
 print(['scenario', 'median', 'p99', 'memory'], latency);
+print(['image', 'size on disk'], footprintRows(process.cwd()));

@@ -56,6 +56,8 @@ export function parseNodePluginConfig(argv: readonly string[], env: Readonly<Rec
         'changes-wait-seconds': { type: 'string', default: '30' },
         'log-level': { type: 'string', default: 'info' },
         'health-address': { type: 'string', default: '' },
+        // Handled by node-plugin.main.ts before any other flag is parsed (prints the version and exits).
+        version: { type: 'boolean' },
       },
     }));
   } catch (err) {

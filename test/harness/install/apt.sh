@@ -12,11 +12,12 @@
 #   containernetworking-plugins  runtime, CNI bridge/host-local/loopback
 #   busybox-static          the one binary of the e2e tier's images (pods and the pause sandbox)
 #   iptables                kube-proxy's rules, and the egress guard counting what leaves (ADR 0180, 0182)
+#   shellcheck              actionlint checks the release workflow's `run:` scripts with it (ADR 0234)
 #
 # Go (for go-binaries.sh) and Node come from elsewhere: the machine's Go, node.sh's Node.
 set -euo pipefail
 
-packages=(coreutils procps iproute2 ca-certificates python3 python3-venv openjdk-17-jre-headless maven unzip containerd runc containernetworking-plugins busybox-static iptables)
+packages=(coreutils procps iproute2 ca-certificates python3 python3-venv openjdk-17-jre-headless maven unzip containerd runc containernetworking-plugins busybox-static iptables shellcheck)
 
 missing=()
 # `ii ` = wanted install, installed OK. Unknown packages print nothing (dpkg-query exits 1).

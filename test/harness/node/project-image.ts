@@ -43,13 +43,13 @@ function inputsDigest(): string {
   return hash.digest('hex').slice(0, 16);
 }
 
-/** Top-level package directories of the production dependency tree (each copied with what it nests). */
-function productionPackages(): string[] {
-  const listed = execFileSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: root, encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 })
+/** Top-level package directories of the production dependency tree of `from` (each copied with what it nests). */
+export function productionPackages(from: string): string[] {
+  const listed = execFileSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: from, encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 })
     .split('\n')
     .map((line) => line.trim())
-    .filter((line) => line !== '' && line !== root);
-  const topLevel = new RegExp(`^${join(root, 'node_modules').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/(@[^/]+/)?[^/]+$`);
+    .filter((line) => line !== '' && line !== from);
+  const topLevel = new RegExp(`^${join(from, 'node_modules').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/(@[^/]+/)?[^/]+$`);
   return [...new Set(listed.filter((dir) => topLevel.test(dir)))].sort();
 }
 
@@ -62,7 +62,7 @@ function pruneCache(keep: string): void {
   for (const old of others.slice(1)) rmSync(old.path, { recursive: true, force: true });
 }
 
-/** Builds (or reuses from the cache) the project image archive. */
+/** Builds (or reuses from the cache) the project image archive of the working tree. */
 export function buildProjectImage(): BuiltImage {
   const digest = inputsDigest();
   const outDir = join(cacheDir, `secret-binder-${digest}`);
@@ -71,13 +71,35 @@ export function buildProjectImage(): BuiltImage {
   if (existsSync(archivePath) && existsSync(manifestFile)) {
     return { reference: projectImageReference, archivePath, manifestDigest: readFileSync(manifestFile, 'utf8').trim() };
   }
+  const built = assembleProjectImage({ reference: projectImageReference, sourceRoot: root, dependencyRoot: root, outDir });
+  pruneCache(outDir);
+  return built;
+}
+
+/** What an image of the project is assembled from. */
+export interface ProjectImageSources {
+  readonly reference: string;
+  /** A tree of the project: src/, crds/, package.json, tsconfig.build.json, node_modules/ for tsc. */
+  readonly sourceRoot: string;
+  /** The checkout whose node_modules holds the production dependencies to copy. */
+  readonly dependencyRoot: string;
+  /** Where the archive and its `manifest-digest` are written. */
+  readonly outDir: string;
+}
+
+/**
+ * Assembles the Dockerfile's final stage from a project tree (the working tree, or a previous
+ * commit's for the upgrade suite) into `outDir`, with no cache lookup.
+ */
+export function assembleProjectImage(sources: ProjectImageSources): BuiltImage {
+  const { reference, sourceRoot, dependencyRoot, outDir } = sources;
   const work = mkdtempSync(join(tmpdir(), 'sb-project-image-'));
   try {
     const dist = join(work, 'dist');
-    execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json'), '--outDir', dist], { cwd: root, stdio: 'inherit' });
-    for (const proto of readdirSync(join(root, 'src', 'delivery', 'csi')).filter((f) => f.endsWith('.proto'))) {
+    execFileSync(process.execPath, [join(sourceRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(sourceRoot, 'tsconfig.build.json'), '--outDir', dist], { cwd: sourceRoot, stdio: 'inherit' });
+    for (const proto of readdirSync(join(sourceRoot, 'src', 'delivery', 'csi')).filter((f) => f.endsWith('.proto'))) {
       mkdirSync(join(dist, 'delivery', 'csi'), { recursive: true });
-      copyFileSync(join(root, 'src', 'delivery', 'csi', proto), join(dist, 'delivery', 'csi', proto));
+      copyFileSync(join(sourceRoot, 'src', 'delivery', 'csi', proto), join(dist, 'delivery', 'csi', proto));
     }
     const binaries = [process.execPath, '/bin/mount', '/bin/umount'];
     const libraries = [...new Set(binaries.flatMap(sharedLibraries))].sort();
@@ -93,13 +115,13 @@ export function buildProjectImage(): BuiltImage {
       { kind: 'data', path: 'etc/passwd', data: 'root:x:0:0:root:/root:/usr/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/usr/sbin/nologin\n' },
       { kind: 'data', path: 'etc/group', data: 'root:x:0:\nnonroot:x:65532:\n' },
       { kind: 'tree', path: 'app/dist', from: dist },
-      { kind: 'tree', path: 'app/crds', from: join(root, 'crds') },
-      { kind: 'file', path: 'app/package.json', from: join(root, 'package.json'), mode: 0o644 },
-      ...productionPackages().map((dir): ImageEntry => ({ kind: 'tree', path: relative(root, dir).replace(/^node_modules/, 'app/node_modules'), from: dir })),
+      { kind: 'tree', path: 'app/crds', from: join(sourceRoot, 'crds') },
+      { kind: 'file', path: 'app/package.json', from: join(sourceRoot, 'package.json'), mode: 0o644 },
+      ...productionPackages(dependencyRoot).map((dir): ImageEntry => ({ kind: 'tree', path: relative(dependencyRoot, dir).replace(/^node_modules/, 'app/node_modules'), from: dir })),
     ];
     const built = buildImage(
       {
-        reference: projectImageReference,
+        reference,
         entries,
         entrypoint: ['node'],
         cmd: ['/app/dist/main.js'],
@@ -109,8 +131,7 @@ export function buildProjectImage(): BuiltImage {
       },
       outDir,
     );
-    writeFileSync(manifestFile, `${built.manifestDigest}\n`);
-    pruneCache(outDir);
+    writeFileSync(join(outDir, 'manifest-digest'), `${built.manifestDigest}\n`);
     return built;
   } finally {
     rmSync(work, { recursive: true, force: true });

@@ -81,7 +81,9 @@ describe('Dockerfile (static)', () => {
 });
 
 describe('the image build step, run here', () => {
-  const out = join(root, '.harness', `packaging-dist-${process.pid}`);
+  // /app/dist and /app/package.json of the image (the binaries read their version from it).
+  const app = join(root, '.harness', `packaging-app-${process.pid}`);
+  const out = join(app, 'dist');
 
   beforeAll(async () => {
     // The Dockerfile's `npm run build` (tsc -p tsconfig.build.json), into a scratch dir under the
@@ -89,9 +91,18 @@ describe('the image build step, run here', () => {
     const built = await command(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json'), '--outDir', out]);
     if (built.code !== 0) throw new Error(`npm run build fails: ${built.stdout}${built.stderr}`);
     for (const proto of ['csi.proto', 'pluginregistration.proto']) copyFileSync(join(root, 'src/delivery/csi', proto), join(out, 'delivery/csi', proto));
+    copyFileSync(join(root, 'package.json'), join(app, 'package.json'));
   }, 180_000);
 
-  afterAll(() => { rmSync(out, { recursive: true, force: true }); });
+  afterAll(() => { rmSync(app, { recursive: true, force: true }); });
+
+  it('every entry point prints the version of package.json with --version', async () => {
+    const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
+    for (const [entry, program] of [['main.js', 'controller'], ['delivery/node-plugin.main.js', 'node plugin'], ['release-check/release-check.main.js', 'release check']] as const) {
+      const result = await command(process.execPath, [join(out, entry), '--version']);
+      expect({ code: result.code, stdout: result.stdout.split(' (')[0] }).toEqual({ code: 0, stdout: `secret-binder ${program} ${version}` });
+    }
+  });
 
   it('emits the entry points the chart starts', () => {
     expect(existsSync(join(out, 'main.js'))).toBe(true);

@@ -66,8 +66,8 @@ describe('each docs check finds a planted mismatch, with file and line', () => {
   });
 
   it('values: a path that does not exist, a leaf the reference misses', () => {
-    const values = { nodePlugin: { tmpfsSize: '4Mi', resources: {} }, webhook: { enabled: true } };
-    const reference = { path: 'docs/values.md', text: '`nodePlugin.tmpfsSize` `nodePlugin.resources` `webhook.enabled`' };
+    const values = { nodePlugin: { tmpfsSize: '4Mi', resources: { requests: { cpu: '10m' } } }, webhook: { enabled: true } };
+    const reference = { path: 'docs/values.md', text: '## `nodePlugin`\n| `nodePlugin.tmpfsSize` | 4Mi |\n| `nodePlugin.resources` | {} |\n## `webhook`\n| `webhook.enabled` | true |\n## `broker`' };
     expect(checkValues({ values, docs: [reference] })).toEqual([]);
     const doc = { path: 'docs/t.md', text: 'raise\n`nodePlugin.tmpfsSize=8Mi` or `controller.auditLog`, not `nodePlugin.maxAge`' };
     expect(checkValues({ values, docs: [reference, doc] })).toEqual([{ file: 'docs/t.md', line: 2, message: 'values path nodePlugin.maxAge does not exist in charts/secret-binder/values.yaml' }]);
