@@ -1,5 +1,5 @@
 import { expect, it } from '@jest/globals';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AppsV1Api, CoordinationV1Api, StorageV1Api, type CoreV1Event, type V1CSINodeDriver, type V1Deployment, type V1Pod, type V1ReplicaSet } from '@kubernetes/client-node';
 import { group, resources, version, type SecretBinding } from '../../src/api/v1alpha1/index.ts';
@@ -7,6 +7,7 @@ import { rolledOut } from '../../src/controllers/rotation/kube-workloads.ts';
 import { contentHashAnnotation, workloadContentHash } from '../../src/controllers/rotation/rollout-hash.ts';
 import { currentWorld } from '../harness/world-state.ts';
 import { eventually } from '../integration/support/cluster.ts';
+import { command, kubectlPath } from '../integration/packaging/helm.support.ts';
 import { chart, isReady, mergePatch, say, shopNs, type InstalledRelease } from './installed-release.support.ts';
 
 /**
@@ -187,10 +188,17 @@ export function faultDrills(release: InstalledRelease): void {
   it('drill 2: the controller scaled to 0 — running pods keep their files; a new opted-in pod is refused with an Event naming the webhook; it starts once 2 replicas are back', async () => {
     const pods = (await livePods()).map(nameOf);
     const current = await release.storedPassword();
+    // Each replica's log to its end, kept with the world's logs: how it shut down.
+    const logs = (await controllers()).map((p) => ({ pod: nameOf(p), log: command(kubectlPath, ['--kubeconfig', currentWorld().kube.kubeconfigPath, '-n', chart.namespace, 'logs', '-f', nameOf(p)], undefined, { timeoutMs: 120_000 }) }));
     const scaledAt = Date.now();
     await kubectl(`kubectl -n ${chart.namespace} scale deployment ${chart.fullname}-controller --replicas=0`);
     await eventually('no controller pod left', async () => ((await controllers()).length === 0 ? true : undefined), 120_000);
     const downMs = Date.now() - scaledAt;
+    for (const { pod, log } of logs) {
+      const { stdout } = await log;
+      writeFileSync(join(currentWorld().logDir, `drill-${pod}.log`), stdout);
+      for (const line of stdout.split('\n').filter((l) => /manager stopp|did not stop|released the lease/.test(l))) say(`observed: ${pod}: ${line}`);
+    }
     const files = await Promise.all(pods.map((p) => release.holds(p, current)));
     say(`observed: no controller pod ${seconds(downMs)} after the scale to 0; ${pods.join(', ')} read their files: ${files.join(', ')}`);
 
