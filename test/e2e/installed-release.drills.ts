@@ -194,10 +194,12 @@ export function faultDrills(release: InstalledRelease): void {
     await kubectl(`kubectl -n ${chart.namespace} scale deployment ${chart.fullname}-controller --replicas=0`);
     await eventually('no controller pod left', async () => ((await controllers()).length === 0 ? true : undefined), 120_000);
     const downMs = Date.now() - scaledAt;
+    const lateStops: string[] = [];
     for (const { pod, log } of logs) {
       const { stdout } = await log;
       writeFileSync(join(currentWorld().logDir, `drill-${pod}.log`), stdout);
       for (const line of stdout.split('\n').filter((l) => /manager stopp|did not stop|released the lease/.test(l))) say(`observed: ${pod}: ${line}`);
+      lateStops.push(...stdout.split('\n').filter((l) => l.includes('did not stop in time')));
     }
     const files = await Promise.all(pods.map((p) => release.holds(p, current)));
     say(`observed: no controller pod ${seconds(downMs)} after the scale to 0; ${pods.join(', ')} read their files: ${files.join(', ')}`);
@@ -232,6 +234,9 @@ export function faultDrills(release: InstalledRelease): void {
     await kubectl('kubectl -n shop scale deployment shop --replicas=2');
     await eventually('2 live shop pods', async () => ((await livePods()).length === 2 ? true : undefined), 60_000);
 
+    // Every replica stopped within the manager's shutdown budget (ADR 0193: a kept-alive plugin
+    // connection used to hold a stopping broker until the deadline).
+    expect(lateStops).toEqual([]);
     expect(files.every(Boolean)).toBe(true);
     expect(refusal).toMatch(/failed calling webhook "inject\.secretbinder\.dev"/);
     expect(refusal).toContain(`${chart.fullname}-webhook`);
