@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
+import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
@@ -111,5 +111,52 @@ describe('BrokerServer', () => {
       seen = (await post(port, '/v1/changes', '{}')).cert.fingerprint256;
     }
     expect(seen).toBe(want);
+  });
+
+  it('on stop answers held long polls with Connection: close, so a kept-alive plugin connection cannot hold the stop open (ADR 0193)', async () => {
+    const served: string[] = [];
+    const held = (endpoint: string) => (_authorization: string | undefined, _body: unknown, signal: AbortSignal): Promise<BrokerReply> => {
+      served.push(endpoint);
+      if (endpoint === 'publish') return Promise.resolve({ status: 200, body: { changed: [] } });
+      // A long poll: held until the broker stops.
+      return new Promise((resolve) => {
+        signal.addEventListener('abort', () => { resolve({ status: 200, body: { changed: [] } }); }, { once: true });
+      });
+    };
+    const server = new BrokerServer({
+      host: '127.0.0.1',
+      port: 0,
+      tls: { kind: 'self-managed', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], caOut: undefined },
+      broker: { publish: held('publish'), changes: held('changes') },
+      logger: createLogger({ level: 'error', component: 'test', stream: new CapturedOutput() }),
+    });
+    // The node plugin's client: one kept-alive connection for its publishes and its long polls.
+    const agent = new Agent({ keepAlive: true, rejectUnauthorized: false });
+    const stop = new AbortController();
+    const running = server.start(stop.signal);
+    stops.push(async () => {
+      agent.destroy();
+      stop.abort();
+      await running;
+    });
+    const { port } = await server.address();
+    const ask = (path: string): Promise<{ status: number; connection: string | undefined } | string> =>
+      new Promise((resolve) => {
+        const req = request({ host: '127.0.0.1', port, path, method: 'POST', agent }, (res) => {
+          res.resume();
+          res.on('end', () => { resolve({ status: res.statusCode ?? 0, connection: res.headers.connection }); });
+        });
+        req.on('error', (error: NodeJS.ErrnoException) => { resolve(error.code ?? error.message); });
+        req.end('{}');
+      });
+    expect(await ask('/v1/publish')).toEqual({ status: 200, connection: 'keep-alive' });
+    const poll = ask('/v1/changes');
+    await new Promise<void>((resolve) => { const wait = (): void => { if (served.length === 2) resolve(); else setImmediate(wait); }; wait(); });
+    stop.abort();
+    expect(await poll).toEqual({ status: 200, connection: 'close' });
+    // The stop completes: the connection went with the answer, nothing is served after it.
+    await running;
+    expect(await ask('/v1/publish')).toBe('ECONNREFUSED');
+    expect(served).toEqual(['publish', 'changes']);
   });
 });

@@ -196,6 +196,10 @@ export class BrokerServer implements Runnable {
       reply = { status: 500, body: { reason: 'InternalError', message: 'internal error' } };
     }
     if (res.destroyed) return;
+    // Stopping: the connection goes with this answer. A node plugin keeps its connection alive and
+    // reuses it; Node serves a kept-alive connection even after close(), so the stop would wait for
+    // it (up to the manager's deadline) while this replica, no longer Ready, kept answering (ADR 0193).
+    if (stopping.aborted) res.setHeader('connection', 'close');
     const text = JSON.stringify(reply.body);
     res.writeHead(reply.status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
     res.end(text);

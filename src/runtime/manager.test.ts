@@ -162,6 +162,24 @@ describe('Manager', () => {
     await clock.advance(60_000);
   });
 
+  it('names only the runnables still running when the shutdown budget runs out', async () => {
+    const clock = new FakeClock(0);
+    const log: string[] = [];
+    const warnings: { message: string; fields: unknown }[] = [];
+    const logger = { debug: () => undefined, info: () => undefined, error: () => undefined, warn: (message: string, fields?: unknown) => warnings.push({ message, fields }) };
+    const manager = new Manager({ clock, logger, shutdownTimeoutMs: 5_000 });
+    manager.add(new Probe('informer', false, log, clock));
+    manager.add(new Probe('broker', false, log, clock, 60_000));
+    const stop = new AbortController();
+    const run = manager.run(stop.signal);
+    await clock.flush();
+    stop.abort();
+    await clock.advance(5_000);
+    await run;
+    expect(warnings).toEqual([{ message: 'runnables did not stop in time', fields: { runnables: ['broker'] } }]);
+    await clock.advance(60_000);
+  });
+
   it('fails /readyz while shutting down and until informers have synced', async () => {
     const clock = new FakeClock(0);
     const health = new HealthServer({ port: 0, registry: new Registry() });

@@ -79,8 +79,11 @@ export class Manager {
     if (this.#running) throw new Error('manager is already running');
     this.#running = true;
     const { promise: stopCause, resolve: stop } = Promise.withResolvers<StopCause>();
-    const track = (runnable: Runnable, runSignal: AbortSignal): Promise<void> =>
-      runnable.start(runSignal).then(
+    /** Runnables started and not returned yet: what a late stop names. */
+    const running = new Set<Runnable>();
+    const track = (runnable: Runnable, runSignal: AbortSignal): Promise<void> => {
+      running.add(runnable);
+      return runnable.start(runSignal).finally(() => running.delete(runnable)).then(
         () => {
           if (!runSignal.aborted) this.#logger.warn('runnable returned before being stopped', { runnable: runnable.name });
         },
@@ -89,6 +92,7 @@ export class Manager {
           stop({ kind: 'fatal', error });
         },
       );
+    };
 
     await this.#health?.listen();
     const everyone = new AbortController();
@@ -152,7 +156,7 @@ export class Manager {
       await this.#within([election], deadline);
     }
     everyone.abort(new Error('manager stopping'));
-    if (!(await this.#within(otherTasks, deadline))) this.#logger.warn('runnables did not stop in time', { runnables: others.map((r) => r.name) });
+    if (!(await this.#within(otherTasks, deadline))) this.#logger.warn('runnables did not stop in time', { runnables: others.filter((r) => running.has(r)).map((r) => r.name) });
     await this.#health?.close();
     this.#logger.info('manager stopped', { cause: cause.kind });
     if (cause.kind === 'lost') throw new LeadershipLostError();

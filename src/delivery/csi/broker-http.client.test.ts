@@ -81,7 +81,10 @@ describe('BrokerHttpClient', () => {
     await expect(client.publish(publishRequest)).rejects.toBeInstanceOf(BrokerUnreachable);
 
     const nowhere = new BrokerHttpClient({ url: 'http://127.0.0.1:1', tokenFile, timeoutMs: 2000 });
-    await expect(nowhere.publish(publishRequest)).rejects.toBeInstanceOf(BrokerUnreachable);
+    const unreachable = await nowhere.publish(publishRequest).catch((err: unknown) => err);
+    expect(unreachable).toBeInstanceOf(BrokerUnreachable);
+    // What a waiting pod's FailedMount Event says: the broker's URL, what serves it, the error.
+    expect((unreachable as Error).message).toBe('secret-binder broker http://127.0.0.1:1 (served by the secret-binder controller pods: is one Ready?) unreachable: connect ECONNREFUSED 127.0.0.1:1');
   });
 
   it('long-polls /v1/changes and stops when aborted', async () => {

@@ -106,14 +106,22 @@ export class BrokerHttpClient implements NodeBrokerPort {
           });
         },
       );
-      req.on('timeout', () => req.destroy(new BrokerUnreachable(`broker did not answer within ${String(timeoutMs)} ms`)));
+      req.on('timeout', () => req.destroy(new BrokerUnreachable(`${brokerAt(url)} did not answer within ${String(timeoutMs)} ms`)));
       req.on('error', (err: Error) => {
         if (signal?.aborted === true) reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
-        else reject(err instanceof BrokerUnreachable ? err : new BrokerUnreachable(`broker unreachable: ${err.message}`));
+        else reject(err instanceof BrokerUnreachable ? err : new BrokerUnreachable(`${brokerAt(url)} unreachable: ${err.message}`));
       });
       req.end(payload);
     });
   }
+}
+
+/**
+ * Who the plugin failed to reach, as the kubelet's FailedMount Event shows it to whoever looks at a
+ * waiting pod: the broker by its URL and what serves it (ADR 0193).
+ */
+function brokerAt(url: URL): string {
+  return `secret-binder broker ${url.origin} (served by the secret-binder controller pods: is one Ready?)`;
 }
 
 function isPublishAnswer(value: unknown): value is PublishAnswer {
