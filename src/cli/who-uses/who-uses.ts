@@ -55,9 +55,12 @@ export function consumersOf(bindings: readonly SecretBinding[], pods: readonly V
       if (pod.metadata?.namespace !== namespace || !isConsumer(binding, pod)) continue;
       const volumes = new Set(boundVolumes(pod).filter((v) => v.binding === name).map((v) => v.volume));
       if (volumes.size === 0) continue;
+      const containers = podContainers(pod);
+      const mounting = containers.filter((c) => c.mounts.some((m) => volumes.has(m.volume)));
+      // The broker refuses the volume when any container mounting it is not listed (invariant 3).
+      if (mounting.some((c) => !binding.spec.containers.includes(c.name))) continue;
       const delivered = deliveryOf(binding, pod, byNamespace.get(namespace) ?? []);
-      for (const container of podContainers(pod)) {
-        if (!binding.spec.containers.includes(container.name) || !container.mounts.some((m) => volumes.has(m.volume))) continue;
+      for (const container of mounting) {
         consumers.push({
           namespace,
           binding: name,

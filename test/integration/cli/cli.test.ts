@@ -102,6 +102,51 @@ describe('explain', () => {
   });
 });
 
+interface Consumers {
+  consumers: { namespace: string; binding: string; pod: string; container: string; node: string; workload: string; delivered: string; keys: string[] }[];
+}
+
+describe('who-uses', () => {
+  it('lists every consuming pod, container and node of a binding, and of a backend key', async () => {
+    const run = await cli('who-uses', 'secretbinding/db', '-o', 'json');
+    expect([run.code, run.stderr]).toEqual([0, '']);
+    const node = world.delivery.nodes[0]?.node;
+    const expected = ['api', 'web'].map((pod) => ({ namespace: world.ns, binding: 'db', pod, container: 'app', node, workload: `Pod/${pod}`, delivered: 'current', keys: [world.dbKey] }));
+    expect((JSON.parse(run.stdout) as Consumers).consumers).toMatchObject(expected);
+    const byKey = await cli('who-uses', '--backend', 'backend', '--key', world.dbKey, '-o', 'yaml');
+    expect((parse(byKey.stdout) as Consumers).consumers).toMatchObject(expected);
+    const allNamespaces = await cli('who-uses', '--backend', 'backend', '--key', world.dbKey, '-A', '-o', 'json');
+    expect((JSON.parse(allNamespaces.stdout) as Consumers).consumers).toMatchObject(expected);
+    const none = await cli('who-uses', '--backend', 'backend', '--key', 'no/such/key');
+    expect([none.code, none.stdout]).toEqual([0, 'No consumers.\n']);
+  });
+
+  it('prints a table, only the stale with --stale, and a Graphviz graph with -o dot', async () => {
+    const table = await cli('who-uses', 'db');
+    expect(table.stdout.split('\n')[0]).toMatch(/^NAMESPACE\s+BINDING\s+POD\s+CONTAINER\s+NODE\s+WORKLOAD\s+DELIVERED\s+LATEST$/);
+    expect(table.stdout).toMatch(/\sweb\s+app\s+\S+\s+Pod\/web\s+current\s+hmac-sha256:[0-9a-f]{12}\n/);
+    expect((await cli('who-uses', 'secretbinding/db', '--stale')).stdout).toBe('No stale consumers.\n');
+    const dot = await cli('who-uses', 'secretbinding/db', '-o', 'dot');
+    expect(dot.code).toBe(0);
+    expect(dot.stdout).toMatch(/^digraph secretbinder \{/);
+    expect(dot.stdout).toContain(`"backend:${world.ns}/backend" -> "key:${world.ns}/backend:${world.dbKey}";`);
+    expect(dot.stdout).toContain(`"key:${world.ns}/backend:${world.dbKey}" -> "binding:${world.ns}/db";`);
+    expect(dot.stdout).toContain(`"binding:${world.ns}/db" -> "pod:${world.ns}/web";`);
+    expect(dot.stdout).toContain(`"pod:${world.ns}/web" -> "container:${world.ns}/web/app";`);
+  });
+
+  it('fails with one line on bad input', async () => {
+    const unknown = await cli('who-uses', 'secretbinding/nope');
+    expect(unknown.code).toBe(3);
+    expect(unknown.stderr).toMatch(/^error: Error from server \(NotFound\): secretbindings.secretbinder.dev "nope" in namespace "cli-app-[0-9a-f]+": .*\n$/);
+    const neither = await cli('who-uses');
+    expect([neither.code, neither.stderr]).toEqual([2, 'error: give secretbinding/NAME, or --backend NAME and --key PATH\n']);
+    const denied = await runCli(['who-uses', 'secretbinding/db', '-n', world.ns], { kubeconfig: world.nobodyKubeconfig });
+    expect(denied.code).toBe(4);
+    expect(denied.stderr.trim().split('\n')).toHaveLength(1);
+  });
+});
+
 describe('no secret value in any output', () => {
   it('finds no value, nor any 8-character fragment of one, in what every command printed', () => {
     expect(allRuns.length).toBeGreaterThan(10);
