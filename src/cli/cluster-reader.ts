@@ -64,6 +64,11 @@ export class ClusterReader {
     return this.#list<SecretBinding>(scoped(bindingsPath, namespace), `secretbindings.${group}`);
   }
 
+  /** SecretBackends (their credentials' Secret names count as references). */
+  listBackends(namespace: string | undefined): Promise<KubeObject[]> {
+    return this.#list<KubeObject>(scoped(`/apis/${group}/${version}/{ns}${resources.SecretBackend.plural}`, namespace), `secretbackends.${group}`);
+  }
+
   listWorkloads(kind: WorkloadKind, namespace: string | undefined): Promise<KubeObject[]> {
     return this.#list<KubeObject>(scoped(workloadKinds[kind], namespace), kind);
   }

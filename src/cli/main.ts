@@ -4,13 +4,18 @@
  * CLI. Parses arguments with commander, wires the commands to stdout/stderr and the kubeconfig,
  * and turns every failure into one line on stderr and an exit code (src/cli/cli-errors.ts).
  */
+import { readFileSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Command, CommanderError, Option } from 'commander';
 import { CliError, exitCodes } from './cli-errors.ts';
 import type { CliContext } from './cli-context.ts';
 import { explainCommand } from './explain/explain.command.ts';
 import { whoUsesCommand } from './who-uses/who-uses.command.ts';
+import { auditCommand } from './sprawl/sprawl.command.ts';
 import { loadKubeTarget } from './kube-target.ts';
+
+/** The version the CLI reports (`--version`, SARIF's driver): the package's (two levels up in src/ and dist/). */
+const toolVersion = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export function buildProgram(cli: CliContext): Command {
   const program = new Command('kubectl-secretbinder')
@@ -18,6 +23,7 @@ export function buildProgram(cli: CliContext): Command {
       'Answers "what does this pod get, from where, and is it current?" for secret-binder — and the reverse.\n' +
         'Never prints a secret value. Uses the kubeconfig as kubectl does (KUBECONFIG, --kubeconfig, --context).',
     )
+    .version(toolVersion)
     .option('--kubeconfig <path>', 'path to the kubeconfig file (default: KUBECONFIG, then ~/.kube/config)')
     .option('--context <name>', 'the kubeconfig context to use')
     .option('-n, --namespace <namespace>', 'the namespace (default: the context\'s, then "default")')
@@ -28,7 +34,7 @@ export function buildProgram(cli: CliContext): Command {
       '\nExit codes: 0 ok, 1 failure (API unreachable, unexpected), 2 bad usage or input, 3 not found,\n' +
         '4 forbidden, 5 check failed (--fail-on, --fail), 6 timed out waiting (refresh, restart).',
     );
-  for (const command of [explainCommand(cli), whoUsesCommand(cli)]) program.addCommand(command);
+  for (const command of [explainCommand(cli), whoUsesCommand(cli), auditCommand(cli, toolVersion)]) program.addCommand(command);
   return program;
 }
 

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parse } from 'yaml';
-import { RbacAuthorizationV1Api, type V1Container, type V1Pod } from '@kubernetes/client-node';
+import { AppsV1Api, RbacAuthorizationV1Api, type V1Container, type V1Pod } from '@kubernetes/client-node';
+import { registerNeedle } from '../../harness/leak-capture.ts';
 import { writeKvSecret } from '../../harness/openbao.ts';
 import { currentWorld } from '../../harness/world-state.ts';
 import { eventually } from '../support/cluster.ts';
@@ -51,7 +52,7 @@ async function withFixtures(delivery: DeliveryWorld): Promise<CliWorld> {
   const { ns, core, bao } = delivery;
   const rbac = delivery.kc.makeApiClient(RbacAuthorizationV1Api);
   const dbKey = `cli-${delivery.suffix}/db`;
-  const secrets = [value('pw'), value('user')];
+  const secrets: string[] = [value('pw'), value('user')];
   await writeKvSecret(bao, dbKey, { password: secrets[0] ?? '', username: secrets[1] ?? '' });
   await delivery.createBinding('db', {
     podSelector: { matchLabels: { app: 'web' } },
@@ -92,6 +93,31 @@ async function withFixtures(delivery: DeliveryWorld): Promise<CliWorld> {
   for (const p of [web, api]) await eventually(`publish ${p.metadata?.name ?? ''}`, async () => (await side.kubelet.publishPod(p).catch(() => undefined))?.[0], 30_000);
   // web, api and nosy are selected (counted); none is stale: the status the CLI reads.
   await eventually('db counts its consumers', async () => ((await delivery.bindingStatus('db'))?.consumers?.pods === 3 ? true : undefined), 60_000);
+
+  // Sprawl in the cluster: a literal password in a bare pod, a secretKeyRef in a Deployment, a
+  // Secret nothing references (the backend's credentials Secret is referenced by the backend).
+  const leaked = value('literal');
+  const orphanValue = value('orphan');
+  registerNeedle(leaked, 'cli sprawl fixture');
+  registerNeedle(orphanValue, 'cli sprawl fixture');
+  secrets.push(leaked, orphanValue);
+  await core.createNamespacedPod({
+    namespace: ns,
+    body: { metadata: { name: 'leaky' }, spec: { nodeName: side.node, automountServiceAccountToken: false, containers: [{ name: 'app', image: 'busybox', env: [{ name: 'DB_PASSWORD', value: leaked }] }] } },
+  });
+  await delivery.kc.makeApiClient(AppsV1Api).createNamespacedDeployment({
+    namespace: ns,
+    body: {
+      metadata: { name: 'legacy' },
+      spec: {
+        replicas: 0,
+        selector: { matchLabels: { app: 'legacy' } },
+        template: { metadata: { labels: { app: 'legacy' } }, spec: { containers: [{ name: 'app', image: 'busybox', env: [{ name: 'API_TOKEN', valueFrom: { secretKeyRef: { name: 'orphan', key: 'token' } } }] }] } },
+      },
+    },
+  });
+  await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'orphan' }, stringData: { token: orphanValue } } });
+  await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'forgotten' }, stringData: { token: orphanValue } } });
 
   // The admin kubeconfig with the app namespace as its context's namespace (as kubens would set it).
   const admin = parse(readFileSync(currentWorld().kube.kubeconfigPath, 'utf8')) as { contexts?: { context?: { namespace?: string } }[] };
