@@ -9,7 +9,7 @@ export interface CliContext {
   readonly note: (text: string) => void;
   readonly now: () => Date;
   readonly signal: AbortSignal;
-  readonly target: (flags: KubeFlags) => KubeTarget;
+  readonly target: (flags: KubeFlags) => Promise<KubeTarget>;
   /** Sleeps, aborted with the signal (refresh/restart waits). */
   readonly sleep: (ms: number) => Promise<void>;
 }

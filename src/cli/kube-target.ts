@@ -1,4 +1,4 @@
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { CliError, exitCodes } from './cli-errors.ts';
 
 /** The kubeconfig flags every command takes, as kubectl spells them. */
@@ -23,8 +23,10 @@ export interface KubeTarget {
  * the client library), else `~/.kube/config`, else the in-cluster service account; `--context`
  * picks a context; the namespace comes from `-n` or the context.
  */
-export function loadKubeTarget(flags: KubeFlags): KubeTarget {
-  const kubeConfig = new KubeConfig();
+export async function loadKubeTarget(flags: KubeFlags): Promise<KubeTarget> {
+  // Loaded on first use: commands that work offline (render, audit sprawl -f, --help) start faster.
+  const { KubeConfig: KubeConfigClass } = await import('@kubernetes/client-node');
+  const kubeConfig: KubeConfig = new KubeConfigClass();
   try {
     if (flags.kubeconfig !== undefined) kubeConfig.loadFromFile(flags.kubeconfig);
     else kubeConfig.loadFromDefault();

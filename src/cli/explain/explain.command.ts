@@ -20,7 +20,7 @@ export function explainCommand(cli: CliContext): Command {
       const flags = globalFlags(command);
       const format = outputFormat(flags.output, baseFormats);
       const name = parseReference(reference, ['pod', 'pods', 'po'], 'pod');
-      const target = cli.target(flags);
+      const target = await cli.target(flags);
       const reader = new ClusterReader(target.kubeConfig, cli.signal);
       const pod = await reader.getPod(target.namespace, name);
       const bindings = await reader.listBindings(target.namespace);

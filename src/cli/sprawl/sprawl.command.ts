@@ -41,7 +41,7 @@ export function auditCommand(cli: CliContext, toolVersion: string): Command {
         const inputs = loadManifestFiles(options.filename, process.cwd(), () => readFileSync(0, 'utf8'));
         findings = scan(inputs, { secretsRead: true });
       } else {
-        const target = cli.target(flags);
+        const target = await cli.target(flags);
         const reader = new ClusterReader(target.kubeConfig, cli.signal);
         const objects = await loadClusterObjects(reader, target.allNamespaces ? undefined : target.namespace, cli.note);
         findings = scan(objects.inputs, { secretsRead: objects.secretsRead, externalReferences: objects.externalReferences });

@@ -46,7 +46,7 @@ export function whoUsesCommand(cli: CliContext): Command {
         throw new CliError('give secretbinding/NAME, or --backend NAME and --key PATH', exitCodes.usage);
       }
       if (options.watch === true && format !== 'table') throw new CliError('--watch prints tables only', exitCodes.usage);
-      const target = cli.target(flags);
+      const target = await cli.target(flags);
       const reader = new ClusterReader(target.kubeConfig, cli.signal);
       const scope = reference === undefined && target.allNamespaces ? undefined : target.namespace;
 

@@ -259,6 +259,85 @@ describe('audit sprawl', () => {
   });
 });
 
+const renderDir = join('test', 'integration', 'cli', 'fixtures', 'render');
+
+describe('render (offline)', () => {
+  it('shows the file tree, modes and formats with value shapes, for a pod', async () => {
+    const run = await cli('render', '-f', join(renderDir, 'binding.yaml'), '--pod', join(renderDir, 'pod.yaml'));
+    expect([run.code, run.stderr]).toEqual([0, '']);
+    expect(run.stdout).toBe(
+      [
+        'SecretBinding retail/catalog-db: valid',
+        '',
+        '/var/run/secrets/catalog   (containers: api)',
+        '├── app.env          0440   dotenv',
+        '├── db/config.json   0400   json',
+        '└── db/password      0440   raw',
+        '',
+        '--- db/password (0440, raw)',
+        '<apps/catalog/db#password>',
+        '',
+        '--- db/config.json (0400, json)',
+        '{',
+        '  "user": "<apps/catalog/db#username>",',
+        '  "password": "<apps/catalog/db#password>"',
+        '}',
+        '',
+        '--- app.env (0440, dotenv)',
+        'API_TOKEN="<apps/catalog/api @3>"',
+        '',
+      ].join('\n'),
+    );
+    const dir = mkdtempSync(join(tmpdir(), 'sb-render-'));
+    writeFileSync(join(dir, 'values.yaml'), 'apps/catalog/db: {username: sample-user, password: sample-pass}\napps/catalog/api: sample-token\n');
+    const sampled = parse((await cli('render', '-f', join(renderDir, 'binding.yaml'), '--values', join(dir, 'values.yaml'), '-o', 'yaml')).stdout) as { files: { path: string; content: string }[] };
+    expect(sampled.files.map((f) => [f.path, f.content])).toEqual([
+      ['db/password', 'sample-pass'],
+      ['db/config.json', '{\n  "user": "sample-user",\n  "password": "sample-pass"\n}\n'],
+      ['app.env', 'API_TOKEN="sample-token"\n'],
+    ]);
+  });
+
+  it('refuses what the API server refuses — schema and CEL rules — with one line, and a pod it would not serve', async () => {
+    const base = readFileSync(join(renderDir, 'binding.yaml'), 'utf8');
+    const dir = mkdtempSync(join(tmpdir(), 'sb-render-'));
+    const cases: [string, string, RegExp][] = [
+      ['mode: 0400', 'mode: 01000', /spec\.files\[1\]\.mode: Invalid value: mode must be between 0 and 0777/],
+      ['path: db/password', 'path: ../escape', /spec\.files\[0\]\.path: Invalid value: path must not contain '\.\.'/],
+      ['refreshInterval: 1m', 'refreshInterval: 5s', /spec\.refreshInterval: Invalid value: refreshInterval must be at least 10s/],
+      ['strategy: Refresh', 'strategy: Sometimes', /spec\.rotation\.strategy: Unsupported value: supported values: "Refresh", "RollingRestart", "None"/],
+      ['containers: [api]', 'containers: []', /spec\.containers: Invalid value: containers must name at least one container/],
+      ['- {path: db/password, key: apps/catalog/db, property: password}', '- {path: db, key: apps/catalog/db, property: password}', /spec\.files: Invalid value: a file path must not also be the directory of another file/],
+    ];
+    const api = world.delivery.custom;
+    for (const [from, to, message] of cases) {
+      const text = base.replace(from, to);
+      expect(text).not.toBe(base);
+      writeFileSync(join(dir, 'bad.yaml'), text);
+      const run = await cli('render', '-f', join(dir, 'bad.yaml'));
+      expect([run.code, run.stdout]).toEqual([2, '']);
+      expect(run.stderr).toMatch(/^error: .*bad\.yaml: SecretBinding catalog-db is invalid: [^\n]+\n$/);
+      expect(run.stderr).toMatch(message);
+      // The API server refuses the same object (server-side dry run).
+      const object = parse(text, { version: '1.1' }) as { metadata: { namespace?: string } };
+      delete object.metadata.namespace;
+      const status = await api.createNamespacedCustomObject({ group: 'secretbinder.dev', version: 'v1alpha1', plural: 'secretbindings', namespace: world.ns, body: object, dryRun: 'All' }).then(() => 201, (e: unknown) => (e as { code?: number }).code);
+      expect(status).toBe(422);
+    }
+    const valid = parse(base, { version: '1.1' }) as { metadata: { namespace?: string } };
+    delete valid.metadata.namespace;
+    await api.createNamespacedCustomObject({ group: 'secretbinder.dev', version: 'v1alpha1', plural: 'secretbindings', namespace: world.ns, body: valid, dryRun: 'All' });
+
+    writeFileSync(join(dir, 'pod.yaml'), readFileSync(join(renderDir, 'pod.yaml'), 'utf8').replace('name: metrics\n          image: exporter:1', 'name: metrics\n          image: exporter:1\n          volumeMounts: [{name: db, mountPath: /db}]'));
+    const refused = await cli('render', '-f', join(renderDir, 'binding.yaml'), '--pod', join(dir, 'pod.yaml'));
+    expect([refused.code, refused.stderr]).toEqual([5, `error: ${join(dir, 'pod.yaml')}: ContainerNotAllowed: container metrics mounts the volume but SecretBinding catalog-db does not list it\n`]);
+    const missing = await cli('render', '-f', join(dir, 'nope.yaml'));
+    expect([missing.code, missing.stderr]).toEqual([2, `error: ${join(dir, 'nope.yaml')}: cannot read the file\n`]);
+    const none = await cli('render');
+    expect([none.code, none.stderr]).toEqual([2, "error: required option '-f, --filename <file>' not specified\n"]);
+  });
+});
+
 describe('no secret value in any output', () => {
   it('finds no value, nor any 8-character fragment of one, in what every command printed', () => {
     expect(allRuns.length).toBeGreaterThan(0);
