@@ -12,6 +12,7 @@ import { explainCommand } from './explain/explain.command.ts';
 import { whoUsesCommand } from './who-uses/who-uses.command.ts';
 import { auditCommand } from './sprawl/sprawl.command.ts';
 import { renderCommand } from './render/render.command.ts';
+import { refreshCommand, restartCommand } from './refresh/refresh.command.ts';
 import { loadKubeTarget } from './kube-target.ts';
 
 /** The version the CLI reports (`--version`, SARIF's driver): the package's (two levels up in src/ and dist/). */
@@ -34,7 +35,7 @@ export function buildProgram(cli: CliContext): Command {
       '\nExit codes: 0 ok, 1 failure (API unreachable, unexpected), 2 bad usage or input, 3 not found,\n' +
         '4 forbidden, 5 check failed (--fail-on, --fail), 6 timed out waiting (refresh, restart).',
     );
-  for (const command of [explainCommand(cli), whoUsesCommand(cli), renderCommand(cli), auditCommand(cli, toolVersion)]) program.addCommand(command);
+  for (const command of [explainCommand(cli), whoUsesCommand(cli), renderCommand(cli), refreshCommand(cli), restartCommand(cli), auditCommand(cli, toolVersion)]) program.addCommand(command);
   return program;
 }
 

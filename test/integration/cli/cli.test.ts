@@ -4,7 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import AjvDraft04 from 'ajv-draft-04';
 import addFormats from 'ajv-formats';
+import { AppsV1Api } from '@kubernetes/client-node';
 import { parse } from 'yaml';
+import { writeKvSecret } from '../../harness/openbao.ts';
+import { eventually } from '../support/cluster.ts';
 import { allRuns, leaks, runCli, type CliRun } from './cli.support.ts';
 import { startCliWorld, type CliWorld } from './cli-world.ts';
 
@@ -335,6 +338,62 @@ describe('render (offline)', () => {
     expect([missing.code, missing.stderr]).toEqual([2, `error: ${join(dir, 'nope.yaml')}: cannot read the file\n`]);
     const none = await cli('render');
     expect([none.code, none.stderr]).toEqual([2, "error: required option '-f, --filename <file>' not specified\n"]);
+  });
+});
+
+describe('refresh and restart', () => {
+  it('refresh asks for a check now and waits until every consumer holds the new content', async () => {
+    const d = world.delivery;
+    const key = `cli-${d.suffix}/rotating`;
+    await writeKvSecret(d.bao, key, { token: world.secrets[0] ?? '' });
+    await d.createBinding('rotating', { podSelector: { matchLabels: { app: 'rotating' } }, refreshInterval: '10s', files: [{ path: 'token', key, property: 'token' }] });
+    const side = d.nodes[0];
+    if (side === undefined) throw new Error('no node');
+    const pod = await d.core.createNamespacedPod({
+      namespace: world.ns,
+      body: {
+        metadata: { name: 'rotating', labels: { app: 'rotating' } },
+        spec: { nodeName: side.node, serviceAccountName: 'web', automountServiceAccountToken: false, containers: [{ name: 'app', image: 'busybox', volumeMounts: [{ name: 's', mountPath: '/s' }] }], volumes: [{ name: 's', csi: { driver: 'secretbinder.dev', readOnly: true, volumeAttributes: { binding: 'rotating' } } }] },
+      },
+    });
+    await eventually('publish rotating', async () => (await side.kubelet.publishPod(pod).catch(() => undefined))?.[0], 30_000);
+    const before = (await d.bindingStatus('rotating'))?.contentHmac ?? '';
+
+    const unchanged = await cli('refresh', 'secretbinding/rotating', '--timeout', '3s');
+    expect(unchanged.code).toBe(6);
+    expect(unchanged.stderr).toMatch(/^waiting: content hmac-sha256:[0-9a-f]{12} \(unchanged\), 1 consumer\(s\), 0 stale \(\d+s\)\n/);
+    expect(unchanged.stderr).toMatch(/error: secretbinding\/rotating: not refreshed within 3s: the content did not change .*\n$/);
+
+    await writeKvSecret(d.bao, key, { token: world.secrets[1] ?? '' });
+    const refreshed = await cli('refresh', 'secretbinding/rotating');
+    expect(refreshed.code).toBe(0);
+    const after = (await d.bindingStatus('rotating'))?.contentHmac ?? '';
+    expect(after).not.toBe(before);
+    expect(refreshed.stdout).toBe(`secretbinding/rotating refreshed: content ${before.slice(0, 24)} → ${after.slice(0, 24)}, 1 consumer(s) current\n`);
+    expect((await d.bindingStatus('rotating'))?.consumers).toMatchObject({ pods: 1, stale: 0 });
+
+    const denied = await runCli(['refresh', 'secretbinding/rotating', '-n', world.ns], { kubeconfig: world.viewerKubeconfig });
+    expect(denied.code).toBe(4);
+    expect(denied.stderr).toMatch(/^error: Error from server \(Forbidden\): secretbindings.secretbinder.dev "rotating" is forbidden: .*cannot patch resource "secretbindings"[^\n]*\n$/);
+    const unknown = await cli('refresh', 'secretbinding/nope');
+    expect(unknown.code).toBe(3);
+  });
+
+  it('restart rolls the workloads a RollingRestart binding selects, and refuses other strategies', async () => {
+    const d = world.delivery;
+    await d.createBinding('rolling', { podSelector: { matchLabels: { app: 'roll' } }, rotation: { strategy: 'RollingRestart' }, files: [{ path: 'p', key: world.dbKey, property: 'password' }] });
+    const apps = d.kc.makeApiClient(AppsV1Api);
+    await apps.createNamespacedDeployment({
+      namespace: world.ns,
+      body: { metadata: { name: 'roll' }, spec: { replicas: 0, selector: { matchLabels: { app: 'roll' } }, template: { metadata: { labels: { app: 'roll' } }, spec: { containers: [{ name: 'app', image: 'busybox' }] } } } },
+    });
+    const run = await cli('restart', 'secretbinding/rolling');
+    expect([run.code, run.stdout]).toEqual([0, 'deployment/roll restarted\n']);
+    expect(run.stderr).toBe('deployment/roll restarting\ndeployment/roll rolled out\n');
+    const template = (await apps.readNamespacedDeployment({ namespace: world.ns, name: 'roll' })).spec?.template.metadata?.annotations;
+    expect(template?.['secretbinder.dev/restarted-at']).toMatch(/^\d{4}-\d\d-\d\dT/);
+    const refresh = await cli('restart', 'secretbinding/db');
+    expect([refresh.code, refresh.stderr]).toEqual([2, 'error: secretbinding/db has rotation strategy Refresh: restart is for RollingRestart bindings (use refresh)\n']);
   });
 });
 
