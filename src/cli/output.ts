@@ -15,7 +15,7 @@ export function outputFormat<const F extends string>(value: string | undefined, 
 
 /** Plain data as JSON or YAML (the machine-readable forms share one document shape). */
 export function renderDocument(document: unknown, format: 'json' | 'yaml'): string {
-  return format === 'json' ? `${JSON.stringify(document, null, 2)}\n` : stringify(document, { lineWidth: 0 });
+  return format === 'json' ? `${JSON.stringify(document, null, 2)}\n` : stringify(document, { lineWidth: 0, aliasDuplicateObjects: false });
 }
 
 /** A kubectl-style table: upper-case headers, columns padded to their widest cell, 3 spaces apart. */

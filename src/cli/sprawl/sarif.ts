@@ -21,7 +21,7 @@ export function toSarif(findings: readonly Finding[], toolVersion: string): obje
         tool: {
           driver: {
             name: 'kubectl-secretbinder',
-            informationUri: 'https://secretbinder.dev/docs/cli#audit-sprawl',
+            informationUri: 'https://secretbinder.dev',
             semanticVersion: toolVersion,
             rules: sprawlRules.map((r) => ({
               id: r.id,

@@ -77,7 +77,7 @@ function suggestion(object: KubeObject, containers: readonly string[], file: { p
     metadata: { name: fileName(`${name}-secrets`), namespace: object.metadata?.namespace ?? 'default' },
     spec: {
       backendRef: { kind: 'SecretBackend', name: 'my-backend' },
-      podSelector: { matchLabels: templateLabels(object) },
+      podSelector: { matchLabels: { ...templateLabels(object) } },
       containers,
       files: [{ path: file.path, key: file.key, ...(file.property === undefined ? {} : { property: file.property }) }],
     },
