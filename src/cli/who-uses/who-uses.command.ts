@@ -73,8 +73,16 @@ export function whoUsesCommand(cli: CliContext): Command {
         return;
       }
       let last = '';
-      while (!cli.signal.aborted) {
-        const { consumers } = await snapshot();
+      const stopped = (): boolean => cli.signal.aborted;
+      while (!stopped()) {
+        let consumers: Consumer[];
+        try {
+          ({ consumers } = await snapshot());
+        } catch (error) {
+          // Ctrl-C during a read ends the watch as it does between reads: done, exit 0.
+          if (stopped()) break;
+          throw error;
+        }
         const table = consumers.length === 0 ? noConsumers(options) : consumerTable(consumers);
         if (table !== last) cli.out(`${last === '' ? '' : '\n'}# ${cli.now().toISOString()}\n${table}`);
         last = table;

@@ -60,3 +60,34 @@ export function leaks(runs: readonly CliRun[], secrets: readonly string[]): stri
   }
   return hits;
 }
+
+/**
+ * Starts the CLI and returns its output so far, a way to wait for a text, and a stop that ends
+ * the process (SIGINT, as Ctrl-C) and records its run for the leak test.
+ */
+export function startCli(args: readonly string[], options: { kubeconfig: string }): { output: () => string; waitFor: (text: string, timeoutMs: number) => Promise<void>; stop: () => Promise<CliRun> } {
+  const child = spawn(process.execPath, [cliEntry, ...args], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', KUBECONFIG: options.kubeconfig }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+  return {
+    output: () => stdout,
+    waitFor: async (text, timeoutMs) => {
+      const deadline = Date.now() + timeoutMs;
+      while (!stdout.includes(text)) {
+        if (Date.now() > deadline) throw new Error(`no "${text}" within ${String(timeoutMs)} ms; stdout: ${stdout}; stderr: ${stderr}`);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    },
+    stop: async () => {
+      child.kill('SIGINT');
+      const code = await closed;
+      const run = { args, code, stdout, stderr };
+      allRuns.push(run);
+      captureText(`cli/${String(process.pid)}.txt`, `$ kubectl-secretbinder ${args.join(' ')}\n${stdout}\n${stderr}`);
+      return run;
+    },
+  };
+}

@@ -8,7 +8,7 @@ import { AppsV1Api } from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import { writeKvSecret } from '../../harness/openbao.ts';
 import { eventually } from '../support/cluster.ts';
-import { allRuns, leaks, runCli, type CliRun } from './cli.support.ts';
+import { allRuns, leaks, runCli, startCli, type CliRun } from './cli.support.ts';
 import { startCliWorld, type CliWorld } from './cli-world.ts';
 
 /**
@@ -141,6 +141,29 @@ describe('who-uses', () => {
     expect(dot.stdout).toContain(`"key:${world.ns}/backend:${world.dbKey}" -> "binding:${world.ns}/db";`);
     expect(dot.stdout).toContain(`"binding:${world.ns}/db" -> "pod:${world.ns}/web";`);
     expect(dot.stdout).toContain(`"pod:${world.ns}/web" -> "container:${world.ns}/web/app";`);
+  });
+
+  it('--watch keeps the table live as consumers come and go', async () => {
+    const watch = startCli(['who-uses', 'secretbinding/db', '--watch'], { kubeconfig: world.kubeconfig });
+    try {
+      await watch.waitFor(' web ', 60_000);
+      expect(watch.output()).not.toContain(' late ');
+      const side = world.delivery.nodes[0];
+      await world.delivery.core.createNamespacedPod({
+        namespace: world.ns,
+        body: {
+          metadata: { name: 'late', labels: { app: 'web' } },
+          spec: { nodeName: side?.node, serviceAccountName: 'web', automountServiceAccountToken: false, containers: [{ name: 'app', image: 'busybox', volumeMounts: [{ name: 's', mountPath: '/s' }] }], volumes: [{ name: 's', csi: { driver: 'secretbinder.dev', readOnly: true, volumeAttributes: { binding: 'db' } } }] },
+        },
+      });
+      await watch.waitFor(' late ', 60_000);
+      await world.delivery.core.deleteNamespacedPod({ namespace: world.ns, name: 'late', gracePeriodSeconds: 0 });
+      // A third table, without the pod again.
+      await eventually('the table without late', () => Promise.resolve(/# .*\n(?:(?!# )[^\n]*\n)*$/.exec(watch.output())?.[0].includes(' late ') === false && watch.output().split('\n# ').length >= 3 ? true : undefined), 60_000);
+    } finally {
+      const run = await watch.stop();
+      expect(run.code).toBe(0);
+    }
   });
 
   it('fails with one line on bad input', async () => {
