@@ -25,7 +25,7 @@ import { realClock } from '../../src/runtime/clock.ts';
 import { ObjectStore } from '../../src/runtime/object-store.ts';
 
 if (process.argv[2] === 'cli') {
-  await (await import('./cli.ts')).runCliBench();
+  await (await import('./cli.ts')).runCliBench(process.argv.slice(3));
   process.exit(0);
 }
 

@@ -1,7 +1,9 @@
 import { Command } from 'commander';
 import { ClusterReader } from '../cluster-reader.ts';
 import { globalFlags, parseReference, type CliContext } from '../cli-context.ts';
-import { shortHash } from '../binding-facts.ts';
+import { boundVolumes, shortHash } from '../binding-facts.ts';
+import { CliError, exitCodes } from '../cli-errors.ts';
+import { contentHashAnnotation } from '../../controllers/rotation/rollout-hash.ts';
 import { age, baseFormats, octalMode, outputFormat, renderDocument, renderTable } from '../output.ts';
 import { explainPod, type PodExplanation } from './explain.ts';
 
@@ -23,7 +25,19 @@ export function explainCommand(cli: CliContext): Command {
       const target = await cli.target(flags);
       const reader = new ClusterReader(target.kubeConfig, cli.signal);
       const pod = await reader.getPod(target.namespace, name);
-      const bindings = await reader.listBindings(target.namespace);
+      // The bindings the pod's volumes name, one GET each: explain stays fast however many bindings
+      // the namespace holds. All of them only when a RollingRestart pod's hash needs the others.
+      const named = await Promise.all(
+        [...new Set(boundVolumes(pod).map((v) => v.binding))].map((b) =>
+          reader.getBinding(target.namespace, b).catch((error: unknown) => {
+            if (error instanceof CliError && error.exitCode === exitCodes.notFound) return undefined;
+            throw error;
+          }),
+        ),
+      );
+      const found = named.filter((b) => b !== undefined);
+      const rolling = pod.metadata?.annotations?.[contentHashAnnotation] !== undefined && found.some((b) => b.spec.rotation?.strategy === 'RollingRestart');
+      const bindings = rolling ? await reader.listBindings(target.namespace) : found;
       const explanation = explainPod(pod, bindings);
       cli.out(format === 'table' ? explainTable(explanation, cli.now()) : renderDocument(explanation, format));
     });

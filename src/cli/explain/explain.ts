@@ -6,7 +6,8 @@ import { bindingFiles, bindingHealth, boundVolumes, deliveryOf, nodeOf, podConta
 /**
  * `explain pod/NAME` as plain data: per container, each binding it mounts, what it gets and how
  * current it is, or why it gets nothing. Pure: the pod and its namespace's bindings in, the
- * explanation out. Holds keys, paths, versions and the status HMAC — never a value.
+ * explanation out (the bindings may be only those the pod's volumes name). Holds keys, paths,
+ * versions and the status HMAC — never a value.
  */
 
 /**
