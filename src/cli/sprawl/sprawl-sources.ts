@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { isNode, LineCounter, parseAllDocuments } from 'yaml';
+import { loadAll } from 'js-yaml';
+import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
 import { CliError, exitCodes } from '../cli-errors.ts';
 import { workloadKinds, type ClusterReader, type KubeObject } from '../cluster-reader.ts';
 import { backendSecretRefs, scannedKinds, type ScanInput } from './sprawl.ts';
@@ -24,23 +25,51 @@ function manifestFiles(path: string): string[] {
     .flatMap((e) => (e.isDirectory() ? manifestFiles(join(path, e.name)) : /\.(ya?ml|json)$/.test(e.name) ? [join(path, e.name)] : []));
 }
 
-/** The objects of one manifest text, each with a line finder into `file`. */
-export function parseManifests(text: string, file: string): ScanInput[] {
-  const lineCounter = new LineCounter();
-  const documents = parseAllDocuments(text, { lineCounter, version: '1.1' });
-  const inputs: ScanInput[] = [];
-  for (const doc of documents) {
-    const error = doc.errors[0];
-    if (error !== undefined) {
-      const line = lineCounter.linePos(error.pos[0]).line;
-      throw new CliError(`${file}:${String(line)}: invalid YAML: ${error.message.split('\n')[0] ?? ''}`, exitCodes.usage);
+/**
+ * The documents of a manifest text, split as kubectl splits them (a line that is `---` alone), each
+ * with the line it starts on.
+ */
+function splitDocuments(text: string): { readonly text: string; readonly firstLine: number }[] {
+  const lines = text.split('\n');
+  const documents: { text: string; firstLine: number }[] = [];
+  let start = 0;
+  for (let i = 0; i <= lines.length; i++) {
+    if (i === lines.length || /^---\s*$/.test(lines[i] ?? '')) {
+      documents.push({ text: lines.slice(start, i).join('\n'), firstLine: start + 1 });
+      start = i + 1;
     }
-    const value: unknown = doc.toJS();
+  }
+  return documents;
+}
+
+/**
+ * The objects of one manifest text, each with a line finder into `file`. Documents are read with
+ * js-yaml (fast: 10,000 pods in a few seconds); the `yaml` library's positions are computed only
+ * for a document that has a finding to place.
+ */
+export function parseManifests(text: string, file: string): ScanInput[] {
+  const inputs: ScanInput[] = [];
+  for (const chunk of splitDocuments(text)) {
+    let values: unknown[];
+    try {
+      // loadAll: a chunk with only comments (helm's `# Source:` lines) is no document, not an error.
+      values = loadAll(chunk.text);
+    } catch (error) {
+      const mark = (error as { mark?: { line?: number } }).mark;
+      const reason = (error as { reason?: string }).reason ?? (error instanceof Error ? error.message : String(error));
+      throw new CliError(`${file}:${String(chunk.firstLine + (mark?.line ?? 0))}: invalid YAML: ${reason}`, exitCodes.usage);
+    }
+    const value = values[0];
     if (value === null || typeof value !== 'object' || Array.isArray(value)) continue;
+    let located: { doc: Document.Parsed; lineCounter: LineCounter } | undefined;
     const lineAt = (prefix: readonly (string | number)[]) => (path: readonly (string | number)[]): number | undefined => {
+      if (located === undefined) {
+        const lineCounter = new LineCounter();
+        located = { doc: parseDocument(chunk.text, { lineCounter, version: '1.1' }), lineCounter };
+      }
       for (let n = path.length; n >= 0; n--) {
-        const node: unknown = doc.getIn([...prefix, ...path.slice(0, n)], true);
-        if (isNode(node) && node.range !== undefined && node.range !== null) return lineCounter.linePos(node.range[0]).line;
+        const node: unknown = located.doc.getIn([...prefix, ...path.slice(0, n)], true);
+        if (isNode(node) && node.range !== undefined && node.range !== null) return chunk.firstLine - 1 + located.lineCounter.linePos(node.range[0]).line;
       }
       return undefined;
     };
