@@ -2,7 +2,7 @@
 # One image for the controller, the CSI node plugin and (once it exists) the kubectl plugin:
 #   controller:   node /app/dist/main.js [flags]                      (default CMD, non-root)
 #   node plugin:  node /app/dist/delivery/node-plugin.main.js [flags] (DaemonSet runs it as root)
-#   CLI:          node /app/dist/cli/main.js [args]                   (src/cli/ is not built yet)
+#   CLI:          kubectl-secretbinder [args] (node /app/dist/cli/main.js; also the npm bin entry)
 # Checked statically by test/integration/packaging/dockerfile.test.ts (no Docker engine in CI).
 ARG NODE_IMAGE=node:24-bookworm-slim
 
@@ -35,6 +35,8 @@ COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY crds ./crds
 COPY README.md ./
+# The kubectl plugin on PATH (`kubectl secretbinder …` finds kubectl-secretbinder).
+RUN chmod 0755 /app/dist/cli/main.js && ln -s /app/dist/cli/main.js /usr/local/bin/kubectl-secretbinder
 # Non-root by default (the controller); files are root-owned and read-only for this user, so a
 # read-only root file system works. The node plugin's DaemonSet sets runAsUser 0 + privileged.
 USER 65532:65532

@@ -4,12 +4,16 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { KubeApiError, type ApiStatus } from './kube-api-error.ts';
 
 export interface KubeRequest {
-  readonly method: 'GET' | 'POST' | 'PUT';
+  readonly method: 'GET' | 'POST' | 'PUT' | 'PATCH';
   /** Absolute API path, e.g. `/apis/coordination.k8s.io/v1/namespaces/x/leases/y`. */
   readonly path: string;
   readonly query?: Readonly<Record<string, string>>;
   /** Sent as JSON. */
   readonly body?: unknown;
+  /** The body's media type; default `application/json` (e.g. `application/merge-patch+json`). */
+  readonly contentType?: string;
+  /** Default `application/json`; e.g. a PartialObjectMetadataList for metadata-only reads. */
+  readonly accept?: string;
   readonly signal: AbortSignal;
 }
 
@@ -25,9 +29,9 @@ export async function requestJson(kubeConfig: KubeConfig, req: KubeRequest): Pro
   const url = new URL(server.replace(/\/$/, '') + req.path);
   for (const [k, v] of Object.entries(req.query ?? {})) url.searchParams.set(k, v);
   const payload = req.body === undefined ? undefined : Buffer.from(JSON.stringify(req.body));
-  const headers: Record<string, string> = { Accept: 'application/json' };
+  const headers: Record<string, string> = { Accept: req.accept ?? 'application/json' };
   if (payload !== undefined) {
-    headers['Content-Type'] = 'application/json';
+    headers['Content-Type'] = req.contentType ?? 'application/json';
     headers['Content-Length'] = String(payload.byteLength);
   }
   const options: RequestOptions = { method: req.method, headers };

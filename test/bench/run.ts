@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- fuzz [cases] [seed]` runs the fuzz bench instead (fuzz.ts).
+ * `npm run bench -- fuzz [cases] [seed]` runs the fuzz bench instead (fuzz.ts); `npm run bench -- cli`
+ * the kubectl plugin's (cli.ts).
  *
  * `npm run bench`: performance targets of DESIGN.md that can be measured in one process, printed as
  * a table (medians and ratios from one run). Not a test: nothing here asserts.
@@ -24,6 +25,11 @@ import { realClock } from '../../src/runtime/clock.ts';
 import { footprintRows } from './image-size.ts';
 import { ObjectStore } from '../../src/runtime/object-store.ts';
 import { eventDrivenRow } from './event-driven.ts';
+
+if (process.argv[2] === 'cli') {
+  await (await import('./cli.ts')).runCliBench(process.argv.slice(3));
+  process.exit(0);
+}
 
 if (process.argv[2] === 'fuzz') {
   await (await import('./fuzz.ts')).runFuzzBench(process.argv.slice(3));
