@@ -52,11 +52,17 @@ const namedTypes: Readonly<Record<string, string>> = {
   'spec.rateLimit': '*RateLimit',
   'spec.access[]': '*AccessRule',
   'spec.backendRef': '*BackendRef',
+  'spec.backends[]': '*NamedBackend',
+  'spec.backends[].backendRef': '*NamedBackendRef',
+  'spec.files[].from': '*Source',
+  'spec.files[].fallback': '*FallbackSource',
   'spec.files[]': '*File',
   'spec.files[].items[]': '*FileItem',
   'spec.rotation': '*Rotation',
   'spec.onBackendUnavailable': '*OnBackendUnavailable',
   'status.backendVersions[]': '*BackendVersion',
+  'status.backends[]': '*BackendHealth',
+  'status.sources[]': '*SourceServed',
   'status.consumers': '*Consumers',
 };
 
