@@ -47,6 +47,8 @@ const namedTypes: Readonly<Record<string, string>> = {
   'spec.awsSecretsManager.auth': '*AwsAuth',
   'spec.azureKeyVault': '*AzureKeyVault',
   'spec.azureKeyVault.auth': '*AzureAuth',
+  'spec.conjur': '*Conjur',
+  'spec.conjur.auth': '*ConjurAuth',
   'spec.fake': '*Fake',
   'spec.fake.keys[]': '*FakeKey',
   'spec.rateLimit': '*RateLimit',
