@@ -22,6 +22,7 @@ import { BindingContentResolver } from '../../src/controllers/binding/binding-co
 import { SecretValue } from '../../src/observability/secret-value.ts';
 import { realClock } from '../../src/runtime/clock.ts';
 import { ObjectStore } from '../../src/runtime/object-store.ts';
+import { runMultiBackendBench } from './multi-backend.bench.ts';
 
 if (process.argv[2] === 'fuzz') {
   await (await import('./fuzz.ts')).runFuzzBench(process.argv.slice(3));
@@ -134,3 +135,4 @@ const print = (header: string[], table: string[][]): void => {
 process.stdout.write('secret-binder bench (one run; fake backend in process)\n\n');
 print(['scenario', 'value reads (round 1/2/3)', 'version checks (round 1/2/3)', 'target'], rows);
 print(['scenario', 'median', 'p99', 'memory'], latency);
+print(['scenario', 'value reads per backend (round 1/2/3)', 'version checks per backend (round 1/2/3)', 'resolution time (round 3)', 'target'], await runMultiBackendBench());
