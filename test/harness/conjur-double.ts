@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { generateSelfManagedTls } from '../../src/tls/self-managed-tls.ts';
+import { registerNeedlesIn } from './leak-capture.ts';
 
 /**
  * A CyberArk Conjur API double (ADR 0243), written from Conjur's published REST API documentation
@@ -194,6 +195,8 @@ export async function startConjurDouble(options: ConjurDoubleOptions): Promise<C
     url: `https://127.0.0.1:${String(port)}`,
     caPem: tls.caPem,
     write(id, value) {
+      // Every text value written is a needle of the leak scan (ADR 0177).
+      if (typeof value === 'string') registerNeedlesIn(value, `conjur:${id}`);
       const values = variables.get(id) ?? [];
       const version = (values.at(-1)?.version ?? 0) + 1;
       values.push({ version, value: Buffer.from(value) });
