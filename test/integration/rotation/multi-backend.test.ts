@@ -15,7 +15,9 @@ import { startRotationBackend, type RotationBackend, type RotationBackendKind } 
  *   file-set swap as the node plugin's atomic writer counts them, and, for a RollingRestart
  *   binding of the same files, exactly one new ReplicaSet of its Deployment;
  * - moto cut off (fault proxy partition): the others' files stay current — a rotation in OpenBao
- *   still arrives — moto's file holds its last-known-good value, and status names the backend.
+ *   still arrives — moto's file holds its last-known-good value, and status names the backend;
+ * - a file with `from` (Key Vault, not there yet) and `fallback` (OpenBao) is served from the
+ *   fallback until the secret exists in Key Vault; `status.sources` says which served.
  */
 
 const refreshSeconds = 10;
@@ -136,7 +138,8 @@ describe('one volume from OpenBao, moto and the Key Vault double', () => {
   }, 180_000);
 
   afterAll(async () => {
-    await world.close();
+    // A failed start leaves no world; the backends (moto's fault proxy) must close anyway, or jest waits for them.
+    await (world as DeliveryWorld | undefined)?.close();
     for (const b of backends.values()) await b.close();
   }, 120_000);
 
@@ -185,5 +188,27 @@ describe('one volume from OpenBao, moto and the Key Vault double', () => {
       fault.setMode({ kind: 'forward' });
     }
     await eventually('aws Current again', async () => ((await health('mixed')).every((h) => h.state === 'Current') ? true : undefined), 3 * refreshSeconds * 1000);
+  }, 120_000);
+
+  it('serves a file from its fallback until the from source exists, and says which served', async () => {
+    const legacy = `multi-${world.suffix}-legacy`;
+    const moved = backend('azureKeyVault').key(`multi-${world.suffix}-moved`);
+    await backend('openbao').write(legacy, { value: 'legacy-value' });
+    await world.createBinding('migrating', {
+      backends: [{ name: 'azure', backendRef: { kind: 'SecretBackend', name: 'azure' } }],
+      podSelector: { matchLabels: { binding: 'migrating' } },
+      refreshInterval: `${String(refreshSeconds)}s`,
+      files: [{ path: 'token', from: { backend: 'azure', key: moved, property: 'value' }, fallback: { key: legacy, property: 'value' } }],
+    });
+    const sources = async (): Promise<{ path: string; served: string }[] | undefined> =>
+      ((await world.bindingStatus('migrating')) as { sources?: { path: string; served: string }[] } | undefined)?.sources;
+    expect(await sources()).toEqual([{ path: 'token', served: 'fallback' }]);
+    const before = (await world.bindingStatus('migrating'))?.contentHmac;
+    expect((await health('migrating')).find((h) => h.name === 'azure')?.reason).toBe('KeyNotFound');
+
+    await backend('azureKeyVault').write(moved, { value: 'moved-value' });
+    await eventually('from serves once it exists', async () => ((await sources())?.[0]?.served === 'from' ? true : undefined), 3 * refreshSeconds * 1000);
+    expect((await world.bindingStatus('migrating'))?.contentHmac).not.toBe(before);
+    expect((await health('migrating')).map((h) => h.state)).toEqual(['Current', 'Current']);
   }, 120_000);
 });
