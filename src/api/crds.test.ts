@@ -5,6 +5,7 @@ import { parse, parseAllDocuments } from 'yaml';
 import type {
   ClusterSecretBackendAwsSecretsManager,
   ClusterSecretBackendAzureKeyVault,
+  ClusterSecretBackendConjur,
   ClusterSecretBackendFake,
   ClusterSecretBackendSpec,
   ClusterSecretBackendVault,
@@ -20,6 +21,7 @@ import {
   type AwsSecretsManagerProviderSpec,
   type AzureKeyVaultProviderSpec,
   type Condition,
+  type ConjurProviderSpec,
   type FakeProviderSpec,
   type SecretBackendSpec,
   type VaultProviderSpec,
@@ -273,8 +275,8 @@ describe('examples', () => {
       const providers = good
         .filter((e) => e.doc['kind'] === kind)
         .flatMap((e) => Object.keys(e.doc['spec'] as Schema))
-        .filter((k) => ['vault', 'awsSecretsManager', 'azureKeyVault', 'fake'].includes(k));
-      expect(new Set(providers)).toEqual(new Set(['vault', 'awsSecretsManager', 'azureKeyVault', 'fake']));
+        .filter((k) => ['vault', 'awsSecretsManager', 'azureKeyVault', 'conjur', 'fake'].includes(k));
+      expect(new Set(providers)).toEqual(new Set(['vault', 'awsSecretsManager', 'azureKeyVault', 'conjur', 'fake']));
     }
     const text = JSON.stringify(specs);
     for (const feature of ['"format":"dotenv"', '"format":"json"', '"RollingRestart"', '"version":"1"']) {
@@ -302,10 +304,11 @@ export type _ProviderBlocksMatch = AllTrue<
     Same<VaultProviderSpec, ClusterSecretBackendVault>,
     Same<AwsSecretsManagerProviderSpec, ClusterSecretBackendAwsSecretsManager>,
     Same<AzureKeyVaultProviderSpec, ClusterSecretBackendAzureKeyVault>,
+    Same<ConjurProviderSpec, ClusterSecretBackendConjur>,
     Same<FakeProviderSpec, ClusterSecretBackendFake>,
     Same<
-      Omit<ClusterSecretBackendSpec, 'access' | 'vault' | 'awsSecretsManager' | 'azureKeyVault' | 'fake' | 'rateLimit'>,
-      Omit<SecretBackendSpec, 'vault' | 'awsSecretsManager' | 'azureKeyVault' | 'fake' | 'rateLimit'>
+      Omit<ClusterSecretBackendSpec, 'access' | 'vault' | 'awsSecretsManager' | 'azureKeyVault' | 'conjur' | 'fake' | 'rateLimit'>,
+      Omit<SecretBackendSpec, 'vault' | 'awsSecretsManager' | 'azureKeyVault' | 'conjur' | 'fake' | 'rateLimit'>
     >,
   ]
 >;

@@ -79,7 +79,7 @@ export interface SecretBackend {
   close(): Promise<void>;
 }
 
-export const providerNames = ['vault', 'awsSecretsManager', 'azureKeyVault', 'fake'] as const;
+export const providerNames = ['vault', 'awsSecretsManager', 'azureKeyVault', 'conjur', 'fake'] as const;
 export type ProviderName = (typeof providerNames)[number];
 
 /** What a provider may ask of the cluster, supplied by the composition root (never a kube client). */

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { awsSecretsManagerProvider } from './aws/index.ts';
 import { azureKeyVaultProvider } from './azure/index.ts';
+import { conjurProvider } from './conjur/index.ts';
 import { testCaBundle } from './provider.test-fixtures.ts';
 import { vaultProvider } from './vault/index.ts';
 
@@ -26,6 +27,7 @@ const examples: Readonly<Record<string, unknown>> = {
   endpoint: 'https://secretsmanager.eu-west-1.amazonaws.com',
   stsEndpoint: 'https://sts.eu-west-1.amazonaws.com',
   vaultUrl: 'https://my-vault.vault.azure.net',
+  applianceUrl: 'https://conjur.example.com',
   authorityHost: 'https://login.microsoftonline.com',
   region: 'eu-west-1',
   roleArn: 'arn:aws:iam::123456789012:role/app',
@@ -48,7 +50,7 @@ function example(name: string, node: SchemaNode): unknown {
   return `${name}-value`;
 }
 
-const providers = { vault: vaultProvider, awsSecretsManager: awsSecretsManagerProvider, azureKeyVault: azureKeyVaultProvider } as const;
+const providers = { vault: vaultProvider, awsSecretsManager: awsSecretsManagerProvider, azureKeyVault: azureKeyVaultProvider, conjur: conjurProvider } as const;
 
 describe.each(['secretbinder.dev_secretbackends.yaml', 'secretbinder.dev_clustersecretbackends.yaml'])('%s', (file) => {
   const crd = parse(readFileSync(new URL(`../../crds/${file}`, import.meta.url), 'utf8')) as {

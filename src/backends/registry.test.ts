@@ -26,7 +26,7 @@ describe('backend registry', () => {
   });
 
   it('refuses a spec with no provider block, or with two', () => {
-    expect(() => parseBackendSpec({ refreshInterval: '5m' })).toThrow(new InvalidConfigError('exactly one of vault, awsSecretsManager, azureKeyVault, fake must be set; none is'));
+    expect(() => parseBackendSpec({ refreshInterval: '5m' })).toThrow(new InvalidConfigError('exactly one of vault, awsSecretsManager, azureKeyVault, conjur, fake must be set; none is'));
     expect(() => parseBackendSpec({ fake: { keys: [] }, vault: { address: 'https://v' } })).toThrow(/found vault, fake/);
   });
 

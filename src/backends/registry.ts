@@ -8,6 +8,7 @@ import {
 } from './backend.port.ts';
 import { awsSecretsManagerProvider } from './aws/index.ts';
 import { azureKeyVaultProvider } from './azure/index.ts';
+import { conjurProvider } from './conjur/index.ts';
 import { fakeProvider } from './fake/index.ts';
 import { vaultProvider } from './vault/index.ts';
 
@@ -21,6 +22,7 @@ export const backendProviders = {
   vault: vaultProvider,
   awsSecretsManager: awsSecretsManagerProvider,
   azureKeyVault: azureKeyVaultProvider,
+  conjur: conjurProvider,
   fake: fakeProvider,
 } as const satisfies Readonly<Record<ProviderName, BackendProvider<unknown>>>;
 

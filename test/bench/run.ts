@@ -22,9 +22,10 @@ import { BackendPool } from '../../src/controllers/backend/backend-pool.ts';
 import { BindingContentResolver } from '../../src/controllers/binding/binding-content.ts';
 import { SecretValue } from '../../src/observability/secret-value.ts';
 import { realClock } from '../../src/runtime/clock.ts';
-import { footprintRows } from './image-size.ts';
 import { ObjectStore } from '../../src/runtime/object-store.ts';
 import { eventDrivenRow } from './event-driven.ts';
+import { footprintRows } from './image-size.ts';
+import { runMultiBackendBench } from './multi-backend.bench.ts';
 
 if (process.argv[2] === 'cli') {
   await (await import('./cli.ts')).runCliBench(process.argv.slice(3));
@@ -145,3 +146,4 @@ process.stdout.write('secret-binder bench (one run; fake backend in process)\n\n
 print(['scenario', 'value reads (round 1/2/3)', 'version checks (round 1/2/3)', 'target'], rows);
 print(['scenario', 'median', 'p99', 'memory'], latency);
 print(['image', 'size on disk'], footprintRows(process.cwd()));
+print(['scenario', 'value reads per backend (round 1/2/3)', 'version checks per backend (round 1/2/3)', 'resolution time (round 3)', 'target'], await runMultiBackendBench());

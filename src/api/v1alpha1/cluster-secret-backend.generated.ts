@@ -15,12 +15,13 @@ export interface ClusterSecretBackend {
   status?: ClusterSecretBackendStatus;
 }
 /**
- * The desired backend: exactly one provider block (vault, awsSecretsManager, azureKeyVault or fake), the access rules, the default refresh interval and the rate budget.
+ * The desired backend: exactly one provider block (vault, awsSecretsManager, azureKeyVault, conjur or fake), the access rules, the default refresh interval and the rate budget.
  */
 export interface ClusterSecretBackendSpec {
   vault?: ClusterSecretBackendVault;
   awsSecretsManager?: ClusterSecretBackendAwsSecretsManager;
   azureKeyVault?: ClusterSecretBackendAzureKeyVault;
+  conjur?: ClusterSecretBackendConjur;
   fake?: ClusterSecretBackendFake;
   /**
    * Which namespaces may use this backend and which keys each may read. A SecretBinding in namespace N may read key K only if some rule matches N and lists a prefix of K.
@@ -300,6 +301,77 @@ export interface ClusterSecretBackendAzureAuth {
      * Client id of a user-assigned managed identity. Empty uses the system-assigned identity.
      */
     clientId?: string;
+  };
+}
+/**
+ * One CyberArk Conjur account (Conjur Open Source, Conjur Enterprise / Secrets Manager Self-Hosted). Keys are variable ids, e.g. prod/db/password. Verified only against secret-binder's Conjur API double (ADR 0243).
+ */
+export interface ClusterSecretBackendConjur {
+  /**
+   * URL of the Conjur server (or follower), e.g. https://conjur.example.com.
+   */
+  applianceUrl: string;
+  /**
+   * The Conjur organization account, e.g. myorg.
+   */
+  account: string;
+  /**
+   * Base64-encoded PEM certificates that verify Conjur's TLS certificate, in addition to the system roots (Conjur's own CA, from conjur init).
+   */
+  caBundle?: string;
+  auth: ClusterSecretBackendConjurAuth;
+}
+/**
+ * How the controller gets a Conjur access token: jwt (authn-jwt with a service account token), apiKey (authn with a host's API key), or both — then the API key is the fallback when the JWT authenticator refuses the token.
+ */
+export interface ClusterSecretBackendConjurAuth {
+  /**
+   * The JWT authenticator (authn-jwt): a token of the service account below, signed by this cluster's API server, is exchanged for a Conjur access token. Configure the authenticator with the cluster's JWKS (jwks-uri or public-keys) and issuer.
+   */
+  jwt?: {
+    /**
+     * The service id of the authn-jwt webservice, e.g. k8s-cluster-1.
+     */
+    serviceId: string;
+    /**
+     * The Conjur host to log in as, e.g. host/secret-binder/controller; only when the authenticator has no token-app-property (else the token names it).
+     */
+    hostId?: string;
+    /**
+     * The service account, in the backend's namespace, whose token is sent. It must opt in: its annotation secretbinder.dev/backends lists this backend (<name>), else ServiceAccountNotOptedIn. Never the controller's or the node plugin's own account (ServiceAccountReserved).
+     */
+    serviceAccountRef: {
+      /**
+       * Name of the service account.
+       */
+      name: string;
+    };
+    /**
+     * Audience of the service account token (the authenticator's audience variable). Defaults to "conjur". Never one of the API server's audiences (AudienceNotAllowed).
+     */
+    audience?: string;
+  };
+  /**
+   * The default authenticator (authn): a Conjur host's login and its API key, read from a Secret in the backend's namespace.
+   */
+  apiKey?: {
+    /**
+     * The login, e.g. host/secret-binder/controller.
+     */
+    login: string;
+    /**
+     * The key of a Secret, in the backend's namespace, that holds the API key.
+     */
+    secretRef: {
+      /**
+       * Name of the Secret.
+       */
+      name: string;
+      /**
+       * Key in the Secret's data.
+       */
+      key: string;
+    };
   };
 }
 /**

@@ -27,7 +27,7 @@ export const reasons = [
   // --- Configuration (not retried until the spec or a referenced object changes)
   /** The spec is invalid beyond what the CRD schema can check (e.g. a provider refused its block). */
   'InvalidSpec',
-  /** The binding's backendRef names a backend that does not exist. */
+  /** A backend the binding names (backendRef or an entry of backends) does not exist. */
   'BackendNotFound',
   /** The referenced backend exists but is not Ready. */
   'BackendNotReady',

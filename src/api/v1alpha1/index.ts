@@ -7,6 +7,7 @@ import type {
   SecretBackend,
   SecretBackendAwsSecretsManager,
   SecretBackendAzureKeyVault,
+  SecretBackendConjur,
   SecretBackendFake,
   SecretBackendSpec,
   SecretBackendVault,
@@ -46,6 +47,7 @@ export type BackendKind = AnyBackend['kind'];
 export type VaultProviderSpec = SecretBackendVault;
 export type AwsSecretsManagerProviderSpec = SecretBackendAwsSecretsManager;
 export type AzureKeyVaultProviderSpec = SecretBackendAzureKeyVault;
+export type ConjurProviderSpec = SecretBackendConjur;
 export type FakeProviderSpec = SecretBackendFake;
 
 /** Defaults the CRD schemas apply, for code that builds or reads objects without the API server. */

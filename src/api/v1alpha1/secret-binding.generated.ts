@@ -5,7 +5,7 @@ import type { Condition } from './conditions.ts';
 import type { V1LabelSelector, V1ListMeta, V1ObjectMeta } from '@kubernetes/client-node';
 
 /**
- * SecretBinding maps secrets of one backend to files in the pods it selects. Its files are served only to pods matching podSelector (and serviceAccountNames, if set), and only to the containers it lists, as in-memory files; values never reach etcd.
+ * SecretBinding maps secrets of one or more backends to files in the pods it selects. Its files are served only to pods matching podSelector (and serviceAccountNames, if set), and only to the containers it lists, as in-memory files; values never reach etcd.
  */
 export interface SecretBinding {
   apiVersion: 'secretbinder.dev/v1alpha1';
@@ -19,6 +19,12 @@ export interface SecretBinding {
  */
 export interface SecretBindingSpec {
   backendRef: SecretBindingBackendRef;
+  /**
+   * Further backends this binding reads from, each under a short name that files, items and sources use in their `backend` field (the default backendRef is named `default`). A binding reads from at most 8 backends; all of its files still change together, in one atomic swap with one content hash. A SecretBackend is always one of this namespace; another namespace's store is reachable only through a ClusterSecretBackend whose access rules admit this namespace.
+   *
+   * @maxItems 7
+   */
+  backends?: SecretBindingNamedBackend[];
   /**
    * The pods that receive the files, by label, in this namespace. An empty selector ({}) selects every pod of the namespace.
    */
@@ -53,9 +59,32 @@ export interface SecretBindingSpec {
   onBackendUnavailable?: SecretBindingOnBackendUnavailable;
 }
 /**
- * The backend to read from.
+ * The default backend: every file (and formatted-file item) that names no backend of its own reads from it. Files may name another backend of `backends` instead.
  */
 export interface SecretBindingBackendRef {
+  /**
+   * SecretBackend (in this binding's namespace) or ClusterSecretBackend (whose access rules must admit this namespace and keys). Defaults to SecretBackend.
+   */
+  kind?: 'SecretBackend' | 'ClusterSecretBackend';
+  /**
+   * Name of the backend.
+   */
+  name: string;
+}
+/**
+ * One named backend of the binding.
+ */
+export interface SecretBindingNamedBackend {
+  /**
+   * The name files use for this backend (a DNS label; `default` is reserved for backendRef).
+   */
+  name: string;
+  backendRef: SecretBindingNamedBackendRef;
+}
+/**
+ * The backend this name stands for.
+ */
+export interface SecretBindingNamedBackendRef {
   /**
    * SecretBackend (in this binding's namespace) or ClusterSecretBackend (whose access rules must admit this namespace and keys). Defaults to SecretBackend.
    */
@@ -74,9 +103,15 @@ export interface SecretBindingFile {
    */
   path: string;
   /**
+   * The backend this file (a single secret, or every item of a formatted file that names none of its own) reads from, by its name in backends. Empty or `default` means backendRef.
+   */
+  backend?: string;
+  /**
    * The secret in the backend (Vault: path under the mount, e.g. app/db; AWS: secret name or ARN; Azure: secret name). Makes this a single-secret file.
    */
   key?: string;
+  from?: SecretBindingSource;
+  fallback?: SecretBindingFallbackSource;
   /**
    * Writes only this field of the secret's JSON document (Vault KV data is always a JSON object). Nested fields are separated by '.', e.g. credentials.password. Empty writes the whole document.
    */
@@ -105,6 +140,56 @@ export interface SecretBindingFile {
   items?: SecretBindingFileItem[];
 }
 /**
+ * The source of a single-secret file that has a fallback (instead of key): the first choice. Status (sources) shows which of from and fallback served the file.
+ */
+export interface SecretBindingSource {
+  /**
+   * The backend to read from, by its name in backends; `default` (or empty) is backendRef.
+   */
+  backend?: string;
+  /**
+   * The secret in that backend.
+   */
+  key: string;
+  /**
+   * Takes only this field of the secret's JSON document; nested fields are separated by '.'.
+   */
+  property?: string;
+  /**
+   * Pins a version instead of following the latest.
+   */
+  version?: string;
+  /**
+   * AWS Secrets Manager staging label to read, e.g. AWSPREVIOUS. Other providers refuse it.
+   */
+  versionStage?: string;
+}
+/**
+ * Served when from cannot be (its key or property does not exist, or its backend fails with no last-known-good content left), e.g. the old store during a migration.
+ */
+export interface SecretBindingFallbackSource {
+  /**
+   * The backend to read from, by its name in backends; `default` (or empty) is backendRef.
+   */
+  backend?: string;
+  /**
+   * The secret in that backend.
+   */
+  key: string;
+  /**
+   * Takes only this field of the secret's JSON document; nested fields are separated by '.'.
+   */
+  property?: string;
+  /**
+   * Pins a version instead of following the latest.
+   */
+  version?: string;
+  /**
+   * AWS Secrets Manager staging label to read, e.g. AWSPREVIOUS. Other providers refuse it.
+   */
+  versionStage?: string;
+}
+/**
  * One entry of a formatted file.
  */
 export interface SecretBindingFileItem {
@@ -112,6 +197,10 @@ export interface SecretBindingFileItem {
    * Name of the entry in the file (JSON/YAML field, dotenv variable, property key).
    */
   name: string;
+  /**
+   * The backend this entry reads from, by its name in backends; empty uses the file's backend.
+   */
+  backend?: string;
   /**
    * The secret in the backend (Vault path under the mount, AWS secret name or ARN, Azure secret name).
    */
@@ -182,6 +271,18 @@ export interface SecretBindingStatus {
    */
   backendVersions?: SecretBindingBackendVersion[];
   /**
+   * The health of each backend the binding reads from, as seen by its last resolution. When one fails, the others' files stay current and its own files hold their last-known-good content (up to maxStaleness).
+   *
+   * @maxItems 8
+   */
+  backends?: SecretBindingBackendHealth[];
+  /**
+   * For every file with a fallback, which of its sources served the current content.
+   *
+   * @maxItems 128
+   */
+  sources?: SecretBindingSourceServed[];
+  /**
    * When the controller last read this binding's secrets from the backend because something changed (first sync, new versions, a new spec). Version checks that find nothing new do not update it.
    */
   lastSyncTime?: string;
@@ -196,6 +297,10 @@ export interface SecretBindingStatus {
  */
 export interface SecretBindingBackendVersion {
   /**
+   * The binding's name of the backend the secret was read from (default is backendRef).
+   */
+  backend?: string;
+  /**
    * The secret in the backend.
    */
   key: string;
@@ -203,6 +308,48 @@ export interface SecretBindingBackendVersion {
    * The backend's version id of what was read.
    */
   version: string;
+}
+/**
+ * One backend of the binding and how its reads went.
+ */
+export interface SecretBindingBackendHealth {
+  /**
+   * The binding's name of the backend (default for backendRef).
+   */
+  name: string;
+  /**
+   * SecretBackend or ClusterSecretBackend.
+   */
+  kind: string;
+  /**
+   * The name of the backend object.
+   */
+  backendName: string;
+  /**
+   * Current (every read of it succeeded), LastKnownGood (it failed and its files hold the last content read from it) or Failed (it failed with nothing to serve in its place).
+   */
+  state: 'Current' | 'LastKnownGood' | 'Failed';
+  /**
+   * Reconciled when Current; otherwise why it failed, from the closed list of reasons.
+   */
+  reason: string;
+  /**
+   * What failed (keys and errors, never a value).
+   */
+  message?: string;
+}
+/**
+ * One file with a fallback.
+ */
+export interface SecretBindingSourceServed {
+  /**
+   * The file's path in the volume.
+   */
+  path: string;
+  /**
+   * Which source the current content of the file came from.
+   */
+  served: 'from' | 'fallback';
 }
 /**
  * Who uses the files now.

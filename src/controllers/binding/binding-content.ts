@@ -8,34 +8,67 @@ import {
 } from '../../api/v1alpha1/index.ts';
 import { parseDurationMs } from '../../api/v1alpha1/duration.ts';
 import { BackendError } from '../../backends/backend.port.ts';
-import { PropertyError, type ResolveOutcome, type SecretResolver } from '../../backends/resolver/resolver.ts';
-import { renderFiles, valueRefId, valueRefsOf, type FileTemplate, type RenderedFile, type ValueRef } from '../../delivery/files/file-set.ts';
+import { PropertyError, type Resolution, type ResolveOutcome, type SecretResolver } from '../../backends/resolver/resolver.ts';
+import {
+  defaultBackend,
+  renderFiles,
+  valueRefId,
+  valueRefsOf,
+  type FileTemplate,
+  type RenderedFile,
+  type ValueRef,
+} from '../../delivery/files/file-set.ts';
 import { contentHmac } from '../../observability/content-hmac.ts';
 import type { SecretValue } from '../../observability/secret-value.ts';
 import type { CacheReader } from '../../runtime/object-store.ts';
 import type { BackendPool } from '../backend/backend-pool.ts';
 import { backendQueueKey } from '../backend/backend.reconciler.ts';
 import { checkAccess } from './access-rules.ts';
+import { describeBackend, namedBackends, type NamedBackendRef } from './binding-backends.ts';
 import { fileTemplates } from './file-templates.ts';
 
-/** The backend queue key a binding refers to (also the index the binding cache is keyed by). */
+/** The backend queue key of a binding's default backend (`spec.backendRef`). */
 export function backendRefKey(binding: SecretBinding): string {
-  const ref = binding.spec.backendRef;
-  return ref.kind === 'ClusterSecretBackend'
-    ? `ClusterSecretBackend/${ref.name}`
-    : `SecretBackend/${binding.metadata.namespace ?? ''}/${ref.name}`;
+  return namedBackends(binding).get(defaultBackend)?.queueKey ?? '';
+}
+
+/** How each backend of a binding fared in its last resolution (status.backends). */
+export interface BackendHealth {
+  readonly name: string;
+  readonly kind: string;
+  readonly backendName: string;
+  readonly state: 'Current' | 'LastKnownGood' | 'Failed';
+  readonly reason: Reason;
+  readonly message?: string;
+}
+
+/** Which source served a file that has a fallback (status.sources). */
+export interface SourceServed {
+  readonly path: string;
+  readonly served: 'from' | 'fallback';
 }
 
 /** What a binding's content is right now, or why it cannot be had. Files are held in memory only. */
 export type BindingContent =
-  | { readonly kind: 'failed'; readonly reason: Reason; readonly message: string; readonly retry: boolean }
+  | {
+      readonly kind: 'failed';
+      readonly reason: Reason;
+      readonly message: string;
+      readonly retry: boolean;
+      /** Per backend, when the binding got as far as reading (absent for spec and lookup failures of the whole binding). */
+      readonly backends?: readonly BackendHealth[];
+    }
   | {
       readonly kind: 'resolved';
       readonly files: readonly RenderedFile[];
       /** Keyed HMAC of the files: what status, audit and the change stream carry instead of content. */
       readonly hmac: string;
-      readonly versions: { key: string; version: string }[];
+      readonly versions: { backend?: string; key: string; version: string }[];
       readonly stale: { readonly reason: Reason; readonly message: string } | undefined;
+      /** Per backend (absent from hand-built contents, e.g. tests of the broker). */
+      readonly backends?: readonly BackendHealth[];
+      /** Files with a fallback and the source that served each. */
+      readonly sources?: readonly SourceServed[];
     };
 
 export interface ResolveOptions {
@@ -89,33 +122,44 @@ export class BindingContentResolver {
   }
 
   /**
-   * How often the binding's secrets are checked: its own refreshInterval, else its backend's,
-   * else the default (the CRD gives the binding no default so that it inherits).
+   * How often the binding's secrets are checked: its own refreshInterval, else the shortest of
+   * its backends' (so no backend is checked less often than it asks), else the default (the CRD
+   * gives the binding no default so that it inherits).
    */
   refreshIntervalMs(binding: SecretBinding): number {
     const own = binding.spec.refreshInterval;
     if (own !== undefined && own !== '') return parseDurationMs(own);
-    const backend = this.#backendOf(binding);
-    return parseDurationMs(backend?.spec.refreshInterval ?? defaults.refreshInterval);
+    const intervals = [...namedBackends(binding).values()].map((ref) => parseDurationMs(this.#backendOf(ref)?.spec.refreshInterval ?? defaults.refreshInterval));
+    return Math.min(...intervals);
   }
 
-  #backendOf(binding: SecretBinding): AnyBackend | undefined {
-    const ref = binding.spec.backendRef;
-    return ref.kind === 'ClusterSecretBackend'
-      ? this.#deps.clusterBackends.get(ref.name)
-      : this.#deps.namespacedBackends.get(`${binding.metadata.namespace ?? ''}/${ref.name}`);
+  #backendOf(ref: NamedBackendRef): AnyBackend | undefined {
+    return ref.kind === 'ClusterSecretBackend' ? this.#deps.clusterBackends.get(ref.backendName) : this.#deps.namespacedBackends.get(ref.queueKey.slice('SecretBackend/'.length));
+  }
+
+  /**
+   * Looks a backend up, applies a ClusterSecretBackend's access rules to the keys read from it,
+   * and connects it. A failure names the backend and is not retried: a backend created, changed
+   * or made Ready later enqueues its bindings.
+   */
+  async #open(binding: SecretBinding, ref: NamedBackendRef, keys: readonly string[]): Promise<OpenedBackend> {
+    const backend = this.#backendOf(ref);
+    if (backend === undefined) return { ok: false, reason: 'BackendNotFound', message: `${ref.kind} ${ref.backendName} not found`, retry: false };
+    if (backend.kind === 'ClusterSecretBackend') {
+      const namespace = binding.metadata.namespace ?? '';
+      const ns = this.#deps.namespaces.get(namespace);
+      const decision = checkAccess(backend.spec.access, { name: namespace, labels: ns?.metadata?.labels }, keys, ref.backendName);
+      if (!decision.allowed) return { ok: false, reason: 'AccessDenied', message: decision.message, retry: false };
+    }
+    try {
+      return { ok: true, backendId: (await this.#deps.pool.ensure(backendQueueKey(backend), backend)).backendId };
+    } catch (error) {
+      if (!(error instanceof BackendError)) throw error;
+      return { ok: false, reason: 'BackendNotReady', message: `${ref.queueKey}: ${error.message}`, retry: false };
+    }
   }
 
   async #conclude(binding: SecretBinding, signal: AbortSignal, confirmedForMs: number, refresh: boolean): Promise<BindingContent> {
-    const namespace = binding.metadata.namespace ?? '';
-    const refKey = backendRefKey(binding);
-    const ref = binding.spec.backendRef;
-    const backend = this.#backendOf(binding);
-    if (backend === undefined) {
-      // A backend created later enqueues its bindings; no retry needed until then.
-      return { kind: 'failed', reason: 'BackendNotFound', message: `${ref.kind ?? 'SecretBackend'} ${ref.name} not found`, retry: false };
-    }
-
     let templates: FileTemplate[];
     try {
       templates = fileTemplates(binding.spec.files);
@@ -123,26 +167,22 @@ export class BindingContentResolver {
       return { kind: 'failed', reason: 'InvalidSpec', message: error instanceof Error ? error.message : String(error), retry: false };
     }
     const refs = valueRefsOf(templates);
-
-    if (backend.kind === 'ClusterSecretBackend') {
-      const ns = this.#deps.namespaces.get(namespace);
-      const decision = checkAccess(
-        backend.spec.access,
-        { name: namespace, labels: ns?.metadata?.labels },
-        [...new Set(refs.map((r) => r.key))],
-        ref.name,
-      );
-      // A denial lasts until the backend's rules or the namespace's labels change; both enqueue us.
-      if (!decision.allowed) return { kind: 'failed', reason: 'AccessDenied', message: decision.message, retry: false };
+    const named = namedBackends(binding);
+    const nameOf = (r: ValueRef): string => r.backend ?? defaultBackend;
+    const unknown = refs.find((r) => !named.has(nameOf(r)));
+    if (unknown !== undefined) {
+      // The CRD's CEL rule refuses this; objects that predate it get the same answer.
+      return { kind: 'failed', reason: 'InvalidSpec', message: `key "${unknown.key}" names backend ${nameOf(unknown)}, which is neither default nor listed in backends`, retry: false };
     }
 
-    let pooled;
-    try {
-      pooled = await this.#deps.pool.ensure(backendQueueKey(backend), backend);
-    } catch (error) {
-      if (!(error instanceof BackendError)) throw error;
-      return { kind: 'failed', reason: 'BackendNotReady', message: `${refKey}: ${error.message}`, retry: false };
-    }
+    // Every backend the files use (default first), opened at once: one slow lookup does not delay the others.
+    const used = [...named.values()].filter((ref) => refs.some((r) => nameOf(r) === ref.name));
+    const opened = new Map<string, OpenedBackend>();
+    await Promise.all(
+      used.map(async (ref) => {
+        opened.set(ref.name, await this.#open(binding, ref, [...new Set(refs.filter((r) => nameOf(r) === ref.name).map((r) => r.key))]));
+      }),
+    );
 
     const policy = binding.spec.onBackendUnavailable;
     const serveStaleUpToMs =
@@ -152,38 +192,80 @@ export class BindingContentResolver {
           : parseDurationMs(policy.maxStaleness)
         : undefined;
     const timeout = AbortSignal.any([signal, AbortSignal.timeout(this.#deps.resolveTimeoutMs)]);
-    const secretRefs = dedupeSecretRefs(refs);
-    if (refresh) for (const key of new Set(secretRefs.map((r) => r.key))) this.#deps.resolver.invalidate(pooled.backendId, key);
-    // Cheap version checks first: a value is read only where the version moved.
+    const backendIdOf = (r: ValueRef): string | undefined => {
+      const open = opened.get(nameOf(r));
+      return open?.ok === true ? open.backendId : undefined;
+    };
+    const readable = refs.filter((r) => backendIdOf(r) !== undefined);
+    // Cheap version checks first, per backend and all backends at once: a value is read only where the version moved.
     const checkStartedAt = performance.now();
-    await this.#deps.resolver.checkVersions(pooled.backendId, secretRefs, { maxAgeMs: confirmedForMs, signal: timeout });
+    await Promise.all(
+      used.map(async (ref) => {
+        const open = opened.get(ref.name);
+        if (open?.ok !== true) return;
+        const secretRefs = dedupeSecretRefs(readable.filter((r) => nameOf(r) === ref.name));
+        if (refresh) for (const key of new Set(secretRefs.map((r) => r.key))) this.#deps.resolver.invalidate(open.backendId, key);
+        await this.#deps.resolver.checkVersions(open.backendId, secretRefs, { maxAgeMs: confirmedForMs, signal: timeout });
+      }),
+    );
     // What the check found fresh (or confirmed) must still count as fresh for the reads that
     // follow, or an entry that turned stale in between would be read again instead of checked.
     const checkedMaxAgeMs = confirmedForMs + (performance.now() - checkStartedAt);
     const outcomes = await this.#deps.resolver.resolveAll(
-      refs.map((r) => ({ backendId: pooled.backendId, ref: { key: r.key, version: r.version }, property: r.property })),
+      readable.map((r) => ({ backendId: backendIdOf(r) ?? '', ref: { key: r.key, version: r.version }, property: r.property })),
       { maxAgeMs: checkedMaxAgeMs, serveStaleUpToMs, signal: timeout },
     );
 
-    const failed = outcomes.find((o): o is Extract<ResolveOutcome, { ok: false }> => !o.ok);
-    if (failed !== undefined) return failure(failed);
+    // One result per value reference: what was read, or why not (its backend could not be opened).
+    const results = new Map<string, RefResult>();
+    readable.forEach((r, i) => {
+      const outcome = outcomes[i];
+      if (outcome !== undefined) results.set(valueRefId(r), outcome.ok ? { ok: true, resolution: outcome.resolution } : { ok: false, ...failureOf(outcome) });
+    });
+    for (const r of refs) {
+      const open = opened.get(nameOf(r));
+      if (open !== undefined && !open.ok) results.set(valueRefId(r), { ok: false, reason: open.reason, message: open.message, retry: open.retry });
+    }
+    const resultOf = (r: ValueRef): RefResult => results.get(valueRefId(r)) ?? { ok: false, reason: 'InternalError', message: 'not resolved', retry: true };
+
+    // A file with a fallback is served from `from` when it can be, else from `fallback`.
+    const sources: SourceServed[] = [];
+    const served = templates.map((t): FileTemplate => {
+      if (t.kind !== 'single' || t.fallback === undefined) return t;
+      const fromServes = resultOf(t.ref).ok || !resultOf(t.fallback).ok;
+      sources.push({ path: t.path, served: fromServes ? 'from' : 'fallback' });
+      return fromServes ? t : { ...t, ref: t.fallback };
+    });
+    const needed = valueRefsOf(served);
+    const health = this.#health(used, opened, refs, resultOf);
+    const blocking = needed.find((r) => !resultOf(r).ok);
+    if (blocking !== undefined) {
+      const result = resultOf(blocking);
+      if (result.ok) throw new Error('unreachable');
+      const ref = named.get(nameOf(blocking));
+      const where = ref === undefined ? '' : `${describeBackend(ref)}: `;
+      return { kind: 'failed', reason: result.reason, message: `${where}${result.message}`, retry: result.retry, backends: health };
+    }
 
     const values = new Map<string, SecretValue>();
-    const versions = new Map<string, { key: string; version: string }>();
-    let stale: { reason: Reason; message: string } | undefined;
-    refs.forEach((r, i) => {
-      const outcome = outcomes[i];
-      if (outcome === undefined || !outcome.ok) return;
-      values.set(valueRefId(r), outcome.resolution.value);
-      versions.set(`${r.key}\u0000${outcome.resolution.version}`, { key: r.key, version: outcome.resolution.version });
-      if (outcome.resolution.stale && stale === undefined) {
-        // Degraded names the cause (Throttled, BackendUnavailable, AuthFailed); the message says
-        // what is served meanwhile.
-        const cause = reasonForError(outcome.resolution.cause);
-        stale = { reason: cause, message: `backend ${refKey}: ${cause}; serving last-known-good content` };
+    const versions = new Map<string, { backend?: string; key: string; version: string }>();
+    const staleBackends: string[] = [];
+    let staleReason: Reason | undefined;
+    for (const r of needed) {
+      const result = resultOf(r);
+      if (!result.ok) continue;
+      values.set(valueRefId(r), result.resolution.value);
+      const backend = r.backend === undefined ? {} : { backend: r.backend };
+      versions.set(JSON.stringify([nameOf(r), r.key, result.resolution.version]), { ...backend, key: r.key, version: result.resolution.version });
+      if (result.resolution.stale) {
+        const ref = named.get(nameOf(r));
+        const label = ref === undefined ? nameOf(r) : describeBackend(ref);
+        if (!staleBackends.includes(label)) staleBackends.push(label);
+        // Degraded names the cause (Throttled, BackendUnavailable, AuthFailed).
+        staleReason ??= reasonForError(result.resolution.cause);
       }
-    });
-    const files = renderFiles(templates, (r: ValueRef) => {
+    }
+    const files = renderFiles(served, (r: ValueRef) => {
       const value = values.get(valueRefId(r));
       if (value === undefined) throw new Error('resolved value missing');
       return value;
@@ -192,22 +274,55 @@ export class BindingContentResolver {
       kind: 'resolved',
       files,
       hmac: contentHmac(this.#deps.contentKey, files),
-      versions: [...versions.values()].sort((a, b) => (a.key === b.key ? cmp(a.version, b.version) : cmp(a.key, b.key))),
-      stale,
+      versions: [...versions.values()].sort(
+        (a, b) => cmp(a.backend ?? '', b.backend ?? '') || cmp(a.key, b.key) || cmp(a.version, b.version),
+      ),
+      stale:
+        staleReason === undefined
+          ? undefined
+          : { reason: staleReason, message: `${staleBackends.join(', ')}: ${staleReason}; serving its last-known-good content, the other backends' files are current` },
+      backends: health,
+      sources,
     };
   }
 
+  /** Per backend: Failed if a read of it failed, LastKnownGood if one was served from memory, else Current. */
+  #health(
+    used: readonly NamedBackendRef[],
+    opened: ReadonlyMap<string, OpenedBackend>,
+    refs: readonly ValueRef[],
+    resultOf: (r: ValueRef) => RefResult,
+  ): BackendHealth[] {
+    return used.map((ref): BackendHealth => {
+      const base = { name: ref.name, kind: ref.kind, backendName: ref.backendName };
+      const open = opened.get(ref.name);
+      if (open !== undefined && !open.ok) return { ...base, state: 'Failed', reason: open.reason, message: open.message };
+      const mine = refs.filter((r) => (r.backend ?? defaultBackend) === ref.name).map(resultOf);
+      const failed = mine.find((r): r is Extract<RefResult, { ok: false }> => !r.ok);
+      if (failed !== undefined) return { ...base, state: 'Failed', reason: failed.reason, message: failed.message };
+      const stale = mine.find((r) => r.ok && r.resolution.stale);
+      if (stale?.ok === true && stale.resolution.stale) {
+        const reason = reasonForError(stale.resolution.cause);
+        return { ...base, state: 'LastKnownGood', reason, message: `${reason}; serving last-known-good content` };
+      }
+      return { ...base, state: 'Current', reason: 'Reconciled' };
+    });
+  }
 }
 
-function failure(outcome: Extract<ResolveOutcome, { ok: false }>): BindingContent {
+type OpenedBackend = { readonly ok: true; readonly backendId: string } | { readonly ok: false; readonly reason: Reason; readonly message: string; readonly retry: boolean };
+
+type RefResult =
+  | { readonly ok: true; readonly resolution: Resolution }
+  | { readonly ok: false; readonly reason: Reason; readonly message: string; readonly retry: boolean };
+
+function failureOf(outcome: Extract<ResolveOutcome, { ok: false }>): { reason: Reason; message: string; retry: boolean } {
   const { error, request } = outcome;
   const where = request.property === undefined ? `key "${request.ref.key}"` : `key "${request.ref.key}" property "${request.property}"`;
-  if (error instanceof PropertyError) return { kind: 'failed', reason: 'PropertyNotFound', message: `${where}: ${error.message}`, retry: false };
-  if (error instanceof BackendError) {
-    return { kind: 'failed', reason: reasonForError(error), message: `${where}: ${error.message}`, retry: error.retryable };
-  }
+  if (error instanceof PropertyError) return { reason: 'PropertyNotFound', message: `${where}: ${error.message}`, retry: false };
+  if (error instanceof BackendError) return { reason: reasonForError(error), message: `${where}: ${error.message}`, retry: error.retryable };
   // Unknown failures (a backend being replaced, a bug): retried with backoff.
-  return { kind: 'failed', reason: 'InternalError', message: `${where}: ${error.message}`, retry: true };
+  return { reason: 'InternalError', message: `${where}: ${error.message}`, retry: true };
 }
 
 function dedupeSecretRefs(refs: readonly ValueRef[]): { key: string; version: ValueRef['version'] }[] {

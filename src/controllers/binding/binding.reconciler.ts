@@ -14,7 +14,7 @@ import type { Clock } from '../../runtime/clock.ts';
 import type { CacheReader } from '../../runtime/object-store.ts';
 import { RetryError, type ReconcileContext, type ReconcileResult, type Reconciler } from '../../runtime/reconciler.ts';
 import { publishStatus, type StatusPublisher } from '../status-sync.ts';
-import { pollSchedule, type BindingContent, type BindingContentResolver } from './binding-content.ts';
+import { pollSchedule, type BackendHealth, type BindingContent, type BindingContentResolver } from './binding-content.ts';
 import { countConsumers, isConsumer } from './consumers.ts';
 
 export { backendRefKey } from './binding-content.ts';
@@ -100,7 +100,7 @@ export class BindingReconciler implements Reconciler {
     const pods = this.#deps.pods.listNamespace(binding.metadata.namespace ?? '');
     const consumers = countConsumers(binding, pods);
     let updates: ConditionUpdate[];
-    let content: Pick<SecretBindingStatus, 'contentHmac' | 'backendVersions' | 'lastSyncTime' | 'lastRotationTime'>;
+    let content: Pick<SecretBindingStatus, 'contentHmac' | 'backendVersions' | 'lastSyncTime' | 'lastRotationTime' | 'backends' | 'sources'>;
     if (conclusion.kind === 'failed') {
       updates = [
         { type: 'Ready', status: 'False', reason: conclusion.reason, message: conclusion.message, observedGeneration: generation },
@@ -112,6 +112,9 @@ export class BindingReconciler implements Reconciler {
         backendVersions: current?.backendVersions,
         lastSyncTime: current?.lastSyncTime,
         lastRotationTime: current?.lastRotationTime,
+        // Which backend blocks (when the binding got as far as its backends); sources as last served.
+        backends: conclusion.backends === undefined ? current?.backends : healthStatus(conclusion.backends),
+        sources: current?.sources,
       };
     } else {
       const files = binding.spec.files.length;
@@ -134,6 +137,8 @@ export class BindingReconciler implements Reconciler {
         backendVersions: conclusion.versions,
         lastSyncTime: changed ? stamp : current.lastSyncTime,
         lastRotationTime: changed && current?.contentHmac !== undefined ? stamp : current?.lastRotationTime,
+        backends: conclusion.backends === undefined ? undefined : healthStatus(conclusion.backends),
+        sources: conclusion.sources === undefined || conclusion.sources.length === 0 ? undefined : conclusion.sources.map((s) => ({ ...s })),
       };
     }
     const desiredHmac = content.contentHmac;
@@ -153,7 +158,7 @@ export class BindingReconciler implements Reconciler {
     });
     if (wrote && desired.lastRotationTime !== current?.lastRotationTime) {
       // One Event per content change (never on a restart: the HMAC is stable), naming versions only.
-      const versions = (desired.backendVersions ?? []).map((v) => `${v.key}@${v.version}`).join(', ');
+      const versions = (desired.backendVersions ?? []).map((v) => `${v.backend === undefined ? '' : `${v.backend}:`}${v.key}@${v.version}`).join(', ');
       await this.#deps.publisher.events.record(
         { apiVersion, kind: 'SecretBinding', namespace, name, uid: binding.metadata.uid },
         { type: 'Normal', reason: 'Rotated', message: `content changed to ${desired.contentHmac ?? ''} (${versions})` },
@@ -170,3 +175,14 @@ export class BindingReconciler implements Reconciler {
   }
 }
 
+/** status.backends: plain objects in a stable order (the binding's order), no message when healthy. */
+function healthStatus(health: readonly BackendHealth[]): SecretBindingStatus['backends'] {
+  return health.map((h) => ({
+    name: h.name,
+    kind: h.kind,
+    backendName: h.backendName,
+    state: h.state,
+    reason: h.reason,
+    ...(h.message === undefined ? {} : { message: h.message.slice(0, 1024) }),
+  }));
+}

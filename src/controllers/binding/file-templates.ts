@@ -1,6 +1,6 @@
 import { defaults, type SecretBindingFile } from '../../api/v1alpha1/index.ts';
 import type { VersionSelector } from '../../backends/backend.port.ts';
-import type { FileTemplate, ValueRef } from '../../delivery/files/file-set.ts';
+import { defaultBackend, type FileTemplate, type ValueRef } from '../../delivery/files/file-set.ts';
 
 /** The version a file or item asks for: a pin, an AWS stage, or the latest. */
 export function versionSelector(version: string | undefined, versionStage: string | undefined): VersionSelector {
@@ -9,14 +9,27 @@ export function versionSelector(version: string | undefined, versionStage: strin
   return { kind: 'latest' };
 }
 
-function valueRef(source: { key: string; property?: string; version?: string; versionStage?: string }): ValueRef {
-  const ref = { key: source.key, version: versionSelector(source.version, source.versionStage) };
+interface Source {
+  readonly backend?: string | undefined;
+  readonly key: string;
+  readonly property?: string | undefined;
+  readonly version?: string | undefined;
+  readonly versionStage?: string | undefined;
+}
+
+function valueRef(source: Source, inheritedBackend?: string): ValueRef {
+  const backend = nonEmpty(source.backend) ?? nonEmpty(inheritedBackend) ?? defaultBackend;
+  const ref: ValueRef = { key: source.key, version: versionSelector(source.version, source.versionStage), ...(backend === defaultBackend ? {} : { backend }) };
   return source.property === undefined || source.property === '' ? ref : { ...ref, property: source.property };
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
 }
 
 /**
  * The binding's files as templates. The CRD's CEL rules guarantee each file is either single-key
- * (`key`) or formatted (`format` + `items`), so the fallthrough below is unreachable for admitted
+ * (`key`, or `from` with an optional `fallback`) or formatted (`format` + `items`), so the fallthrough below is unreachable for admitted
  * objects; it throws rather than guessing.
  */
 export function fileTemplates(files: readonly SecretBindingFile[]): FileTemplate[] {
@@ -28,12 +41,16 @@ export function fileTemplates(files: readonly SecretBindingFile[]): FileTemplate
         path: file.path,
         mode,
         format: file.format,
-        items: (file.items ?? []).map((item) => ({ name: item.name, ref: valueRef(item) })),
+        items: (file.items ?? []).map((item) => ({ name: item.name, ref: valueRef(item, file.backend) })),
       };
+    }
+    if (file.from !== undefined) {
+      const fallback = file.fallback === undefined ? {} : { fallback: valueRef(file.fallback) };
+      return { kind: 'single', path: file.path, mode, ref: valueRef(file.from), ...fallback };
     }
     if (file.key !== undefined) {
       return { kind: 'single', path: file.path, mode, ref: valueRef({ ...file, key: file.key }) };
     }
-    throw new Error(`file ${file.path} has neither key nor format`);
+    throw new Error(`file ${file.path} has neither key, from nor format`);
   });
 }

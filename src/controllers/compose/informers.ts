@@ -6,7 +6,7 @@ import { Informer, type InformerObserver } from '../../runtime/informer.ts';
 import { KubeListWatch, type ResourceType } from '../../runtime/kube-list-watch.ts';
 import { NamespacedInformers } from '../../runtime/namespaced-informers.ts';
 import type { Runnable, SyncStatus } from '../../runtime/runnable.ts';
-import { backendRefKey } from '../binding/binding.reconciler.ts';
+import { backendRefKeys } from '../binding/binding-backends.ts';
 
 /** A cache of one resource: cluster-wide, or one informer per watched namespace. */
 export type WatchedCache<T extends KubernetesObject> = Informer<T> | NamespacedInformers<T>;
@@ -21,7 +21,7 @@ export interface OperatorInformers {
   readonly pods: NamespacedInformers<V1Pod>;
 }
 
-/** The bindings index whose values are `backendRefKey`s. */
+/** The bindings index whose values are the queue keys of every backend a binding names. */
 export const backendIndex = 'backendRef';
 
 export interface InformersOptions {
@@ -73,7 +73,7 @@ export function createInformers({ config, kubeConfig, logger, observer }: Inform
       }),
     logger: informerOptions.logger,
   });
-  bindings.addIndex(backendIndex, (b) => [backendRefKey(b)]);
+  bindings.addIndex(backendIndex, backendRefKeys);
   return { clusterBackends, namespacedBackends, bindings, namespaces, pods };
 }
 

@@ -42,6 +42,8 @@ interface VolumeState {
   readonly device: number;
   readonly request: PodVolume;
   contentHash: string | null;
+  /** How many file sets the atomic writer has switched in (`..data` swaps), first publish included. */
+  swaps: number;
 }
 
 /**
@@ -96,8 +98,8 @@ export class NodePlugin {
   }
 
   /** The volumes held now (for diagnostics and tests); no tokens. */
-  volumes(): { volumeId: string; targetPath: string; contentHash: string | null }[] {
-    return [...this.#volumes.values()].map(({ volumeId, targetPath, contentHash }) => ({ volumeId, targetPath, contentHash }));
+  volumes(): { volumeId: string; targetPath: string; contentHash: string | null; swaps: number }[] {
+    return [...this.#volumes.values()].map(({ volumeId, targetPath, contentHash, swaps }) => ({ volumeId, targetPath, contentHash, swaps }));
   }
 
   /** Starts following the broker's change stream. */
@@ -116,6 +118,7 @@ export class NodePlugin {
     const log = this.#logFor(volume);
     let mount: VolumeMount | undefined;
     let answer: PublishAnswer;
+    let swapped: boolean;
     try {
       mount = await mountVolume(this.#options.mounter, volume.targetPath, {
         sizeBytes: this.#options.tmpfsSizeBytes,
@@ -124,7 +127,7 @@ export class NodePlugin {
         ...(volume.gid === undefined ? {} : { gid: volume.gid }),
       });
       answer = await this.#options.broker.publish(this.#publishRequest(volume.volumeId, volume));
-      await writeFileSet(mount.writePath, filesOf(answer), volume.gid === undefined ? {} : { gid: volume.gid });
+      swapped = (await writeFileSet(mount.writePath, filesOf(answer), volume.gid === undefined ? {} : { gid: volume.gid })).changed;
     } catch (err) {
       // Nothing is served yet: leave no mount behind; the kubelet retries the call. A mount found
       // from before (plugin restart) keeps its files (invariant 7).
@@ -135,7 +138,7 @@ export class NodePlugin {
       throw err;
     }
     const device = (await stat(mount.writePath)).dev;
-    this.#volumes.set(volume.volumeId, { volumeId: volume.volumeId, targetPath: volume.targetPath, writePath: mount.writePath, device, request: volume, contentHash: answer.contentHash });
+    this.#volumes.set(volume.volumeId, { volumeId: volume.volumeId, targetPath: volume.targetPath, writePath: mount.writePath, device, request: volume, contentHash: answer.contentHash, swaps: swapped ? 1 : 0 });
     log.info('volume published', { files: answer.files.length, contentHash: answer.contentHash });
   }
 
@@ -160,7 +163,8 @@ export class NodePlugin {
     if (answer.contentHash === state.contentHash) return 'unchanged';
     if (expectedHash !== null && answer.contentHash !== expectedHash) log.debug('content moved on again', { contentHash: answer.contentHash });
     await this.#assertMounted(state);
-    await writeFileSet(state.writePath, filesOf(answer), state.request.gid === undefined ? {} : { gid: state.request.gid });
+    const { changed } = await writeFileSet(state.writePath, filesOf(answer), state.request.gid === undefined ? {} : { gid: state.request.gid });
+    if (changed) state.swaps++;
     state.contentHash = answer.contentHash;
     log.info('volume refreshed', { files: answer.files.length, contentHash: answer.contentHash });
     return 'refreshed';
@@ -169,7 +173,7 @@ export class NodePlugin {
   async #empty(state: VolumeState): Promise<void> {
     // The mount stays (the pod keeps running); only the files go.
     await this.#assertMounted(state);
-    await writeFileSet(state.writePath, []);
+    if ((await writeFileSet(state.writePath, [])).changed) state.swaps++;
     state.contentHash = null;
   }
 

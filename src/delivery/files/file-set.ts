@@ -4,6 +4,8 @@ import { SecretValue } from '../../observability/secret-value.ts';
 
 /** One value a file needs: a backend document, optionally narrowed to a JSON field. */
 export interface ValueRef {
+  /** The binding's name of the backend it is read from; absent means the default backend. */
+  readonly backend?: string;
   readonly key: string;
   readonly version: VersionSelector;
   /** Dot-separated JSON field path inside the document; the whole document when absent. */
@@ -15,7 +17,14 @@ export type FileFormat = (typeof fileFormats)[number];
 
 /** A file of a binding, before values are known. */
 export type FileTemplate =
-  | { readonly kind: 'single'; readonly path: string; readonly mode: number; readonly ref: ValueRef }
+  | {
+      readonly kind: 'single';
+      readonly path: string;
+      readonly mode: number;
+      readonly ref: ValueRef;
+      /** Served when `ref` cannot be (see the binding's `from` / `fallback`). */
+      readonly fallback?: ValueRef;
+    }
   | {
       readonly kind: 'formatted';
       readonly path: string;
@@ -35,14 +44,24 @@ export interface RenderedFile {
 export function valueRefId(ref: ValueRef): string {
   const version =
     ref.version.kind === 'latest' ? 'latest' : ref.version.kind === 'id' ? `id:${ref.version.id}` : `stage:${ref.version.stage}`;
-  return JSON.stringify([ref.key, version, ref.property ?? '']);
+  const id = [ref.key, version, ref.property ?? ''];
+  // The default backend keeps the ids it always had; a named one is part of the identity.
+  return JSON.stringify(ref.backend === undefined || ref.backend === defaultBackend ? id : [...id, ref.backend]);
 }
 
-/** Every distinct value the templates need, in first-seen order. */
+/** The binding's name of its `backendRef`. */
+export const defaultBackend = 'default';
+
+/** Every distinct value the templates need, in first-seen order (fallbacks included). */
 export function valueRefsOf(templates: readonly FileTemplate[]): ValueRef[] {
   const seen = new Map<string, ValueRef>();
   for (const template of templates) {
-    const refs = template.kind === 'single' ? [template.ref] : template.items.map((item) => item.ref);
+    const refs =
+      template.kind === 'single'
+        ? template.fallback === undefined
+          ? [template.ref]
+          : [template.ref, template.fallback]
+        : template.items.map((item) => item.ref);
     for (const ref of refs) if (!seen.has(valueRefId(ref))) seen.set(valueRefId(ref), ref);
   }
   return [...seen.values()];

@@ -91,9 +91,12 @@ function vocabularyString(name: string, parentPath: readonly string[], v: FuzzVo
   const parent = parentPath[parentPath.length - 1] ?? '';
   const pick = (values: readonly string[]): fc.Arbitrary<string> =>
     values.length === 0 ? dnsLabel : fc.oneof({ arbitrary: fc.constantFrom(...values), weight: 4 }, { arbitrary: dnsLabel, weight: 1 });
-  if (['vaultUrl', 'authorityHost'].includes(name)) return fc.constantFrom(...httpsOnly(v.loopbackUrls));
+  if (['vaultUrl', 'authorityHost', 'applianceUrl'].includes(name)) return fc.constantFrom(...httpsOnly(v.loopbackUrls));
   if (['address', 'endpoint', 'stsEndpoint'].includes(name)) return fc.constantFrom(...v.loopbackUrls);
   if (parent === 'backendRef' && name === 'name') return pick(v.backendNames);
+  // A binding's names for its backends, and the files' references to them, from one small set.
+  if (parent === 'backends' && name === 'name') return fc.oneof({ arbitrary: fc.constantFrom('aws', 'azure'), weight: 4 }, { arbitrary: dnsLabel, weight: 1 });
+  if (name === 'backend') return fc.oneof({ arbitrary: fc.constant('default'), weight: 8 }, { arbitrary: fc.constant('aws'), weight: 2 }, { arbitrary: dnsLabel, weight: 1 });
   if (name === 'key' && parent !== 'secretRef') return pick(v.keys);
   if (parent === 'secretRef' && name === 'name') return pick(v.secretNames);
   if (parent === 'secretRef') return pick(v.secretKeys);
@@ -120,16 +123,22 @@ interface Presence {
   readonly together: string[][];
   readonly atMostOne: string[][];
   readonly excludes: { readonly field: string; readonly others: string[] }[];
+  /** `!has(self.a) || has(self.b)`: a only with b (fallback only with from). */
+  readonly requires: { readonly field: string; readonly needs: string }[];
 }
 
 function presenceRules(node: SchemaNode): Presence {
   const fields = (rule: string): string[] => [...rule.matchAll(/has\(self\.(\w+)\)/g)].map((m) => m[1] ?? '');
-  const out: Presence = { exactlyOne: [], together: [], atMostOne: [], excludes: [] };
+  const out: Presence = { exactlyOne: [], together: [], atMostOne: [], excludes: [], requires: [] };
   for (const { rule } of node['x-kubernetes-validations'] ?? []) {
     const r = rule.trim();
     if (/\.filter\(x, x\)\.size\(\) == 1$/.test(r) || /^has\(self\.\w+\) != has\(self\.\w+\)$/.test(r)) out.exactlyOne.push(fields(r));
     else if (/^has\(self\.\w+\) == has\(self\.\w+\)$/.test(r)) out.together.push(fields(r));
     else if (/^!\(has\(self\.\w+\) && has\(self\.\w+\)\)$/.test(r)) out.atMostOne.push(fields(r));
+    else if (/^!has\(self\.\w+\) \|\| has\(self\.\w+\)$/.test(r)) {
+      const [field = '', needs = ''] = fields(r);
+      out.requires.push({ field, needs });
+    }
     else if (/^!has\(self\.\w+\) \|\| \((!has\(self\.\w+\)( && )?)+\)$/.test(r)) {
       const [field = '', ...others] = fields(r);
       out.excludes.push({ field, others });
@@ -152,6 +161,7 @@ function applyPresence(present: Set<string>, rules: Presence, picks: readonly nu
   for (const group of rules.together) {
     if (group.some((k) => present.has(k))) for (const k of group) present.add(k);
   }
+  for (const { field, needs } of rules.requires) if (!present.has(needs)) present.delete(field);
 }
 
 /** Whether an array must not be empty (`size(self) > 0`). */

@@ -100,6 +100,11 @@ export interface DeliveryWorldOptions {
   readonly backend?: Pick<RotationBackend, 'spec' | 'credentials'>;
   /** Further controller flags (e.g. a change-notice source), given the app namespace. */
   readonly controllerArgs?: (namespace: string) => readonly string[];
+  /**
+   * Further SecretBackends, by name (their credentials join the same Secret: the keys of the
+   * world's backends do not collide). Bindings name them in `spec.backends`.
+   */
+  readonly moreBackends?: Readonly<Record<string, Pick<RotationBackend, 'spec' | 'credentials'>>>;
 }
 
 export async function startDeliveryWorld(options: DeliveryWorldOptions): Promise<DeliveryWorld> {
@@ -124,11 +129,15 @@ export async function startDeliveryWorld(options: DeliveryWorldOptions): Promise
     spec: { vault: { address: bao.address, mount: bao.kvMount, kvVersion: 2, auth: { token: { secretRef: { name: credentialsSecret, key: 'token' } } } } },
     credentials: { token: bao.rootToken },
   };
-  await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: credentialsSecret }, stringData: backend.credentials } });
-  await custom.createNamespacedCustomObject({
-    group, version, plural: resources.SecretBackend.plural, namespace: ns,
-    body: { apiVersion: `${group}/${version}`, kind: 'SecretBackend', metadata: { name: backendName }, spec: backend.spec },
-  });
+  const backends = { [backendName]: backend, ...options.moreBackends };
+  const credentials = Object.assign({}, ...Object.values(backends).map((b) => b.credentials)) as Record<string, string>;
+  await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: credentialsSecret }, stringData: credentials } });
+  for (const [name, { spec }] of Object.entries(backends)) {
+    await custom.createNamespacedCustomObject({
+      group, version, plural: resources.SecretBackend.plural, namespace: ns,
+      body: { apiVersion: `${group}/${version}`, kind: 'SecretBackend', metadata: { name }, spec },
+    });
+  }
 
   const controllerLog = new CapturedOutput();
   const pluginLog = new CapturedOutput();

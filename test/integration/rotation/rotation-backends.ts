@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import { CreateSecretCommand, DeleteSecretCommand, PutSecretValueCommand, ResourceExistsException } from '@aws-sdk/client-secrets-manager';
 import type { Registry } from 'prom-client';
 import { writeKvSecret } from '../../harness/openbao.ts';
-import { startFaultProxy } from '../../harness/fault-proxy.ts';
+import { startFaultProxy, type FaultProxy } from '../../harness/fault-proxy.ts';
 import { doubleStats } from '../../harness/keyvault-double/stats-client.ts';
 import { currentWorld } from '../../harness/world-state.ts';
 import { writerClient } from '../../conformance/azure.server.ts';
@@ -31,6 +31,8 @@ export interface RotationBackend {
   /** The SecretBackend's `spec`; its auth reads the Secret `credentialsSecret` of its namespace. */
   readonly spec: Record<string, unknown>;
   readonly credentials: Record<string, string>;
+  /** The fault proxy between the controller and the backend, where there is one (moto). */
+  readonly fault?: FaultProxy;
   /** A key name this backend accepts (Key Vault: letters, digits and dashes). */
   key(name: string): string;
   /** Writes `fields` as the key's new value (a JSON document; bindings pick a property). */
@@ -76,6 +78,7 @@ export async function startRotationBackend(kind: RotationBackendKind): Promise<R
         kind,
         spec: { awsSecretsManager: { region: moto.region, endpoint: proxy.url, auth: { staticKeys: { secretRef: { name: credentialsSecret } } } } },
         credentials: { accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey },
+        fault: proxy,
         key: (name) => name,
         write: async (key, fields) => {
           const SecretString = JSON.stringify(fields);
