@@ -35,8 +35,8 @@ export interface BenchWorld {
 export const benchBackend = 'bench-bao';
 const credentials = 'bench-bao-token';
 
-/** Starts (or reuses) the world and creates `namespaceCount` namespaces with a backend each. */
-export async function startBenchWorld(options: { readonly namespaces: number; readonly refreshSeconds: number; readonly log: (line: string) => void }): Promise<BenchWorld> {
+/** Starts (or reuses) the world and creates the bench namespaces with the backends' credentials (no custom object yet). */
+export async function startBenchWorld(options: { readonly namespaces: number; readonly log: (line: string) => void }): Promise<BenchWorld> {
   const named = process.env[worldEnvVar];
   let world: WorldState | undefined;
   let ownWorld = false;
@@ -63,13 +63,6 @@ export async function startBenchWorld(options: { readonly namespaces: number; re
   await core.createNamespacedServiceAccount({ namespace: systemNamespace, body: { metadata: { name: 'node-plugin' } } });
   for (const ns of namespaces) {
     await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: credentials }, stringData: { token: bao.rootToken } } });
-    await custom.createNamespacedCustomObject({
-      group, version, plural: resources.SecretBackend.plural, namespace: ns,
-      body: {
-        apiVersion: `${group}/${version}`, kind: 'SecretBackend', metadata: { name: benchBackend },
-        spec: { refreshInterval: `${String(options.refreshSeconds)}s`, vault: { address: bao.address, mount: bao.kvMount, kvVersion: 2, auth: { token: { secretRef: { name: credentials, key: 'token' } } } } },
-      },
-    });
   }
   const started = world;
   return {
@@ -79,6 +72,21 @@ export async function startBenchWorld(options: { readonly namespaces: number; re
       if (ownWorld) await down(started);
     },
   };
+}
+
+/** One SecretBackend on the world's OpenBao in each bench namespace (token auth from the namespace's Secret). */
+export async function createBenchBackends(bench: BenchWorld, refreshSeconds: number): Promise<void> {
+  const bao = bench.world.openbao;
+  if (bao === undefined) throw new Error('the world has no OpenBao');
+  for (const ns of bench.namespaces) {
+    await bench.custom.createNamespacedCustomObject({
+      group, version, plural: resources.SecretBackend.plural, namespace: ns,
+      body: {
+        apiVersion: `${group}/${version}`, kind: 'SecretBackend', metadata: { name: benchBackend },
+        spec: { refreshInterval: `${String(refreshSeconds)}s`, vault: { address: bao.address, mount: bao.kvMount, kvVersion: 2, auth: { token: { secretRef: { name: credentials, key: 'token' } } } } },
+      },
+    });
+  }
 }
 
 /** Writes `count` KV keys `bench/key-<i>` (two properties each); returns their paths. */
@@ -143,7 +151,8 @@ export function startBenchController(bench: BenchWorld, identity: string, leaseN
       '--webhook-dns-names', 'localhost',
       '--webhook-configuration-name', `bench-${ns}`,
     ],
-    env: { NODE_ENV: 'production', NODE_OPTIONS: imageNodeOptions(), AWS_EC2_METADATA_DISABLED: 'true' },
+    // SCALE_BENCH_NODE_OPTIONS replaces the image's NODE_OPTIONS, to compare runtime flags.
+    env: { NODE_ENV: 'production', NODE_OPTIONS: process.env.SCALE_BENCH_NODE_OPTIONS ?? imageNodeOptions(), AWS_EC2_METADATA_DISABLED: 'true' },
     logDir: world.logDir,
     maxLifetimeSeconds: 4 * 3600,
   });
