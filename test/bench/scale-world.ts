@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -105,6 +105,10 @@ export async function writeBenchKeys(world: WorldState, count: number): Promise<
 /** `npm run build`: the compiled JavaScript the image runs. */
 export function buildDist(): void {
   execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
+  // The Dockerfile's proto copy: the node plugin loads them next to its module.
+  for (const proto of readdirSync(join(root, 'src/delivery/csi')).filter((f) => f.endsWith('.proto'))) {
+    copyFileSync(join(root, 'src/delivery/csi', proto), join(root, 'dist/delivery/csi', proto));
+  }
 }
 
 /** NODE_OPTIONS as the Dockerfile sets it (`ENV ... NODE_OPTIONS=...`), so the bench runs what the image runs. */

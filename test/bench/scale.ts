@@ -40,6 +40,9 @@ export interface ScaleOptions {
   readonly replicas: number;
   readonly out: string;
   readonly build: boolean;
+  /** Seconds to let the controller settle before an RSS reading, and readings per figure. */
+  readonly settleSeconds: number;
+  readonly samples: number;
 }
 
 export function parseScaleOptions(argv: readonly string[]): ScaleOptions {
@@ -57,6 +60,8 @@ export function parseScaleOptions(argv: readonly string[]): ScaleOptions {
       'new-bindings': { type: 'string', default: '50' },
       replicas: { type: 'string', default: '2' },
       out: { type: 'string', default: 'bench-results/scale.json' },
+      'settle-seconds': { type: 'string', default: '10' },
+      samples: { type: 'string', default: '5' },
       'skip-build': { type: 'boolean', default: false },
     },
   });
@@ -76,6 +81,8 @@ export function parseScaleOptions(argv: readonly string[]): ScaleOptions {
     newBindings: int('new-bindings', 1),
     replicas: int('replicas', 1),
     out: values.out,
+    settleSeconds: int('settle-seconds', 0),
+    samples: int('samples', 1),
     build: !values['skip-build'],
   };
 }
@@ -158,7 +165,8 @@ async function createPod(core: CoreV1Api, namespace: string, binding: number, re
 }
 
 /** RSS in MiB, settled: the median of `samples` readings one second apart. */
-async function settledRss(pid: number, samples = 5): Promise<number> {
+async function settledRss(pid: number, settleSeconds: number, samples: number): Promise<number> {
+  await sleep(settleSeconds * 1000);
   const values: number[] = [];
   for (let i = 0; i < samples; i++) {
     values.push(rssMiB(pid));
@@ -188,8 +196,7 @@ export async function runScaleBench(argv: readonly string[]): Promise<{ rows: Ro
     const sampler = rssSampler(leader.pid);
 
     // Idle: CRDs installed, no object of ours yet. Settle, then the median of 5 readings.
-    await sleep(15_000);
-    const idle = await settledRss(leader.pid);
+    const idle = await settledRss(leader.pid, o.settleSeconds + 5, o.samples);
     const heap = { usedMiB: (await leader.metric('nodejs_heap_size_used_bytes')) / 2 ** 20, externalMiB: (await leader.metric('nodejs_external_memory_bytes')) / 2 ** 20 };
     log(`idle RSS ${mib(idle)} (V8 heap used ${mib(heap.usedMiB)}, external ${mib(heap.externalMiB)})`);
     rows.push(row(scaleFigures[0], '≤ 96 MiB', mib(idle), atMost(idle, 96), { rssMiB: idle, heapUsedMiB: heap.usedMiB, externalMiB: heap.externalMiB }));
@@ -197,8 +204,7 @@ export async function runScaleBench(argv: readonly string[]): Promise<{ rows: Ro
     // Then the backends (their SDK loads with the first, ADR 0200) and unrelated Secrets and
     // ConfigMaps in the watched namespaces.
     await createBenchBackends(bench, o.refreshSeconds);
-    await sleep(10_000);
-    const withBackends = await settledRss(leader.pid);
+    const withBackends = await settledRss(leader.pid, o.settleSeconds, o.samples);
     log(`RSS with ${String(namespaces.length)} backends ${mib(withBackends)}`);
     log(`creating ${String(o.unrelated)} unrelated Secrets and ConfigMaps`);
     await inParallel(o.unrelated, 32, async (i) => {
@@ -207,8 +213,7 @@ export async function runScaleBench(argv: readonly string[]): Promise<{ rows: Ro
       if (i % 2 === 0) await core.createNamespacedSecret({ namespace, body: { metadata: { name }, stringData: { value: `v${String(i)}` } } });
       else await core.createNamespacedConfigMap({ namespace, body: { metadata: { name }, data: { value: `v${String(i)}` } } });
     });
-    await sleep(10_000);
-    const withUnrelated = await settledRss(leader.pid);
+    const withUnrelated = await settledRss(leader.pid, o.settleSeconds, o.samples);
     const unrelatedDelta = withUnrelated - withBackends;
     log(`RSS with unrelated objects ${mib(withUnrelated)}`);
 
@@ -233,8 +238,7 @@ export async function runScaleBench(argv: readonly string[]): Promise<{ rows: Ro
       log(`all ${String(o.bindings)} Ready ${secs(total)} after the first create`);
       rows.push(row(scaleFigures[3], '≤ 15 s', `${secs(total)} (${secs(allReadyAt - lastCreate)} after the last create; creates took ${secs(lastCreate - t0)})`, atMost(total, 15_000), { ms: total, afterLastCreateMs: allReadyAt - lastCreate }));
     }
-    await sleep(10_000);
-    const atN = await settledRss(leader.pid);
+    const atN = await settledRss(leader.pid, o.settleSeconds, o.samples);
     rows.push(row(scaleFigures[1], '≤ 256 MiB', `${mib(atN)} settled, ${mib(sampler.peak())} peak (${String(o.bindings)} bindings, ${String(pods)} pods, ${String(o.unrelated)} unrelated)`, atMost(Math.max(atN, sampler.peak()), 256), { settledMiB: atN, peakMiB: sampler.peak(), bindings: o.bindings, pods, unrelated: o.unrelated }));
     rows.push(row(scaleFigures[2], '≤ 5 MiB', `${unrelatedDelta.toFixed(1)} MiB (${mib(withBackends)} with the backends → ${mib(withUnrelated)})`, atMost(unrelatedDelta, 5), { deltaMiB: unrelatedDelta }));
 
@@ -258,7 +262,7 @@ export async function runScaleBench(argv: readonly string[]): Promise<{ rows: Ro
 
     // Idle refresh intervals: writes at the API server (its audit log: Events and every write to
     // our resources) and reads at OpenBao (its audit log), over the same window.
-    await sleep(o.refreshSeconds * 1000);
+    await sleep(o.settleSeconds * 1000);
     const auditPath = apiserverAuditLogPath(bench.world.logDir);
     const bao = bench.world.openbao;
     if (bao === undefined) throw new Error('the world has no OpenBao');
