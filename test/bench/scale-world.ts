@@ -119,6 +119,7 @@ export function imageNodeOptions(): string {
 }
 
 export interface ControllerUnderBench {
+  readonly identity: string;
   readonly record: ProcessRecord;
   /** The controller's pid (not the `timeout` wrapper's): whose RSS is measured. */
   readonly pid: number;
@@ -178,6 +179,7 @@ export function startBenchController(bench: BenchWorld, identity: string, leaseN
     throw new Error(`controller ${identity}: no health port in its log`);
   };
   return {
+    identity,
     record,
     pid: nodeChild(record.pid),
     healthPort,
@@ -255,4 +257,33 @@ export function jsonLinesFrom<T>(path: string, from: number): T[] {
 export function writeReportJson(path: string, value: unknown): void {
   mkdirSync(join(path, '..'), { recursive: true });
   writeFileSync(path, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+/**
+ * A full garbage collection in the controller, through its inspector (SIGUSR1 opens it on
+ * 127.0.0.1:9229, as `node --inspect` would): so that "what the objects cost" compares live
+ * memory, not how much garbage waited for the next major GC. The inspector stays open for the
+ * rest of the run; call it before both readings of a comparison.
+ */
+export async function collectGarbage(pid: number): Promise<void> {
+  process.kill(pid, 'SIGUSR1');
+  let target: string | undefined;
+  for (let i = 0; i < 50 && target === undefined; i++) {
+    try {
+      const list = (await (await fetch('http://127.0.0.1:9229/json/list', { signal: AbortSignal.timeout(2000) })).json()) as { webSocketDebuggerUrl?: string }[];
+      target = list[0]?.webSocketDebuggerUrl;
+    } catch {
+      await sleep(100);
+    }
+  }
+  if (target === undefined) throw new Error('the controller inspector did not open on 127.0.0.1:9229');
+  const socket = new WebSocket(target);
+  await new Promise<void>((resolve, reject) => {
+    socket.addEventListener('open', () => { socket.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' })); });
+    socket.addEventListener('message', (event) => {
+      if ((JSON.parse(String(event.data)) as { id?: number }).id === 1) resolve();
+    });
+    socket.addEventListener('error', () => { reject(new Error('inspector connection failed')); });
+  });
+  socket.close();
 }
