@@ -111,11 +111,19 @@ export function buildDist(): void {
   }
 }
 
-/** NODE_OPTIONS as the Dockerfile sets it (`ENV ... NODE_OPTIONS=...`), so the bench runs what the image runs. */
-export function imageNodeOptions(): string {
+/**
+ * The environment the Dockerfile's final stage sets (`ENV A=x \\ B="y z"`), so the bench runs the
+ * controller the way the image does (NODE_ENV, NODE_OPTIONS, the allocator's settings).
+ */
+export function imageEnv(): Record<string, string> {
   const text = readFileSync(join(root, 'Dockerfile'), 'utf8');
-  const match = /NODE_OPTIONS=("([^"]*)"|(\S+))/.exec(text);
-  return match?.[2] ?? match?.[3] ?? '';
+  const finalStage = text.slice(text.lastIndexOf('\nFROM '));
+  const env: Record<string, string> = {};
+  for (const match of finalStage.matchAll(/^ENV\s+((?:[^\n]*\\\n)*[^\n]*)/gm)) {
+    const body = (match[1] ?? '').replace(/\\\n/g, ' ');
+    for (const pair of body.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=("([^"]*)"|(\S+))/g)) env[pair[1] as string] = pair[3] ?? pair[4] ?? '';
+  }
+  return env;
 }
 
 export interface ControllerUnderBench {
@@ -156,8 +164,8 @@ export function startBenchController(bench: BenchWorld, identity: string, leaseN
       '--webhook-dns-names', 'localhost',
       '--webhook-configuration-name', `bench-${ns}`,
     ],
-    // SCALE_BENCH_NODE_OPTIONS replaces the image's NODE_OPTIONS, to compare runtime flags.
-    env: { NODE_ENV: 'production', NODE_OPTIONS: process.env.SCALE_BENCH_NODE_OPTIONS ?? imageNodeOptions(), AWS_EC2_METADATA_DISABLED: 'true' },
+    // The image's ENV; SCALE_BENCH_NODE_OPTIONS replaces its NODE_OPTIONS, to compare runtime flags.
+    env: { ...imageEnv(), ...(process.env.SCALE_BENCH_NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS: process.env.SCALE_BENCH_NODE_OPTIONS }), AWS_EC2_METADATA_DISABLED: 'true' },
     logDir: world.logDir,
     maxLifetimeSeconds: 4 * 3600,
   });
