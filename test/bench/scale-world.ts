@@ -89,13 +89,16 @@ export async function createBenchBackends(bench: BenchWorld, refreshSeconds: num
   }
 }
 
-/** Writes `count` KV keys `bench/key-<i>` (two properties each); returns their paths. */
-export async function writeBenchKeys(world: WorldState, count: number): Promise<string[]> {
+/**
+ * Writes `count` KV keys `bench/<run>/key-<i>` (two properties each); returns their paths. Each run
+ * has its own keys: another run in the same world must not rotate this one's secrets.
+ */
+export async function writeBenchKeys(world: WorldState, run: string, count: number): Promise<string[]> {
   const bao = world.openbao;
   if (bao === undefined) throw new Error('the world has no OpenBao');
   const keys: string[] = [];
   for (let i = 0; i < count; i++) {
-    const key = `bench/key-${String(i)}`;
+    const key = `bench/${run}/key-${String(i)}`;
     await writeKvSecret(bao, key, { user: `user-${String(i)}`, password: randomBytes(12).toString('hex') });
     keys.push(key);
   }

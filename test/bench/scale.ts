@@ -130,8 +130,8 @@ async function waitAllReady(custom: CustomObjectsApi, namespaces: readonly strin
   return undefined;
 }
 
-function bindingBody(i: number, keys: number): object {
-  const key = `bench/key-${String(i % keys)}`;
+function bindingBody(run: string, i: number, keys: number): object {
+  const key = `bench/${run}/key-${String(i % keys)}`;
   return {
     apiVersion: `${group}/${version}`,
     kind: 'SecretBinding',
@@ -148,8 +148,8 @@ function bindingBody(i: number, keys: number): object {
   };
 }
 
-async function createBinding(custom: CustomObjectsApi, namespace: string, i: number, keys: number): Promise<void> {
-  await custom.createNamespacedCustomObject({ group, version, plural: resources.SecretBinding.plural, namespace, body: bindingBody(i, keys) });
+async function createBinding(custom: CustomObjectsApi, run: string, namespace: string, i: number, keys: number): Promise<void> {
+  await custom.createNamespacedCustomObject({ group, version, plural: resources.SecretBinding.plural, namespace, body: bindingBody(run, i, keys) });
 }
 
 async function createPod(core: CoreV1Api, namespace: string, binding: number, replica: number): Promise<void> {
@@ -192,7 +192,7 @@ export async function runScaleBench(argv: readonly string[]): Promise<{ rows: Ro
   const nsOf = (i: number): string => namespaces[i % namespaces.length] as string;
   try {
     log(`writing ${String(o.keys)} OpenBao keys`);
-    await writeBenchKeys(bench.world, o.keys);
+    await writeBenchKeys(bench.world, bench.systemNamespace, o.keys);
     const leaseName = `bench-${bench.systemNamespace}`;
     for (let r = 0; r < o.replicas; r++) controllers.push(startBenchController(bench, `${bench.systemNamespace}-${String(r)}`, leaseName));
     for (const c of controllers) await c.healthPort();
@@ -244,7 +244,7 @@ export async function runScaleBench(argv: readonly string[]): Promise<{ rows: Ro
     log(`creating ${String(o.bindings)} bindings at once`);
     const t0 = Date.now();
     await inParallel(o.bindings, 32, async (i) => {
-      await createBinding(custom, nsOf(i), i, o.keys);
+      await createBinding(custom, bench.systemNamespace, nsOf(i), i, o.keys);
     });
     const lastCreate = Date.now();
     const allReadyAt = await waitAllReady(custom, namespaces, o.bindings, Math.max(120_000, o.bindings * 100));
@@ -265,7 +265,7 @@ export async function runScaleBench(argv: readonly string[]): Promise<{ rows: Ro
       const i = o.bindings + j;
       const namespace = nsOf(i);
       const start = Date.now();
-      await createBinding(custom, namespace, i, o.keys);
+      await createBinding(custom, bench.systemNamespace, namespace, i, o.keys);
       for (;;) {
         const b = (await custom.getNamespacedCustomObject({ group, version, plural: resources.SecretBinding.plural, namespace, name: `b-${String(i)}` })) as { status?: { conditions?: { type: string; status: string }[] } };
         if (b.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true) break;
@@ -293,7 +293,7 @@ export async function runScaleBench(argv: readonly string[]): Promise<{ rows: Ro
     ).length;
     rows.push(row(scaleFigures[5], '0', `${String(writes)} over ${String(o.idleIntervals)} intervals of ${String(o.refreshSeconds)} s`, writes === 0 ? 'pass' : 'FAIL', { writes }));
     const reads = jsonLinesFrom<{ type?: string; request?: { operation?: string; path?: string } }>(bao.auditLogPath, baoFrom).filter(
-      (e) => e.type === 'response' && e.request?.operation === 'read' && /^[^/]+\/(data|metadata)\/bench\//.test(e.request.path ?? ''),
+      (e) => e.type === 'response' && e.request?.operation === 'read' && (e.request.path ?? '').includes(`/bench/${bench.systemNamespace}/`),
     ).length;
     // Each namespace has its own backend: the unique reads are the (backend, key) pairs in use.
     const pairs = new Set(Array.from({ length: o.bindings + o.newBindings }, (_, i) => `${String(i % namespaces.length)}/${String(i % o.keys)}`));
