@@ -27,8 +27,10 @@ FROM ${NODE_IMAGE}
 # util-linux's mount/umount (tmpfs mounts of the node plugin) are part of the Debian base; fail the
 # build if a base image ever drops them.
 RUN command -v mount && command -v umount && mount --version
+# A 1 MiB young generation (V8's default grows to 16 MiB per semi-space): ~16 MiB less RSS at idle
+# for a few more, shorter scavenges (ADR 0200).
 ENV NODE_ENV=production \
-    NODE_OPTIONS=--enable-source-maps
+    NODE_OPTIONS="--enable-source-maps --max-semi-space-size=1"
 WORKDIR /app
 COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules

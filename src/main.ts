@@ -4,10 +4,11 @@
  */
 import { readFile } from 'node:fs/promises';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import type { CoreV1Api } from '@kubernetes/client-node';
+import type { CoreApi } from './kube/kube-clients.ts';
 import { ConfigError, parseControllerConfig, type ControllerConfig } from './config/controller.config.ts';
 import { buildOperator } from './controllers/operator.ts';
-import { createKubeClients, loadKubeConfig } from './kube/kube-clients.ts';
+import { createKubeClients } from './kube/kube-clients.ts';
+import { loadKubeConnection } from './kube/kube-connection.ts';
 import { describeKubeError } from './kube/kube-errors.ts';
 import { minContentHmacKeyBytes } from './observability/content-hmac.ts';
 import { ContentHmacKeyError, ensureContentHmacKey } from './observability/content-hmac-key.ts';
@@ -36,7 +37,7 @@ async function main(): Promise<number> {
     throw error;
   }
   const logger = createLogger({ level: config.logLevel, component: 'controller' });
-  const kubeConfig = loadKubeConfig(config.kube);
+  const kubeConfig = await loadKubeConnection(config.kube, process.env);
   const clients = createKubeClients(kubeConfig);
   const shutdown = shutdownSignal();
   const contentKey = await loadContentKey(config.hmacKey, clients.core, config.operatorNamespace, logger, shutdown.signal);
@@ -84,7 +85,7 @@ async function main(): Promise<number> {
  */
 async function loadContentKey(
   source: ControllerConfig['hmacKey'],
-  core: CoreV1Api,
+  core: CoreApi,
   namespace: string,
   logger: Logger,
   signal: AbortSignal,

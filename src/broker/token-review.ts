@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { AuthenticationV1Api } from '@kubernetes/client-node';
+import type { AuthApi } from '../kube/kube-clients.ts';
 
 /**
  * Who a bearer token belongs to, as the API server says (TokenReview). The broker trusts nothing
@@ -28,9 +28,9 @@ export const extraKeys = {
 } as const;
 
 export class KubeTokenReviewer implements TokenReviewer {
-  readonly #auth: AuthenticationV1Api;
+  readonly #auth: AuthApi;
 
-  constructor(auth: AuthenticationV1Api) {
+  constructor(auth: AuthApi) {
     this.#auth = auth;
   }
 

@@ -1,4 +1,4 @@
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeTransport } from '../runtime/kube-request.ts';
 import type { Registry } from 'prom-client';
 import { reasons, resources } from '../api/v1alpha1/index.ts';
 import type { ControllerConfig } from '../config/controller.config.ts';
@@ -26,7 +26,7 @@ import { createStatusPublisher } from './compose/status-publisher.ts';
 
 export interface OperatorDeps {
   readonly config: ControllerConfig;
-  readonly kubeConfig: KubeConfig;
+  readonly kubeConfig: KubeTransport;
   readonly clients: KubeClients;
   readonly logger: Logger;
   readonly registry: Registry;
@@ -90,7 +90,7 @@ export function buildOperator(deps: OperatorDeps): Operator {
   if (broker !== undefined) manager.add(broker);
   if (config.webhook.enabled) {
     manager.add(
-      webhookRunnable({ config: config.webhook, bindings: informers.bindings, operatorNamespace: config.operatorNamespace, kubeConfig, core: deps.clients.core, registry, logger: logger.child({ component: 'webhook' }), clock: ctx.clock }),
+      webhookRunnable({ config: config.webhook, bindings: informers.bindings, operatorNamespace: config.operatorNamespace, admission: deps.clients.admission, core: deps.clients.core, registry, logger: logger.child({ component: 'webhook' }), clock: ctx.clock }),
     );
   }
 

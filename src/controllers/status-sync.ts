@@ -1,11 +1,11 @@
-import type { CustomObjectsApi } from '@kubernetes/client-node';
+import type { CustomApi } from '../kube/kube-clients.ts';
 import { findCondition, type Condition } from '../api/v1alpha1/index.ts';
 import type { EventRecorder, EventSubject } from '../kube/event-recorder.ts';
 import { patchStatus, type CustomResourceRef } from '../kube/status-writer.ts';
 
 /** What a reconciler needs to publish its conclusions. */
 export interface StatusPublisher {
-  readonly custom: CustomObjectsApi;
+  readonly custom: CustomApi;
   readonly events: EventRecorder;
 }
 

@@ -1,4 +1,4 @@
-import type { CoreV1Api } from '@kubernetes/client-node';
+import type { CoreApi } from './kube-clients.ts';
 
 /** The object an Event is about. */
 export interface EventSubject {
@@ -30,7 +30,7 @@ export interface EventRecorder {
 const clusterScopedEventNamespace = 'default';
 
 export function createEventRecorder(
-  core: CoreV1Api,
+  core: CoreApi,
   component: string,
   instance: string,
   onError: (error: unknown, subject: EventSubject) => void,

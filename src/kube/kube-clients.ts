@@ -1,113 +1,109 @@
-import { createHash } from 'node:crypto';
-import { statSync } from 'node:fs';
-import {
+import type {
+  AdmissionregistrationV1Api,
   AppsV1Api,
   AuthenticationV1Api,
-  CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
-  EventsV1Api,
-  KubeConfig,
-  KubernetesObjectApi,
-  type RequestContext,
 } from '@kubernetes/client-node';
+import { requestJson, type KubeRequest, type KubeTransport } from '../runtime/kube-request.ts';
 
-/** Where the controller finds the API server. Chosen once, in `main.ts`. */
-export type KubeConfigSource =
-  | { readonly kind: 'file'; readonly path: string; readonly context?: string }
-  | { readonly kind: 'in-cluster' };
+export { loadKubeConnection, type KubeConfigSource } from './kube-connection.ts';
 
-type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
-
-/**
- * A file's path and version (mtime, size): enough to notice a certificate rotated in place, without
- * reading and hashing it again on every request (the library already reads it per request).
+/*
+ * The API calls the controller makes, with the method names and parameter objects of
+ * client-node's generated classes (whose types we keep: `import type` costs nothing at run time),
+ * sent through the runtime's JSON transport (ADR 0200). Importing the generated classes loads all of
+ * them with every model (~70 MiB RSS); the controller makes 25 kinds of call. Answers are the API
+ * server's JSON as is: timestamps stay strings, never the library's `Date`s. Every patch is a JSON
+ * merge patch, the only kind the controller sends. Errors are the runtime's `KubeApiError`.
  */
-const fileVersion = (path: string | undefined): string => {
-  if (path === undefined || path === '') return '';
-  try {
-    const stat = statSync(path);
-    return `${path}@${String(stat.mtimeMs)}:${String(stat.size)}`;
-  } catch {
-    return path;
-  }
-};
 
-/**
- * A KubeConfig whose API calls share one connection pool per TLS identity. `@kubernetes/client-node`
- * 2.0.1 builds a new undici Agent for every request, so every call paid a TCP + TLS handshake to the
- * API server and left an idle socket behind (ADR 0142). The pool is replaced when what the
- * connections are made with changes (server, CA, client certificate and key, also when rotated in
- * their files); bearer tokens are headers, set per request as before.
- */
-export class PooledKubeConfig extends KubeConfig {
-  #pool: { readonly identity: string; readonly dispatcher: Dispatcher } | undefined;
+export type CoreApi = Pick<
+  CoreV1Api,
+  | 'createNamespacedEvent'
+  | 'createNamespacedPodEviction'
+  | 'createNamespacedSecret'
+  | 'createNamespacedServiceAccountToken'
+  | 'patchNamespacedPod'
+  | 'readNamespacedPod'
+  | 'readNamespacedSecret'
+  | 'readNamespacedServiceAccount'
+  | 'replaceNamespacedSecret'
+>;
+export type AppsApi = Pick<
+  AppsV1Api,
+  'patchNamespacedDaemonSet' | 'patchNamespacedDeployment' | 'patchNamespacedStatefulSet' | 'readNamespacedDaemonSet' | 'readNamespacedDeployment' | 'readNamespacedStatefulSet'
+>;
+export type AuthApi = Pick<AuthenticationV1Api, 'createSelfSubjectReview' | 'createTokenReview'>;
+export type CustomApi = Pick<CustomObjectsApi, 'patchClusterCustomObjectStatus' | 'patchNamespacedCustomObjectStatus'>;
+export type AdmissionApi = Pick<
+  AdmissionregistrationV1Api,
+  'readMutatingWebhookConfiguration' | 'readValidatingWebhookConfiguration' | 'replaceMutatingWebhookConfiguration' | 'replaceValidatingWebhookConfiguration'
+>;
 
-  override async applySecurityAuthentication(context: RequestContext): Promise<void> {
-    await super.applySecurityAuthentication(context);
-    const fresh = context.getDispatcher();
-    if (fresh === undefined) return;
-    const identity = this.#tlsIdentity();
-    if (this.#pool?.identity === identity) {
-      // Never used: closing it releases nothing but its bookkeeping.
-      void fresh.close();
-    } else {
-      // Requests in flight on the old pool finish; its connections close after them.
-      if (this.#pool !== undefined) void this.#pool.dispatcher.close();
-      this.#pool = { identity, dispatcher: fresh };
-    }
-    context.setDispatcher(this.#pool.dispatcher);
-  }
-
-  #tlsIdentity(): string {
-    const cluster = this.getCurrentCluster();
-    const user = this.getCurrentUser();
-    const hash = createHash('sha256');
-    for (const part of [
-      cluster?.server, cluster?.caData, fileVersion(cluster?.caFile), String(cluster?.skipTLSVerify), cluster?.tlsServerName, cluster?.proxyUrl,
-      user?.name, user?.certData, fileVersion(user?.certFile), user?.keyData, fileVersion(user?.keyFile),
-    ]) {
-      hash.update(part ?? '').update('\0');
-    }
-    return hash.digest('hex');
-  }
-}
-
-export function loadKubeConfig(source: KubeConfigSource): KubeConfig {
-  const kc = new PooledKubeConfig();
-  switch (source.kind) {
-    case 'file':
-      kc.loadFromFile(source.path);
-      if (source.context !== undefined) kc.setCurrentContext(source.context);
-      break;
-    case 'in-cluster':
-      kc.loadFromCluster();
-      break;
-  }
-  return kc;
-}
-
-/** The typed API clients the controller uses; created once and passed down. */
+/** The API clients the controller uses; created once and passed down. */
 export interface KubeClients {
-  readonly config: KubeConfig;
-  readonly core: CoreV1Api;
-  readonly apps: AppsV1Api;
-  readonly auth: AuthenticationV1Api;
-  readonly coordination: CoordinationV1Api;
-  readonly custom: CustomObjectsApi;
-  readonly events: EventsV1Api;
-  readonly objects: KubernetesObjectApi;
+  readonly transport: KubeTransport;
+  readonly core: CoreApi;
+  readonly apps: AppsApi;
+  readonly auth: AuthApi;
+  readonly custom: CustomApi;
+  readonly admission: AdmissionApi;
 }
 
-export function createKubeClients(config: KubeConfig): KubeClients {
+/** Short single requests: a call that hangs this long fails (client-node set no limit at all). */
+const callTimeoutMs = 60_000;
+
+export function createKubeClients(transport: KubeTransport): KubeClients {
+  const call = async <T>(method: KubeRequest['method'], path: string, body?: unknown): Promise<T> =>
+    (await requestJson(transport, {
+      method,
+      path,
+      ...(body === undefined ? {} : { body }),
+      ...(method === 'PATCH' ? { contentType: 'application/merge-patch+json' } : {}),
+      signal: AbortSignal.timeout(callTimeoutMs),
+    })) as T;
+  const ns = (namespace: string): string => `/namespaces/${encodeURIComponent(namespace)}`;
+  const n = (name: string): string => `/${encodeURIComponent(name)}`;
+  const core = '/api/v1';
+  const apps = '/apis/apps/v1';
+  const admission = '/apis/admissionregistration.k8s.io/v1';
+  const custom = (p: { group: string; version: string; plural: string }): string =>
+    `/apis/${encodeURIComponent(p.group)}/${encodeURIComponent(p.version)}`;
   return {
-    config,
-    core: config.makeApiClient(CoreV1Api),
-    apps: config.makeApiClient(AppsV1Api),
-    auth: config.makeApiClient(AuthenticationV1Api),
-    coordination: config.makeApiClient(CoordinationV1Api),
-    custom: config.makeApiClient(CustomObjectsApi),
-    events: config.makeApiClient(EventsV1Api),
-    objects: KubernetesObjectApi.makeApiClient(config),
+    transport,
+    core: {
+      createNamespacedEvent: (p) => call('POST', `${core}${ns(p.namespace)}/events`, p.body),
+      createNamespacedPodEviction: (p) => call('POST', `${core}${ns(p.namespace)}/pods${n(p.name)}/eviction`, p.body),
+      createNamespacedSecret: (p) => call('POST', `${core}${ns(p.namespace)}/secrets`, p.body),
+      createNamespacedServiceAccountToken: (p) => call('POST', `${core}${ns(p.namespace)}/serviceaccounts${n(p.name)}/token`, p.body),
+      patchNamespacedPod: (p) => call('PATCH', `${core}${ns(p.namespace)}/pods${n(p.name)}`, p.body),
+      readNamespacedPod: (p) => call('GET', `${core}${ns(p.namespace)}/pods${n(p.name)}`),
+      readNamespacedSecret: (p) => call('GET', `${core}${ns(p.namespace)}/secrets${n(p.name)}`),
+      readNamespacedServiceAccount: (p) => call('GET', `${core}${ns(p.namespace)}/serviceaccounts${n(p.name)}`),
+      replaceNamespacedSecret: (p) => call('PUT', `${core}${ns(p.namespace)}/secrets${n(p.name)}`, p.body),
+    },
+    apps: {
+      patchNamespacedDaemonSet: (p) => call('PATCH', `${apps}${ns(p.namespace)}/daemonsets${n(p.name)}`, p.body),
+      patchNamespacedDeployment: (p) => call('PATCH', `${apps}${ns(p.namespace)}/deployments${n(p.name)}`, p.body),
+      patchNamespacedStatefulSet: (p) => call('PATCH', `${apps}${ns(p.namespace)}/statefulsets${n(p.name)}`, p.body),
+      readNamespacedDaemonSet: (p) => call('GET', `${apps}${ns(p.namespace)}/daemonsets${n(p.name)}`),
+      readNamespacedDeployment: (p) => call('GET', `${apps}${ns(p.namespace)}/deployments${n(p.name)}`),
+      readNamespacedStatefulSet: (p) => call('GET', `${apps}${ns(p.namespace)}/statefulsets${n(p.name)}`),
+    },
+    auth: {
+      createSelfSubjectReview: (p) => call('POST', '/apis/authentication.k8s.io/v1/selfsubjectreviews', p.body),
+      createTokenReview: (p) => call('POST', '/apis/authentication.k8s.io/v1/tokenreviews', p.body),
+    },
+    custom: {
+      patchClusterCustomObjectStatus: (p) => call('PATCH', `${custom(p)}/${encodeURIComponent(p.plural)}${n(p.name)}/status`, p.body),
+      patchNamespacedCustomObjectStatus: (p) => call('PATCH', `${custom(p)}${ns(p.namespace)}/${encodeURIComponent(p.plural)}${n(p.name)}/status`, p.body),
+    },
+    admission: {
+      readMutatingWebhookConfiguration: (p) => call('GET', `${admission}/mutatingwebhookconfigurations${n(p.name)}`),
+      readValidatingWebhookConfiguration: (p) => call('GET', `${admission}/validatingwebhookconfigurations${n(p.name)}`),
+      replaceMutatingWebhookConfiguration: (p) => call('PUT', `${admission}/mutatingwebhookconfigurations${n(p.name)}`, p.body),
+      replaceValidatingWebhookConfiguration: (p) => call('PUT', `${admission}/validatingwebhookconfigurations${n(p.name)}`, p.body),
+    },
   };
 }

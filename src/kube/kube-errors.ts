@@ -1,9 +1,11 @@
-import { ApiException } from '@kubernetes/client-node';
+import { KubeApiError } from '../runtime/kube-api-error.ts';
 
 /**
  * A Kubernetes API failure described without the raw exception text: client-node's ApiException
  * message embeds response headers and body, which must not reach a log or a status condition.
- * We keep the HTTP code and the apiserver's own Status message and reason.
+ * We keep the HTTP code and the apiserver's own Status message and reason. The controller's calls
+ * fail with the runtime's {@link KubeApiError} (ADR 0200); client-node's ApiException (tests pass
+ * the library's clients to some functions) is recognized by its shape, without loading the library.
  */
 export interface KubeFailure {
   readonly code: number | undefined;
@@ -12,9 +14,12 @@ export interface KubeFailure {
 }
 
 export function describeKubeError(error: unknown): KubeFailure {
-  if (error instanceof ApiException) {
-    const code = (error as ApiException<unknown>).code;
-    const body: unknown = parseBody((error as ApiException<unknown>).body);
+  if (error instanceof KubeApiError) {
+    return { code: error.code === 0 ? undefined : error.code, reason: error.reason, message: error.code === 0 ? error.message : (error.statusMessage ?? `HTTP ${error.code}`) };
+  }
+  if (isLibraryApiException(error)) {
+    const code = error.code;
+    const body: unknown = parseBody(error.body);
     const status = isRecord(body) ? body : {};
     const reason = typeof status.reason === 'string' ? status.reason : undefined;
     const message = typeof status.message === 'string' ? status.message : `HTTP ${code}`;
@@ -24,12 +29,24 @@ export function describeKubeError(error: unknown): KubeFailure {
   return { code: undefined, reason: undefined, message: String(error) };
 }
 
+/** The HTTP status of a failed API call; undefined for a transport failure or another error. */
+export function kubeErrorCode(error: unknown): number | undefined {
+  if (error instanceof KubeApiError) return error.code === 0 ? undefined : error.code;
+  if (isLibraryApiException(error)) return error.code;
+  return undefined;
+}
+
 export function isNotFound(error: unknown): boolean {
-  return error instanceof ApiException && (error as ApiException<unknown>).code === 404;
+  return kubeErrorCode(error) === 404;
 }
 
 export function isConflict(error: unknown): boolean {
-  return error instanceof ApiException && (error as ApiException<unknown>).code === 409;
+  return kubeErrorCode(error) === 409;
+}
+
+/** client-node's `ApiException`: an Error with a numeric HTTP `code` and the answer's `body`. */
+function isLibraryApiException(error: unknown): error is Error & { readonly code: number; readonly body: unknown } {
+  return error instanceof Error && typeof (error as { code?: unknown }).code === 'number' && 'body' in error;
 }
 
 function parseBody(body: unknown): unknown {

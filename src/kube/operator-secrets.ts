@@ -1,4 +1,4 @@
-import type { CoreV1Api } from '@kubernetes/client-node';
+import type { CoreApi } from './kube-clients.ts';
 import { SecretValue } from '../observability/secret-value.ts';
 
 /**
@@ -7,7 +7,7 @@ import { SecretValue } from '../observability/secret-value.ts';
  * SecretBackend (ADR 0002). A single `get` by name: the controller never lists or watches Secrets.
  */
 export async function readOperatorSecret(
-  core: CoreV1Api,
+  core: CoreApi,
   namespace: string,
   name: string,
   key: string,

@@ -1,4 +1,4 @@
-import type { AuthenticationV1Api, CoreV1Api } from '@kubernetes/client-node';
+import type { AuthApi, CoreApi } from './kube-clients.ts';
 import { SecretValue } from '../observability/secret-value.ts';
 
 export interface ServiceAccountTokenRequest {
@@ -15,7 +15,7 @@ export interface ServiceAccountToken {
 
 /** Mints a bound service-account token through the TokenRequest API. */
 export async function requestServiceAccountToken(
-  core: CoreV1Api,
+  core: CoreApi,
   request: ServiceAccountTokenRequest,
 ): Promise<ServiceAccountToken> {
   const answer = await core.createNamespacedServiceAccountToken({
@@ -33,7 +33,7 @@ export async function requestServiceAccountToken(
 }
 
 /** The annotations of a service account (one get by name). */
-export async function readServiceAccountAnnotations(core: CoreV1Api, namespace: string, name: string): Promise<Readonly<Record<string, string>>> {
+export async function readServiceAccountAnnotations(core: CoreApi, namespace: string, name: string): Promise<Readonly<Record<string, string>>> {
   const account = await core.readNamespacedServiceAccount({ name, namespace });
   return account.metadata?.annotations ?? {};
 }
@@ -42,13 +42,13 @@ export async function readServiceAccountAnnotations(core: CoreV1Api, namespace: 
  * TokenReview of `token` without `spec.audiences`: the API server then checks it against its own
  * audiences (`--api-audiences`), so `authenticated` says whether the token is an API credential.
  */
-export async function reviewAsApiCredential(auth: AuthenticationV1Api, token: SecretValue): Promise<{ authenticated: boolean; audiences: string[] }> {
+export async function reviewAsApiCredential(auth: AuthApi, token: SecretValue): Promise<{ authenticated: boolean; audiences: string[] }> {
   const review = await auth.createTokenReview({ body: { spec: { token: token.revealText() } } });
   return { authenticated: review.status?.authenticated === true, audiences: review.status?.audiences ?? [] };
 }
 
 /** Who the client is, as the API server sees it (SelfSubjectReview, allowed to every authenticated user). */
-export async function ownUsername(auth: AuthenticationV1Api): Promise<string> {
+export async function ownUsername(auth: AuthApi): Promise<string> {
   const review = await auth.createSelfSubjectReview({ body: {} });
   const username = review.status?.userInfo?.username;
   if (username === undefined || username === '') throw new Error('SelfSubjectReview answered without a username');

@@ -1,4 +1,4 @@
-import { PatchStrategy, setHeaderOptions, type CustomObjectsApi } from '@kubernetes/client-node';
+import type { CustomApi } from './kube-clients.ts';
 
 /** Identifies one of our custom resources. `namespace` undefined means cluster-scoped. */
 export interface CustomResourceRef {
@@ -10,25 +10,22 @@ export interface CustomResourceRef {
 }
 
 /**
- * Writes the status subresource with a JSON merge patch. The caller decides whether anything
+ * Writes the status subresource with a JSON merge patch (every patch of {@link CustomApi} is one). The caller decides whether anything
  * changed (invariant 5: no write unless something changed); this only performs the write.
  */
 export async function patchStatus(
-  custom: CustomObjectsApi,
+  custom: CustomApi,
   ref: CustomResourceRef,
   status: object,
 ): Promise<void> {
-  const options = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
   const body = { status };
   if (ref.namespace === undefined) {
     await custom.patchClusterCustomObjectStatus(
       { group: ref.group, version: ref.version, plural: ref.plural, name: ref.name, body },
-      options,
     );
   } else {
     await custom.patchNamespacedCustomObjectStatus(
       { group: ref.group, version: ref.version, plural: ref.plural, namespace: ref.namespace, name: ref.name, body },
-      options,
     );
   }
 }

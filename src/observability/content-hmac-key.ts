@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { CoreV1Api, V1Secret } from '@kubernetes/client-node';
+import type { V1Secret } from '@kubernetes/client-node';
+import type { CoreApi } from '../kube/kube-clients.ts';
 import { isConflict, isNotFound } from '../kube/kube-errors.ts';
 import { minContentHmacKeyBytes } from './content-hmac.ts';
 import { SecretValue } from './secret-value.ts';
@@ -15,7 +16,7 @@ export class ContentHmacKeyError extends Error {
   override readonly name = 'ContentHmacKeyError';
 }
 
-export async function ensureContentHmacKey(core: CoreV1Api, namespace: string, name: string): Promise<SecretValue> {
+export async function ensureContentHmacKey(core: CoreApi, namespace: string, name: string): Promise<SecretValue> {
   const existing = await read(core, namespace, name);
   if (existing !== undefined) return keyOf(existing, namespace, name);
   const bytes = randomBytes(32);
@@ -44,7 +45,7 @@ export async function ensureContentHmacKey(core: CoreV1Api, namespace: string, n
   }
 }
 
-async function read(core: CoreV1Api, namespace: string, name: string): Promise<V1Secret | undefined> {
+async function read(core: CoreApi, namespace: string, name: string): Promise<V1Secret | undefined> {
   try {
     return await core.readNamespacedSecret({ namespace, name });
   } catch (error) {

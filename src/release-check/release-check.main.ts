@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { loadKubeConfig } from '../kube/kube-clients.ts';
+import { KubeConfig } from '@kubernetes/client-node';
 import { readBuildInfo, versionLine, wantsVersion } from '../observability/build-info.ts';
 import { checkRelease } from './release-check.ts';
 
@@ -36,7 +36,7 @@ async function main(): Promise<number> {
   }
   const webhook = values['webhook-configuration-name'] === '' ? null : { configurationName: values['webhook-configuration-name'], serviceName: values['webhook-service'] };
   const outcomes = await checkRelease({
-    kubeConfig: loadKubeConfig({ kind: 'in-cluster' }),
+    kubeConfig: inCluster(),
     namespace: values.namespace ?? '',
     controllerSelector: values['controller-selector'] ?? '',
     broker: { url: values['broker-url'] ?? '', caPem: await readFile(values['broker-ca-file'] ?? '', 'utf8') },
@@ -48,3 +48,10 @@ async function main(): Promise<number> {
 }
 
 process.exitCode = await main();
+
+/** The pod's own service account; this short-lived Job may load the whole client library. */
+function inCluster(): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromCluster();
+  return kc;
+}

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { request as httpsRequest } from 'node:https';
 import { checkServerIdentity } from 'node:tls';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeTransport } from '../runtime/kube-request.ts';
 import { group, resources, version } from '../api/v1alpha1/index.ts';
 import { requestJson } from '../runtime/kube-request.ts';
 
@@ -15,7 +15,7 @@ import { requestJson } from '../runtime/kube-request.ts';
 
 export interface ReleaseCheckOptions {
   /** The test pod's in-cluster identity. */
-  readonly kubeConfig: KubeConfig;
+  readonly kubeConfig: KubeTransport;
   /** The release namespace (controller pods, Services). */
   readonly namespace: string;
   /** Label selector of the controller pods. */

@@ -9,12 +9,15 @@ export interface ApiStatus {
 export class KubeApiError extends Error {
   readonly code: number;
   readonly reason: string | undefined;
+  /** The API server's own Status message (or the HTTP status text), without method and path. */
+  readonly statusMessage: string | undefined;
 
-  constructor(code: number, reason: string | undefined, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: number, reason: string | undefined, message: string, options?: { cause?: unknown; statusMessage?: string }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'KubeApiError';
     this.code = code;
     this.reason = reason;
+    this.statusMessage = options?.statusMessage;
   }
 }
 

@@ -1,4 +1,4 @@
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeTransport } from './kube-request.ts';
 import { KubeApiError } from './kube-api-error.ts';
 import { requestJson } from './kube-request.ts';
 import type { LeaderRecord, LeaseStore, ObservedLease } from './leader-election.ts';
@@ -43,11 +43,11 @@ function toObserved(lease: LeaseJson): ObservedLease {
 /** Keeps the leader record in a Lease object (`kubectl get lease -n <ns> <name>` shows the holder). */
 export class KubeLeaseStore implements LeaseStore {
   readonly description: string;
-  readonly #kubeConfig: KubeConfig;
+  readonly #kubeConfig: KubeTransport;
   readonly #namespace: string;
   readonly #name: string;
 
-  constructor(kubeConfig: KubeConfig, lease: { readonly namespace: string; readonly name: string }) {
+  constructor(kubeConfig: KubeTransport, lease: { readonly namespace: string; readonly name: string }) {
     this.#kubeConfig = kubeConfig;
     this.#namespace = lease.namespace;
     this.#name = lease.name;

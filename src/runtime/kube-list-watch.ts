@@ -1,7 +1,14 @@
-import { Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
 import type { Random } from './clock.ts';
 import type { ListWatchSource, WatchEvent, WatchHandlers } from './informer.ts';
-import { requestJson, toKubeApiError } from './kube-request.ts';
+import { requestJson, requestLines, type KubeTransport } from './kube-request.ts';
+
+/**
+ * A watch that delivered nothing (no event, no bookmark) for this long ends like one the server
+ * closed, and the informer watches again from its version: a connection that died without a FIN
+ * is noticed. The same 30 s client-node's `Watch` used before ADR 0200.
+ */
+const watchIdleTimeoutMs = 30_000;
 
 /** A resource type of the API server: group ('' for core), version, plural. */
 export interface ResourceType {
@@ -38,32 +45,31 @@ const neverWatchedWhole = new Set(['secrets', 'configmaps']);
 
 /**
  * Lists and watches one resource type on the API server, for {@link Informer}. Lists are paged
- * GETs with the kubeconfig's TLS and credentials; watches use the client library's `Watch` with
- * bookmarks. Refuses to watch all Secrets or ConfigMaps of the cluster: scope it by namespace or
+ * GETs with the kubeconfig's TLS and credentials; watches are streamed GETs of JSON lines with
+ * bookmarks (our own transport, kube-request.ts: client-node's `Watch` loads undici and the
+ * generated API classes, ADR 0200). Refuses to watch all Secrets or ConfigMaps of the cluster: scope it by namespace or
  * selector.
  */
 export class KubeListWatch<T extends KubernetesObject> implements ListWatchSource<T> {
   readonly description: string;
-  readonly #kubeConfig: KubeConfig;
+  readonly #transport: KubeTransport;
   readonly #path: string;
   readonly #scope: ListWatchScope;
   readonly #pageSize: number;
   readonly #minWatchTimeoutSeconds: number;
   readonly #random: Random;
-  readonly #watch: Watch;
 
-  constructor(kubeConfig: KubeConfig, resource: ResourceType, scope: ListWatchScope = {}, options: KubeListWatchOptions = {}) {
+  constructor(transport: KubeTransport, resource: ResourceType, scope: ListWatchScope = {}, options: KubeListWatchOptions = {}) {
     const unscoped = scope.namespace === undefined && scope.labelSelector === undefined && scope.fieldSelector === undefined;
     if (resource.group === '' && neverWatchedWhole.has(resource.plural) && unscoped) {
       throw new Error(`refusing to watch all ${resource.plural} of the cluster: give a namespace or a selector`);
     }
-    this.#kubeConfig = kubeConfig;
+    this.#transport = transport;
     this.#path = resourcePath(resource, scope.namespace);
     this.#scope = scope;
     this.#pageSize = options.pageSize ?? 500;
     this.#minWatchTimeoutSeconds = options.minWatchTimeoutSeconds ?? 300;
     this.#random = options.random ?? Math.random;
-    this.#watch = new Watch(kubeConfig);
     const parts = [
       `${resource.plural}${resource.group === '' ? '' : `.${resource.group}`}`,
       scope.namespace === undefined ? 'all namespaces' : `namespace ${scope.namespace}`,
@@ -82,7 +88,7 @@ export class KubeListWatch<T extends KubernetesObject> implements ListWatchSourc
       if (continueToken !== undefined) query.continue = continueToken;
       if (this.#scope.labelSelector !== undefined) query.labelSelector = this.#scope.labelSelector;
       if (this.#scope.fieldSelector !== undefined) query.fieldSelector = this.#scope.fieldSelector;
-      const page = (await requestJson(this.#kubeConfig, { method: 'GET', path: this.#path, query, signal })) as KubernetesListObject<T>;
+      const page = (await requestJson(this.#transport, { method: 'GET', path: this.#path, query, signal })) as KubernetesListObject<T>;
       items.push(...page.items);
       resourceVersion = page.metadata?.resourceVersion ?? '';
       const next = page.metadata?._continue ?? (page.metadata as { continue?: string } | undefined)?.continue;
@@ -93,47 +99,24 @@ export class KubeListWatch<T extends KubernetesObject> implements ListWatchSourc
 
   watch(resourceVersion: string, handlers: WatchHandlers<T>, signal: AbortSignal): Promise<void> {
     const timeoutSeconds = Math.floor(this.#minWatchTimeoutSeconds * (1 + this.#random()));
-    const query: Record<string, string | number | boolean> = { allowWatchBookmarks: true, timeoutSeconds };
+    const query: Record<string, string> = { watch: 'true', allowWatchBookmarks: 'true', timeoutSeconds: String(timeoutSeconds) };
     if (resourceVersion !== '') query.resourceVersion = resourceVersion;
     if (this.#scope.labelSelector !== undefined) query.labelSelector = this.#scope.labelSelector;
     if (this.#scope.fieldSelector !== undefined) query.fieldSelector = this.#scope.fieldSelector;
-
-    return new Promise<void>((resolve, reject) => {
-      let settled = false;
-      let controller: AbortController | undefined;
-      const finish = (error: unknown): void => {
-        if (settled) return;
-        settled = true;
-        signal.removeEventListener('abort', onAbort);
-        controller?.abort();
-        // The library reports its 30 s idle timeout as a TimeoutError: a normal end of a quiet watch.
-        if (signal.aborted || error === null || error === undefined || isIdleTimeout(error)) resolve();
-        else reject(toKubeApiError(error));
-      };
-      const onAbort = (): void => { finish(null); };
-      if (signal.aborted) {
-        finish(null);
-        return;
-      }
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.#watch
-        .watch(
-          this.#path,
-          query,
-          (phase: string, object: unknown) => {
-            if (settled) return;
-            const event = toWatchEvent<T>(phase, object);
-            if (event !== undefined) handlers.onEvent(event);
-          },
-          finish,
-        )
-        .then((c) => {
-          controller = c;
-          if (settled) c.abort();
-          else handlers.onEstablished();
-        })
-        .catch(finish);
-    });
+    return requestLines(
+      this.#transport,
+      { method: 'GET', path: this.#path, query, signal, idleTimeoutMs: watchIdleTimeoutMs },
+      {
+        onOpen: () => {
+          handlers.onEstablished();
+        },
+        onLine: (line) => {
+          const parsed = JSON.parse(line) as { type?: unknown; object?: unknown };
+          const event = toWatchEvent<T>(typeof parsed.type === 'string' ? parsed.type : '', parsed.object);
+          if (event !== undefined) handlers.onEvent(event);
+        },
+      },
+    );
   }
 }
 
@@ -153,8 +136,3 @@ function toWatchEvent<T>(phase: string, object: unknown): WatchEvent<T> | undefi
       return undefined;
   }
 }
-
-function isIdleTimeout(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && (error as { name?: unknown }).name === 'TimeoutError';
-}
-

@@ -1,5 +1,6 @@
 import { webcrypto } from 'node:crypto';
-import type { CoreV1Api, V1Secret } from '@kubernetes/client-node';
+import type { V1Secret } from '@kubernetes/client-node';
+import type { CoreApi } from '../kube/kube-clients.ts';
 // @peculiar/x509 resolves its services through tsyringe, which needs the Reflect metadata API.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
@@ -122,7 +123,7 @@ async function signedByOneOf(cert: x509.X509Certificate, bundle: string): Promis
 const keys = { cert: 'tls.crt', key: 'tls.key', ca: 'ca.crt', nextCert: 'next.crt', nextKey: 'next.key' } as const;
 
 export interface ManagedTlsSecretOptions {
-  readonly core: CoreV1Api;
+  readonly core: CoreApi;
   readonly namespace: string;
   readonly name: string;
   /** Common name of the CAs it makes, e.g. `secret-binder-broker-ca`. */

@@ -1,8 +1,5 @@
-import type {
-  AdmissionregistrationV1Api,
-  V1MutatingWebhookConfiguration,
-  V1ValidatingWebhookConfiguration,
-} from '@kubernetes/client-node';
+import type { V1MutatingWebhookConfiguration, V1ValidatingWebhookConfiguration } from '@kubernetes/client-node';
+import type { AdmissionApi } from '../kube/kube-clients.ts';
 import { describeKubeError, isNotFound } from '../kube/kube-errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Clock } from '../runtime/clock.ts';
@@ -44,7 +41,7 @@ export function withCaBundle<T extends Configuration>(config: T, caPem: string, 
  * resourceVersion: a concurrent writer makes us retry on the next round). Returns the names of the
  * configurations written. A missing configuration is not an error (the webhook is optional).
  */
-export async function syncCaBundles(api: AdmissionregistrationV1Api, names: WebhookConfigurationNames, caPem: string, now: Date, mode: CaBundleMode = 'union'): Promise<string[]> {
+export async function syncCaBundles(api: AdmissionApi, names: WebhookConfigurationNames, caPem: string, now: Date, mode: CaBundleMode = 'union'): Promise<string[]> {
   const written: string[] = [];
   const mutating = await readOrUndefined(() => api.readMutatingWebhookConfiguration({ name: names.mutating }));
   const nextMutating = mutating === undefined ? undefined : withCaBundle(mutating, caPem, now, mode);
@@ -71,7 +68,7 @@ async function readOrUndefined<T>(read: () => Promise<T>): Promise<T | undefined
 }
 
 export interface CaBundleReconcilerOptions {
-  readonly api: AdmissionregistrationV1Api;
+  readonly api: AdmissionApi;
   readonly names: WebhookConfigurationNames;
   readonly caPem: string;
   readonly clock: Clock;

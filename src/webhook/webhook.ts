@@ -1,4 +1,4 @@
-import { AdmissionregistrationV1Api, type CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { AdmissionApi, CoreApi } from '../kube/kube-clients.ts';
 import type { Registry } from 'prom-client';
 import type { SecretBinding } from '../api/v1alpha1/index.ts';
 import { describeKubeError } from '../kube/kube-errors.ts';
@@ -47,9 +47,10 @@ export interface WebhookRunnableDeps {
   readonly config: Extract<WebhookConfig, { enabled: true }>;
   readonly bindings: WebhookDeps['bindings'];
   readonly operatorNamespace: string;
-  readonly kubeConfig: KubeConfig;
+  /** Keeps the webhook configurations' caBundle. */
+  readonly admission: AdmissionApi;
   /** Reads and writes the managed certificate's Secret (secret mode only). */
-  readonly core: CoreV1Api;
+  readonly core: CoreApi;
   readonly registry: Registry;
   readonly logger: Logger;
   readonly clock: Clock;
@@ -78,7 +79,7 @@ export function webhookRunnable(deps: WebhookRunnableDeps): Runnable {
       const tasks: Promise<void>[] = [server.start(signal)];
       if (tls.caPem !== undefined) {
         const reconciler = caBundleReconciler({
-          api: deps.kubeConfig.makeApiClient(AdmissionregistrationV1Api),
+          api: deps.admission,
           names: config.configurationNames,
           caPem: tls.caPem,
           clock: deps.clock,
@@ -130,7 +131,7 @@ function managedWebhookRunnable(deps: WebhookRunnableDeps, tls: SecretTls): Runn
     wanted: { dnsNames: tls.dnsNames, ipAddresses: tls.ipAddresses, validityMs: tls.validitySeconds * 1000 },
     logger,
   });
-  const admission = deps.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
+  const admission = deps.admission;
   return {
     name: 'webhook',
     needLeaderElection: false,

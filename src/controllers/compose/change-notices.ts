@@ -1,9 +1,7 @@
 import type { AnyBackend } from '../../api/v1alpha1/index.ts';
 import type { BackendContext } from '../../backends/backend.port.ts';
 import type { ChangeNoticeSink, NoticeSourceKind } from '../../backends/change-notice.port.ts';
-import { awsCredentials } from '../../backends/aws/aws.auth.ts';
 import type { AwsConfig } from '../../backends/aws/aws.config.ts';
-import { AwsSqsSource } from '../../backends/aws/aws.sqs-source.ts';
 import { AzureEventGridSource } from '../../backends/azure/azure.event-grid-source.ts';
 import { createNoticeMetrics } from '../../backends/notices/notice.metrics.ts';
 import { parseBackendSpec } from '../../backends/registry.ts';
@@ -88,6 +86,8 @@ export function composeChangeNotices(ctx: OperatorContext, deps: ChangeNoticesDe
     const start = async (sink: ChangeNoticeSink, signal: AbortSignal): Promise<void> => {
       const backend = await awaitAwsBackend(() => backendByKey(awsSqs.backend), awsSqs.backend, clock, log, signal);
       if (backend === undefined) return;
+      // The AWS SDK loads only when this source runs, as a backend's SDK does (ADR 0200).
+      const [{ awsCredentials }, { AwsSqsSource }] = await Promise.all([import('../../backends/aws/aws.auth.ts'), import('../../backends/aws/aws.sqs-source.ts')]);
       const credentials = awsCredentials(backend.config, deps.contextFor(backend.object));
       const source = new AwsSqsSource({
         queueUrl: awsSqs.queueUrl,

@@ -1,4 +1,4 @@
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeTransport } from '../../runtime/kube-request.ts';
 import type { Registry } from 'prom-client';
 import type { ControllerConfig } from '../../config/controller.config.ts';
 import type { KubeClients } from '../../kube/kube-clients.ts';
@@ -10,7 +10,7 @@ import type { OperatorInformers } from './informers.ts';
 /** What every feature of the operator is composed from: configuration, clients, caches, observers. */
 export interface OperatorContext {
   readonly config: ControllerConfig;
-  readonly kubeConfig: KubeConfig;
+  readonly kubeConfig: KubeTransport;
   readonly clients: KubeClients;
   readonly logger: Logger;
   readonly registry: Registry;

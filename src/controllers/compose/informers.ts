@@ -1,4 +1,5 @@
-import type { KubeConfig, KubernetesObject, V1Namespace, V1Pod } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Namespace, V1Pod } from '@kubernetes/client-node';
+import type { KubeTransport } from '../../runtime/kube-request.ts';
 import { group, resources, version, type AnyBackend, type SecretBinding } from '../../api/v1alpha1/index.ts';
 import type { ControllerConfig } from '../../config/controller.config.ts';
 import type { Logger } from '../../observability/logger.ts';
@@ -26,7 +27,7 @@ export const backendIndex = 'backendRef';
 
 export interface InformersOptions {
   readonly config: ControllerConfig;
-  readonly kubeConfig: KubeConfig;
+  readonly kubeConfig: KubeTransport;
   readonly logger: Logger;
   readonly observer: InformerObserver;
 }

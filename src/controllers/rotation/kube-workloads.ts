@@ -1,26 +1,16 @@
-import {
-  ApiException,
-  PatchStrategy,
-  setHeaderOptions,
-  type AppsV1Api,
-  type CoreV1Api,
-  type V1DaemonSet,
-  type V1Deployment,
-  type V1StatefulSet,
-} from '@kubernetes/client-node';
-import { describeKubeError, isNotFound } from '../../kube/kube-errors.ts';
+import type { V1DaemonSet, V1Deployment, V1StatefulSet } from '@kubernetes/client-node';
+import type { AppsApi, CoreApi } from '../../kube/kube-clients.ts';
+import { describeKubeError, isNotFound, kubeErrorCode } from '../../kube/kube-errors.ts';
 import { contentHashAnnotation } from './rollout-hash.ts';
 import type { EvictionResult, PodView, RestartableKind, WorkloadApi, WorkloadView } from './workloads.port.ts';
 
 type AppsObject = V1Deployment | V1StatefulSet | V1DaemonSet;
 
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
-
 /**
- * {@link WorkloadApi} over the typed apps/v1 and core/v1 clients. The client library takes no
- * abort signal; calls are short single requests, so the signal is not passed on.
+ * {@link WorkloadApi} over the apps/v1 and core/v1 clients (patches are merge patches). Calls are
+ * short single requests with their own time limit, so the signal is not passed on.
  */
-export function kubeWorkloadApi(apps: AppsV1Api, core: CoreV1Api): WorkloadApi {
+export function kubeWorkloadApi(apps: AppsApi, core: CoreApi): WorkloadApi {
   const read = async (kind: RestartableKind, namespace: string, name: string): Promise<AppsObject | undefined> => {
     try {
       switch (kind) {
@@ -59,13 +49,13 @@ export function kubeWorkloadApi(apps: AppsV1Api, core: CoreV1Api): WorkloadApi {
         : { metadata: { annotations } };
       switch (kind) {
         case 'Deployment':
-          await apps.patchNamespacedDeployment({ name, namespace, body }, mergePatch);
+          await apps.patchNamespacedDeployment({ name, namespace, body });
           return;
         case 'StatefulSet':
-          await apps.patchNamespacedStatefulSet({ name, namespace, body }, mergePatch);
+          await apps.patchNamespacedStatefulSet({ name, namespace, body });
           return;
         case 'DaemonSet':
-          await apps.patchNamespacedDaemonSet({ name, namespace, body }, mergePatch);
+          await apps.patchNamespacedDaemonSet({ name, namespace, body });
           return;
       }
     },
@@ -79,7 +69,7 @@ export function kubeWorkloadApi(apps: AppsV1Api, core: CoreV1Api): WorkloadApi {
       }
     },
     async stampPod(namespace, name, hash) {
-      await core.patchNamespacedPod({ name, namespace, body: { metadata: { annotations: { [contentHashAnnotation]: hash } } } }, mergePatch);
+      await core.patchNamespacedPod({ name, namespace, body: { metadata: { annotations: { [contentHashAnnotation]: hash } } } });
     },
     async evictPod(namespace, name): Promise<EvictionResult> {
       try {
@@ -92,7 +82,7 @@ export function kubeWorkloadApi(apps: AppsV1Api, core: CoreV1Api): WorkloadApi {
       } catch (error) {
         if (isNotFound(error)) return { kind: 'gone' };
         // 429: a PodDisruptionBudget refuses the disruption for now.
-        if (error instanceof ApiException && (error as ApiException<unknown>).code === 429) {
+        if (kubeErrorCode(error) === 429) {
           return { kind: 'blocked', message: describeKubeError(error).message };
         }
         throw error;

@@ -125,7 +125,7 @@ export function assembleProjectImage(sources: ProjectImageSources): BuiltImage {
         entries,
         entrypoint: ['node'],
         cmd: ['/app/dist/main.js'],
-        env: ['PATH=/usr/local/bin:/usr/bin:/bin', 'NODE_ENV=production', 'NODE_OPTIONS=--enable-source-maps'],
+        env: ['PATH=/usr/local/bin:/usr/bin:/bin', 'NODE_ENV=production', 'NODE_OPTIONS=--enable-source-maps --max-semi-space-size=1'],
         user: '65532:65532',
         workingDir: '/app',
       },

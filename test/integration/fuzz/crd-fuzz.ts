@@ -7,7 +7,7 @@ import { ApiException, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-no
 import fc from 'fast-check';
 import { Registry } from 'prom-client';
 import { group, isReason, resources, version } from '../../../src/api/v1alpha1/index.ts';
-import { loadKubeConfig } from '../../../src/kube/kube-clients.ts';
+import { loadKubeConnection } from '../../../src/kube/kube-connection.ts';
 import { createAuditLog } from '../../../src/observability/audit.ts';
 import { registerNeedle } from '../../harness/leak-capture.ts';
 import { writeKvSecret } from '../../harness/openbao.ts';
@@ -120,8 +120,8 @@ export async function runCrdFuzz(options: CrdFuzzOptions): Promise<CrdFuzzReport
   const audit = createAuditLog({ destination: { kind: 'stream', stream: new Writable({ write: (_c, _e, cb) => { cb(); } }) } });
   const { operator } = buildInProcessController({
     dir: tmp, name: 'crd-fuzz', identity: `crd-fuzz-${suffix}`, namespace: sysNs, watchNamespaces: [ns], nodePluginServiceAccount: `${sysNs}:node-plugin`,
-    // As main.ts builds it: the controller's own pooled client configuration (ADR 0142).
-    kubeConfig: loadKubeConfig({ kind: 'file', path: world.kube.kubeconfigPath }),
+    // As main.ts builds it: the controller's own pooled connection (ADRs 0142, 0200).
+    kubeConfig: await loadKubeConnection({ kind: 'file', path: world.kube.kubeconfigPath }, {}),
     log: { stream: errors, level: 'error' }, registry, audit,
   });
   const stop = new AbortController();

@@ -10,7 +10,7 @@ import { BrokerHttpClient } from '../../../src/delivery/csi/broker-http.client.t
 import { CsiServer } from '../../../src/delivery/csi/csi.server.ts';
 import { NodePlugin } from '../../../src/delivery/csi/node-plugin.ts';
 import { SystemMounter } from '../../../src/delivery/csi/tmpfs.mounter.ts';
-import { loadKubeConfig } from '../../../src/kube/kube-clients.ts';
+import { loadKubeConnection } from '../../../src/kube/kube-connection.ts';
 import { createAuditLog, type AuditLog } from '../../../src/observability/audit.ts';
 import { CapturedOutput } from '../../../src/observability/captured-output.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
@@ -109,7 +109,7 @@ export interface DeliveryWorldOptions {
 
 export async function startDeliveryWorld(options: DeliveryWorldOptions): Promise<DeliveryWorld> {
   const kc = adminKubeConfig();
-  const operatorKc = loadKubeConfig({ kind: 'file', path: currentWorld().kube.kubeconfigPath });
+  const operatorKc = await loadKubeConnection({ kind: 'file', path: currentWorld().kube.kubeconfigPath }, {});
   const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
   await installCrds(kc);

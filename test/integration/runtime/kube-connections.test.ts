@@ -4,14 +4,14 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { loadKubeConfig } from '../../../src/kube/kube-clients.ts';
-import { requestJson } from '../../../src/runtime/kube-request.ts';
+import { loadKubeConnection } from '../../../src/kube/kube-connection.ts';
+import { requestJson, type KubeTransport } from '../../../src/runtime/kube-request.ts';
 import { currentWorld } from '../../harness/world-state.ts';
 
 /**
- * The controller's API clients reuse their connections (ADR 0142): a TCP relay in front of the
- * world's API server counts the connections that calls through `loadKubeConfig` open. And the
- * runtime's own requests (informer lists, leases) run concurrently on the KubeConfig's shared agent.
+ * The controller's API calls reuse their connections (ADRs 0142, 0200): a TCP relay in front of the
+ * world's API server counts the connections that calls through `loadKubeConnection` open, and
+ * concurrent requests run on its shared agent.
  */
 
 let relay: Server;
@@ -46,10 +46,12 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function connectionsFor(core: CoreV1Api, calls: number): Promise<number> {
+const get = (transport: KubeTransport, path: string): Promise<unknown> => requestJson(transport, { method: 'GET', path, signal: AbortSignal.timeout(30_000) });
+
+async function connectionsFor(read: (name: string) => Promise<unknown>, calls: number): Promise<number> {
   const before = connections;
-  for (let i = 0; i < calls; i++) await core.readNamespace({ name: 'default' });
-  await Promise.all(Array.from({ length: 5 }, () => core.readNamespace({ name: 'kube-system' })));
+  for (let i = 0; i < calls; i++) await read('default');
+  await Promise.all(Array.from({ length: 5 }, () => read('kube-system')));
   return connections - before;
 }
 
@@ -57,24 +59,26 @@ describe('API client connections', () => {
   it('opens a handful of connections for 25 calls, not one per call', async () => {
     const plain = new KubeConfig();
     plain.loadFromFile(kubeconfigPath);
-    const perCall = await connectionsFor(plain.makeApiClient(CoreV1Api), 20);
-    const pooled = await connectionsFor(loadKubeConfig({ kind: 'file', path: kubeconfigPath }).makeApiClient(CoreV1Api), 20);
-    process.stdout.write(`API connections for 20 sequential + 5 concurrent calls: @kubernetes/client-node as is ${String(perCall)}, loadKubeConfig ${String(pooled)}\n`);
+    const library = plain.makeApiClient(CoreV1Api);
+    const perCall = await connectionsFor((name) => library.readNamespace({ name }), 20);
+    const connection = await loadKubeConnection({ kind: 'file', path: kubeconfigPath }, {});
+    const pooled = await connectionsFor((name) => get(connection, `/api/v1/namespaces/${name}`), 20);
+    process.stdout.write(`API connections for 20 sequential + 5 concurrent calls: @kubernetes/client-node as is ${String(perCall)}, loadKubeConnection ${String(pooled)}\n`);
     // One for the sequential calls, at most one more per concurrent call.
     expect(pooled).toBeGreaterThanOrEqual(1);
     expect(pooled).toBeLessThanOrEqual(6);
   });
 
   it('keeps using one connection across a long series of calls', async () => {
-    const core = loadKubeConfig({ kind: 'file', path: kubeconfigPath }).makeApiClient(CoreV1Api);
+    const connection = await loadKubeConnection({ kind: 'file', path: kubeconfigPath }, {});
     const before = connections;
-    for (let i = 0; i < 50; i++) await core.listNamespace({ limit: 1 });
+    for (let i = 0; i < 50; i++) await get(connection, '/api/v1/namespaces?limit=1');
     expect(connections - before).toBe(1);
   });
 
   it('runs 30 concurrent runtime requests on the shared agent, none hung up by another', async () => {
-    const kc = loadKubeConfig({ kind: 'file', path: kubeconfigPath });
-    const results = await Promise.allSettled(Array.from({ length: 30 }, () => requestJson(kc, { method: 'GET', path: '/api/v1/namespaces', signal: AbortSignal.timeout(30_000) })));
+    const connection = await loadKubeConnection({ kind: 'file', path: kubeconfigPath }, {});
+    const results = await Promise.allSettled(Array.from({ length: 30 }, () => get(connection, '/api/v1/namespaces')));
     expect(results.filter((r) => r.status === 'rejected').map((r) => String(r.reason))).toEqual([]);
   });
 
@@ -96,15 +100,15 @@ describe('API client connections', () => {
       }),
       { mode: 0o600 },
     );
-    const core = loadKubeConfig({ kind: 'file', path: fileConfig }).makeApiClient(CoreV1Api);
+    const connection = await loadKubeConnection({ kind: 'file', path: fileConfig }, {});
     const before = connections;
-    for (let i = 0; i < 5; i++) await core.listNamespace({ limit: 1 });
+    for (let i = 0; i < 5; i++) await get(connection, '/api/v1/namespaces?limit=1');
     expect(connections - before).toBe(1);
     // Rotated in place: same path, new file version.
     const later = new Date(Date.now() + 60_000);
     copyFileSync(join(pki, 'admin.crt'), join(dir, 'admin.crt'));
     utimesSync(join(dir, 'admin.crt'), later, later);
-    for (let i = 0; i < 5; i++) await core.listNamespace({ limit: 1 });
+    for (let i = 0; i < 5; i++) await get(connection, '/api/v1/namespaces?limit=1');
     expect(connections - before).toBe(2);
   });
 });

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeTransport } from '../../../src/runtime/kube-request.ts';
 import type { Registry } from 'prom-client';
 import { parseControllerConfig } from '../../../src/config/controller.config.ts';
 import { buildOperator, type Operator } from '../../../src/controllers/operator.ts';
@@ -31,7 +31,7 @@ export interface InProcessControllerOptions {
   readonly lease?: string;
   /** The content HMAC key file, shared by replicas; default `<dir>/hmac.key`, created if missing. */
   readonly hmacKeyPath?: string;
-  readonly kubeConfig: KubeConfig;
+  readonly kubeConfig: KubeTransport;
   /**
    * Where the log lines at `level` and above go. Every line down to debug also goes to the run's
    * leak capture (test/harness/leak-capture.ts), whatever `level` says.
