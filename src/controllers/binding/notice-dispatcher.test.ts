@@ -61,6 +61,39 @@ describe('NoticeDispatcher', () => {
     expect(w.enqueued.sort()).toEqual(['app/jobs', 'app/web']);
   });
 
+  it('finds a key a binding reads from one of its named backends, and invalidates it on that backend (ADR 0240)', () => {
+    const aws = {
+      apiVersion: 'secretbinder.dev/v1alpha1',
+      kind: 'SecretBackend',
+      metadata: { name: 'aws', namespace: 'app' },
+      spec: { awsSecretsManager: { region: 'eu-west-1', auth: { staticKeys: { secretRef: { name: 'k' } } } } },
+    } as unknown as AnyBackend;
+    const bindings = new ObjectStore<SecretBinding>();
+    const mixed = binding('mixed', ['app/db']);
+    bindings.upsert({
+      ...mixed,
+      spec: { ...mixed.spec, backends: [{ name: 'cloud', backendRef: { kind: 'SecretBackend', name: 'aws' } }], files: [...mixed.spec.files, { path: 'api', key: 'prod/api', backend: 'cloud' }] },
+    } as unknown as SecretBinding);
+    const invalidated: string[] = [];
+    const enqueued: string[] = [];
+    const dispatcher = new NoticeDispatcher({
+      bindings,
+      backendOf: (_binding, name) => (name === 'cloud' ? aws : name === undefined ? backend : undefined),
+      backendIdOf: (b) => `${b.metadata.name ?? ''}#1`,
+      invalidate: (id, key) => invalidated.push(`${id} ${key}`),
+      enqueue: (key) => enqueued.push(key),
+      clock: new FakeClock(),
+      metrics: createNoticeMetrics(new Registry()),
+      windowMs: 1000,
+    });
+    dispatcher.notice('awsSqs', { provider: 'awsSecretsManager', scope: 'eu-west-1', key: 'prod/api' });
+    dispatcher.notice('vaultAudit', { provider: 'vault', scope: 'secret', key: 'app/db' });
+    // The same key name on the other backend's provider is another document: nothing.
+    dispatcher.notice('awsSqs', { provider: 'awsSecretsManager', scope: 'eu-west-1', key: 'app/db' });
+    expect(invalidated).toEqual(['aws#1 prod/api', 'bao#1 app/db']);
+    expect(enqueued).toEqual(['app/mixed', 'app/mixed']);
+  });
+
   it('drops notices of keys, mounts or providers no binding uses', async () => {
     const w = world();
     w.dispatcher.notice('vaultAudit', { provider: 'vault', scope: 'secret', key: 'app/other' });

@@ -23,8 +23,11 @@ export function noticeScopeOf(backend: AnyBackend): { readonly provider: ChangeN
 
 export interface NoticeDispatcherDeps {
   readonly bindings: CacheReader<SecretBinding>;
-  /** The backend object a binding refers to, from the caches. */
-  readonly backendOf: (binding: SecretBinding) => AnyBackend | undefined;
+  /**
+   * The backend object a binding refers to by `name` (its `spec.backends` entry; undefined: the
+   * default `backendRef`), from the caches.
+   */
+  readonly backendOf: (binding: SecretBinding, name: string | undefined) => AnyBackend | undefined;
   /** The resolver identity of a backend object's current client, if one was created. */
   readonly backendIdOf: (backend: AnyBackend) => string | undefined;
   /** Marks the resolver's entries of `key` unconfirmed, so the next reconcile checks them now. */
@@ -38,6 +41,12 @@ export interface NoticeDispatcherDeps {
    * at the end of the window (ADR 0220).
    */
   readonly windowMs: number;
+}
+
+/** A binding that reads a document, and the name of the backend it reads it from (undefined: default). */
+interface IndexEntry {
+  readonly binding: string;
+  readonly backend: string | undefined;
 }
 
 interface Pending {
@@ -63,7 +72,7 @@ export class NoticeDispatcher implements ChangeNoticeSink {
   readonly #deps: NoticeDispatcherDeps;
   readonly #pending = new Map<string, Pending>();
   /** Document id → bindings that use it, rebuilt after a binding or backend changed. */
-  #index: Map<string, string[]> | undefined;
+  #index: Map<string, IndexEntry[]> | undefined;
   #closed = false;
 
   constructor(deps: NoticeDispatcherDeps) {
@@ -131,38 +140,48 @@ export class NoticeDispatcher implements ChangeNoticeSink {
     if (this.#closed) return;
     const users = this.#indexed().get(id) ?? [];
     const invalidated = new Set<string>();
+    const enqueued = new Set<string>();
     const key = trimSlashes(notice.key);
-    for (const bindingKey of users) {
-      const binding = this.#deps.bindings.get(bindingKey);
-      const backend = binding === undefined ? undefined : this.#deps.backendOf(binding);
+    for (const user of users) {
+      const binding = this.#deps.bindings.get(user.binding);
+      const backend = binding === undefined ? undefined : this.#deps.backendOf(binding, user.backend);
       const backendId = backend === undefined ? undefined : this.#deps.backendIdOf(backend);
       if (backendId !== undefined && !invalidated.has(backendId)) {
         invalidated.add(backendId);
         this.#deps.invalidate(backendId, key);
       }
-      this.#deps.enqueue(bindingKey);
+      if (!enqueued.has(user.binding)) {
+        enqueued.add(user.binding);
+        this.#deps.enqueue(user.binding);
+      }
     }
   }
 
-  #indexed(): Map<string, string[]> {
+  /** Per document: the bindings that read it and through which of their backends (ADR 0240). */
+  #indexed(): Map<string, IndexEntry[]> {
     if (this.#index !== undefined) return this.#index;
-    const index = new Map<string, string[]>();
+    const index = new Map<string, IndexEntry[]>();
     for (const binding of this.#deps.bindings.list()) {
-      const backend = this.#deps.backendOf(binding);
-      const scope = backend === undefined ? undefined : noticeScopeOf(backend);
-      if (scope === undefined) continue;
-      let keys: string[];
+      let refs: ReturnType<typeof valueRefsOf>;
       try {
-        keys = [...new Set(valueRefsOf(fileTemplates(binding.spec.files)).map((r) => trimSlashes(r.key)))];
+        refs = valueRefsOf(fileTemplates(binding.spec.files));
       } catch {
         // An invalid spec reads nothing; its reconcile reports why.
         continue;
       }
-      for (const key of keys) {
-        const id = documentId(scope.provider, scope.scope, key);
+      const seen = new Set<string>();
+      for (const ref of refs) {
+        const backend = this.#deps.backendOf(binding, ref.backend);
+        const scope = backend === undefined ? undefined : noticeScopeOf(backend);
+        if (scope === undefined) continue;
+        const id = documentId(scope.provider, scope.scope, trimSlashes(ref.key));
+        const entry: IndexEntry = { binding: objectKey(binding), backend: ref.backend };
+        const once = `${id}\u0000${entry.backend ?? ''}`;
+        if (seen.has(once)) continue;
+        seen.add(once);
         const list = index.get(id);
-        if (list === undefined) index.set(id, [objectKey(binding)]);
-        else list.push(objectKey(binding));
+        if (list === undefined) index.set(id, [entry]);
+        else list.push(entry);
       }
     }
     this.#index = index;

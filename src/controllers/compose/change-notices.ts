@@ -12,6 +12,8 @@ import { sleep, type Clock } from '../../runtime/clock.ts';
 import type { Runnable } from '../../runtime/runnable.ts';
 import type { BackendPool } from '../backend/backend-pool.ts';
 import { backendQueueKey } from '../backend/backend.reconciler.ts';
+import { defaultBackend } from '../../delivery/files/file-set.ts';
+import { namedBackends } from '../binding/binding-backends.ts';
 import { NoticeDispatcher } from '../binding/notice-dispatcher.ts';
 import type { OperatorContext } from './context.ts';
 
@@ -52,10 +54,10 @@ export function composeChangeNotices(ctx: OperatorContext, deps: ChangeNoticesDe
   };
   const dispatcher = new NoticeDispatcher({
     bindings,
-    backendOf: (binding) =>
-      binding.spec.backendRef.kind === 'ClusterSecretBackend'
-        ? clusterBackends.get(binding.spec.backendRef.name)
-        : namespacedBackends.get(`${binding.metadata.namespace ?? ''}/${binding.spec.backendRef.name}`),
+    backendOf: (binding, name) => {
+      const ref = namedBackends(binding).get(name ?? defaultBackend);
+      return ref === undefined ? undefined : backendByKey(ref.queueKey);
+    },
     backendIdOf: (backend) => deps.pool.get(backendQueueKey(backend))?.backendId,
     invalidate: (backendId, key) => { deps.resolver.invalidate(backendId, key, 'event'); },
     enqueue: deps.enqueueBinding,
