@@ -44,6 +44,11 @@ export function podContainers(pod: V1Pod): PodContainer[] {
 export interface FileSource {
   /** The field name inside a formatted file; absent for a single-key file. */
   readonly name?: string;
+  /** The binding's name of the backend the key is read from, when not the default `backendRef`. */
+  readonly backend?: string;
+  /** For a file with a fallback: which of its two sources this is, and whether it served the content. */
+  readonly role?: 'from' | 'fallback';
+  readonly served?: boolean;
   readonly key: string;
   readonly property?: string;
   /** `latest`, `version:<id>` or `stage:<stage>`. */
@@ -70,19 +75,38 @@ function requested(source: { version?: string; versionStage?: string }): string 
 /** The binding's files with their sources and the versions its status says they were resolved from. */
 export function bindingFiles(binding: SecretBinding): FileFacts[] {
   const versions = binding.status?.backendVersions ?? [];
-  const resolved = (key: string): string[] => versions.filter((v) => v.key === key).map((v) => v.version);
-  const source = (s: Pick<SecretBindingFile, 'key' | 'property' | 'version' | 'versionStage'> & { key: string }, name?: string): FileSource => ({
-    ...(name === undefined ? {} : { name }),
-    key: s.key,
-    ...(s.property === undefined || s.property === '' ? {} : { property: s.property }),
-    requested: requested(s),
-    resolvedVersions: resolved(s.key),
-  });
+  const servedBy = new Map((binding.status?.sources ?? []).map((s) => [s.path, s.served]));
+  const named = (backend: string | undefined): string | undefined => (backend === undefined || backend === '' || backend === 'default' ? undefined : backend);
+  const resolved = (key: string, backend: string | undefined): string[] =>
+    versions.filter((v) => v.key === key && named(v.backend) === backend).map((v) => v.version);
+  type SourceSpec = Pick<SecretBindingFile, 'key' | 'property' | 'version' | 'versionStage' | 'backend'> & { key: string };
+  const source = (s: SourceSpec, fileBackend: string | undefined, name?: string): FileSource => {
+    const backend = named(s.backend) ?? named(fileBackend);
+    return {
+      ...(name === undefined ? {} : { name }),
+      ...(backend === undefined ? {} : { backend }),
+      key: s.key,
+      ...(s.property === undefined || s.property === '' ? {} : { property: s.property }),
+      requested: requested(s),
+      resolvedVersions: resolved(s.key, backend),
+    };
+  };
+  const sourcesOf = (file: SecretBindingFile): FileSource[] => {
+    if (file.format !== undefined) return (file.items ?? []).map((item) => source(item, file.backend, item.name));
+    if (file.key !== undefined) return [source({ ...file, key: file.key }, file.backend)];
+    if (file.from === undefined) return [];
+    // A file with a fallback (ADR 0241): both sources, and which one status says served it.
+    const served = servedBy.get(file.path);
+    return [
+      { ...source(file.from, file.backend), role: 'from', served: served === 'from' },
+      ...(file.fallback === undefined ? [] : [{ ...source(file.fallback, file.backend), role: 'fallback' as const, served: served === 'fallback' }]),
+    ];
+  };
   return binding.spec.files.map((file) => ({
     path: file.path,
     mode: file.mode ?? defaults.fileMode,
     format: file.format ?? 'raw',
-    sources: file.format !== undefined ? (file.items ?? []).map((item) => source(item, item.name)) : file.key === undefined ? [] : [source({ ...file, key: file.key })],
+    sources: sourcesOf(file),
   }));
 }
 

@@ -69,10 +69,10 @@ function explainTable(e: PodExplanation, now: Date): string {
           ? [[c.name, f.fullPath, octalMode(f.mode), f.format, '-', '-', '-', '-']]
           : f.sources.map((s) => [
               c.name,
-              s.name === undefined ? f.fullPath : `${f.fullPath}[${s.name}]`,
+              `${s.name === undefined ? f.fullPath : `${f.fullPath}[${s.name}]`}${s.role === undefined ? '' : ` (${s.role}${s.served === true ? ', served' : ''})`}`,
               octalMode(f.mode),
               f.format,
-              s.key,
+              s.backend === undefined ? s.key : `${s.backend}:${s.key}`,
               s.property ?? '-',
               s.requested,
               s.resolvedVersions.length === 0 ? '-' : s.resolvedVersions.join(','),
