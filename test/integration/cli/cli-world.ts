@@ -130,10 +130,13 @@ async function withFixtures(delivery: DeliveryWorld): Promise<CliWorld> {
   if (result.code !== 0) throw new Error(result.stderr);
   const role = find(manifests, 'ClusterRole', 'secret-binder-viewer')[0];
   if (role === undefined) throw new Error('the chart renders no secret-binder-viewer ClusterRole');
-  await rbac.createClusterRole({ body: role }).catch(async () => rbac.replaceClusterRole({ name: 'secret-binder-viewer', body: role }));
+  // The chart's rules under this world's own name: the cluster is shared with the install suite,
+  // whose `helm install` must find no secret-binder-viewer it does not own.
+  const viewerRole = `secret-binder-viewer-${delivery.suffix}`;
+  await rbac.createClusterRole({ body: { ...role, metadata: { ...role.metadata, name: viewerRole } } });
   await rbac.createNamespacedRoleBinding({
     namespace: ns,
-    body: { metadata: { name: 'viewer' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'secret-binder-viewer' }, subjects: [{ kind: 'ServiceAccount', name: 'viewer', namespace: ns }] },
+    body: { metadata: { name: 'viewer' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: viewerRole }, subjects: [{ kind: 'ServiceAccount', name: 'viewer', namespace: ns }] },
   });
   const nobody = await serviceAccountKubeConfig(core, ns, 'nobody');
   const viewer = await serviceAccountKubeConfig(core, ns, 'viewer');
@@ -143,6 +146,9 @@ async function withFixtures(delivery: DeliveryWorld): Promise<CliWorld> {
     nobodyKubeconfig: nobody.path,
     viewerKubeconfig: viewer.path,
     bao,
-    close: () => delivery.close(),
+    close: async () => {
+      await rbac.deleteClusterRole({ name: viewerRole }).catch(() => undefined);
+      await delivery.close();
+    },
   };
 }
