@@ -234,6 +234,13 @@ describe('chaos: backend and node plugin', () => {
   }, 240_000);
 
   it('through a partition longer than maxStaleness: serves last-known-good, then refuses new mounts, never touching running ones', async () => {
+    // Drill 4 sealed the store for longer than maxStaleness: until a check of each binding has
+    // succeeded since, its content is older than that, and the first failed check would find it
+    // expired (Ready=False at once) instead of within maxStaleness. Start from fresh content.
+    for (const binding of ['bounded', 'failing']) {
+      await until(binding, 'Ready', 'True');
+      await until(binding, 'Degraded', 'False');
+    }
     const before = snapshots();
     const bounded = before[consumers.findIndex((c) => c.binding === 'bounded')] ?? '';
 
