@@ -7,17 +7,12 @@
  * test/integration/rotation/event-driven.test.ts prints write → files for 200 real volumes.
  */
 import { randomBytes } from 'node:crypto';
-import type { V1Namespace } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import type { AnyBackend, SecretBinding } from '../../src/api/v1alpha1/index.ts';
-import { createBackendMetrics } from '../../src/backends/backends.metrics.ts';
-import { FakeBackend, FakeSecretStore } from '../../src/backends/fake/index.ts';
+import { FakeSecretStore } from '../../src/backends/fake/index.ts';
 import { createNoticeMetrics } from '../../src/backends/notices/notice.metrics.ts';
-import { SecretResolver } from '../../src/backends/resolver/resolver.ts';
-import { BackendPool } from '../../src/controllers/backend/backend-pool.ts';
-import { BindingContentResolver } from '../../src/controllers/binding/binding-content.ts';
 import { NoticeDispatcher } from '../../src/controllers/binding/notice-dispatcher.ts';
-import { SecretValue } from '../../src/observability/secret-value.ts';
+import { contentWorld } from './content-world.ts';
 import { realClock } from '../../src/runtime/clock.ts';
 import { objectKey, ObjectStore } from '../../src/runtime/object-store.ts';
 
@@ -41,21 +36,7 @@ export async function eventDrivenRow(): Promise<string[]> {
   } as unknown as AnyBackend;
   const backends = new ObjectStore<AnyBackend>();
   backends.upsert(backend);
-  const resolver = new SecretResolver({ clock: realClock, metrics: createBackendMetrics(new Registry()), contentKey: SecretValue.fromBytes(randomBytes(32)) });
-  const pool = new BackendPool(
-    resolver,
-    { parseBackendSpec: () => ({ provider: 'fake', config: {} }), createBackend: () => new FakeBackend(store) },
-    () => ({ namespace: 'bench', requestServiceAccountToken: () => Promise.reject(new Error('unused')), readOperatorSecret: () => Promise.reject(new Error('unused')), onLogin: () => undefined }),
-  );
-  const content = new BindingContentResolver({
-    clusterBackends: new ObjectStore<AnyBackend>(),
-    namespacedBackends: backends,
-    namespaces: new ObjectStore<V1Namespace>(),
-    pool,
-    resolver,
-    contentKey: SecretValue.fromBytes(randomBytes(32)),
-    resolveTimeoutMs: 30_000,
-  });
+  const { resolver, pool, content } = contentWorld(backends, () => store);
   const bindings = new ObjectStore<SecretBinding>();
   for (let i = 0; i < bindingCount; i++) {
     bindings.upsert({

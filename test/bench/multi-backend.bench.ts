@@ -1,14 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { V1Namespace } from '@kubernetes/client-node';
-import { Registry } from 'prom-client';
 import type { AnyBackend, SecretBinding } from '../../src/api/v1alpha1/index.ts';
-import { createBackendMetrics } from '../../src/backends/backends.metrics.ts';
-import { FakeBackend, FakeSecretStore } from '../../src/backends/fake/index.ts';
-import { SecretResolver } from '../../src/backends/resolver/resolver.ts';
-import { BackendPool } from '../../src/controllers/backend/backend-pool.ts';
-import { BindingContentResolver } from '../../src/controllers/binding/binding-content.ts';
-import { SecretValue } from '../../src/observability/secret-value.ts';
+import { FakeSecretStore } from '../../src/backends/fake/index.ts';
+import { contentWorld } from './content-world.ts';
 import { realClock } from '../../src/runtime/clock.ts';
 import { ObjectStore } from '../../src/runtime/object-store.ts';
 
@@ -35,24 +29,7 @@ export async function runMultiBackendBench(): Promise<string[][]> {
       spec: { fake: { seed: name, keys: [] }, refreshInterval: `${String(refreshMs)}ms` },
     } as unknown as AnyBackend);
   }
-  const resolver = new SecretResolver({ clock: realClock, metrics: createBackendMetrics(new Registry()), contentKey: SecretValue.fromBytes(randomBytes(32)) });
-  const pool = new BackendPool(
-    resolver,
-    {
-      parseBackendSpec: (spec) => ({ provider: 'fake', config: (spec['fake'] as { seed: string }).seed }),
-      createBackend: (parsed) => new FakeBackend(stores.get(parsed.config as (typeof names)[number]) ?? new FakeSecretStore({ clock: realClock })),
-    },
-    () => ({ namespace: 'bench', requestServiceAccountToken: () => Promise.reject(new Error('unused')), readOperatorSecret: () => Promise.reject(new Error('unused')), onLogin: () => undefined }),
-  );
-  const content = new BindingContentResolver({
-    clusterBackends: new ObjectStore<AnyBackend>(),
-    namespacedBackends: backends,
-    namespaces: new ObjectStore<V1Namespace>(),
-    pool,
-    resolver,
-    contentKey: SecretValue.fromBytes(randomBytes(32)),
-    resolveTimeoutMs: 30_000,
-  });
+  const { resolver, content } = contentWorld(backends, (spec) => stores.get((spec['fake'] as { seed: (typeof names)[number] }).seed) ?? new FakeSecretStore({ clock: realClock }));
   const binding: SecretBinding = {
     apiVersion: 'secretbinder.dev/v1alpha1',
     kind: 'SecretBinding',

@@ -13,15 +13,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { V1Namespace } from '@kubernetes/client-node';
-import { Registry } from 'prom-client';
 import type { AnyBackend, SecretBinding } from '../../src/api/v1alpha1/index.ts';
-import { createBackendMetrics } from '../../src/backends/backends.metrics.ts';
-import { FakeBackend, FakeSecretStore } from '../../src/backends/fake/index.ts';
-import { SecretResolver } from '../../src/backends/resolver/resolver.ts';
-import { BackendPool } from '../../src/controllers/backend/backend-pool.ts';
+import { FakeSecretStore } from '../../src/backends/fake/index.ts';
 import { BindingContentResolver } from '../../src/controllers/binding/binding-content.ts';
-import { SecretValue } from '../../src/observability/secret-value.ts';
+import { contentWorld } from './content-world.ts';
 import { realClock } from '../../src/runtime/clock.ts';
 import { ObjectStore } from '../../src/runtime/object-store.ts';
 import { eventDrivenRow } from './event-driven.ts';
@@ -63,21 +58,7 @@ function world(bindingCount: number): World {
   } as unknown as AnyBackend;
   const backends = new ObjectStore<AnyBackend>();
   backends.upsert(backend);
-  const resolver = new SecretResolver({ clock: realClock, metrics: createBackendMetrics(new Registry()), contentKey: SecretValue.fromBytes(randomBytes(32)) });
-  const pool = new BackendPool(
-    resolver,
-    { parseBackendSpec: () => ({ provider: 'fake', config: {} }), createBackend: () => new FakeBackend(store) },
-    () => ({ namespace: 'bench', requestServiceAccountToken: () => Promise.reject(new Error('unused')), readOperatorSecret: () => Promise.reject(new Error('unused')), onLogin: () => undefined }),
-  );
-  const content = new BindingContentResolver({
-    clusterBackends: new ObjectStore<AnyBackend>(),
-    namespacedBackends: backends,
-    namespaces: new ObjectStore<V1Namespace>(),
-    pool,
-    resolver,
-    contentKey: SecretValue.fromBytes(randomBytes(32)),
-    resolveTimeoutMs: 30_000,
-  });
+  const { content } = contentWorld(backends, () => store);
   const bindings = Array.from({ length: bindingCount }, (_, i): SecretBinding => ({
     apiVersion: 'secretbinder.dev/v1alpha1',
     kind: 'SecretBinding',
