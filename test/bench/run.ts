@@ -1,7 +1,8 @@
 /**
  * `npm run bench -- fuzz [cases] [seed]` runs the fuzz bench instead (fuzz.ts); `npm run bench -- cli`
  * the kubectl plugin's (cli.ts).
- * `npm run bench -- --tier scale [--bindings N ...]` runs the scale tier (scale.ts, ADR 0200).
+ * `npm run bench -- --tier scale [--bindings N ...]` runs the scale tier (scale.ts, ADR 0200);
+ * `npm run bench -- --tier event-files [--volumes N] [--nodes N]` the event-driven delivery row (event-files.ts).
  *
  * `npm run bench`: performance targets of DESIGN.md that can be measured in one process, printed as
  * a table (medians and ratios from one run). Not a test: nothing here asserts.
@@ -30,6 +31,10 @@ if (process.argv[2] === 'cli') {
 
 if (process.argv[2] === 'fuzz') {
   await (await import('./fuzz.ts')).runFuzzBench(process.argv.slice(3));
+  process.exit(0);
+}
+if (process.argv.slice(2).join(' ').includes('--tier event-files') || process.argv.includes('--tier=event-files')) {
+  process.stdout.write(await (await import('./event-files.ts')).runEventFilesBench(process.argv.slice(2)));
   process.exit(0);
 }
 if (process.argv.slice(2).join(' ').includes('--tier scale') || process.argv.includes('--tier=scale')) {

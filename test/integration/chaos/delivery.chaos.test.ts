@@ -102,10 +102,18 @@ const condition = (s: BindingStatus | undefined, type: ConditionType): { status:
 /** Waits until the binding's condition is `status` (with `reason`, if given); returns the ms waited. */
 async function until(binding: string, type: ConditionType, status: 'True' | 'False', reason?: string, timeoutMs = 60_000): Promise<number> {
   const from = Date.now();
-  await eventually(`${binding} ${type}=${status}${reason === undefined ? '' : ` (${reason})`}`, async () => {
-    const c = condition(await world.bindingStatus(binding), type);
-    return c?.status === status && (reason === undefined || c.reason === reason) ? true : undefined;
-  }, timeoutMs);
+  let last: BindingStatus | undefined;
+  try {
+    await eventually(`${binding} ${type}=${status}${reason === undefined ? '' : ` (${reason})`}`, async () => {
+      last = await world.bindingStatus(binding);
+      const c = condition(last, type);
+      return c?.status === status && (reason === undefined || c.reason === reason) ? true : undefined;
+    }, timeoutMs);
+  } catch (error) {
+    // What the binding showed instead: the conditions say which way it went.
+    const seen = (last?.conditions ?? []).map((c) => `${c.type}=${c.status} (${c.reason})`).join(', ');
+    throw new Error(`${error instanceof Error ? error.message : String(error)}; last seen: ${seen}`, { cause: error });
+  }
   return Date.now() - from;
 }
 

@@ -1,0 +1,87 @@
+/**
+ * `npm run bench -- --tier event-files [--volumes N] [--nodes N]`: the "rotation, event-driven" row
+ * as issue 17 defines it — a KV write in the real OpenBao → the new file in every one of N volumes
+ * (default 1,000) on ≥ 4 node plugins, detected through the OpenBao `socket` audit device (bindings
+ * poll once an hour, so only the event path explains the delivery). Beside it, for comparison, the
+ * polling row of the refresh suite. Starts (or reuses, with SECRET_BINDER_WORLD) a world with
+ * OpenBao; the controller, broker and node plugins run in this process, as in the rotation suites.
+ * Not a test: it prints figures and asserts nothing.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { disableAuditDevice, enableSocketAuditDevice } from '../harness/openbao.ts';
+import { down, isWorldAlive, up } from '../harness/world.ts';
+import { readWorldState, worldEnvVar, worldStatePath, type WorldState } from '../harness/world-state.ts';
+import { inParallel, metricSum, readTextNow, sleep, startDeliveryWorld } from '../integration/rotation/delivery-world.ts';
+import { startRotationBackend } from '../integration/rotation/rotation-backends.ts';
+
+const percentile = (sorted: readonly number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
+
+export async function runEventFilesBench(argv: readonly string[]): Promise<string> {
+  const { values } = parseArgs({ args: [...argv], strict: false, options: { volumes: { type: 'string', default: '1000' }, nodes: { type: 'string', default: '4' } } });
+  const volumes = Number(values.volumes);
+  const nodes = Number(values.nodes);
+  const log = (line: string): void => { process.stderr.write(`[event-files] ${line}\n`); };
+
+  let world: WorldState | undefined;
+  const named = process.env[worldEnvVar];
+  if (named !== undefined && named !== '' && (await isWorldAlive(readWorldState(named)))) world = readWorldState(named);
+  const own = world === undefined;
+  if (world === undefined) {
+    const dir = join(tmpdir(), 'secret-binder-worlds', `bench-event-files-${new Date().toISOString().replace(/[:.]/g, '-')}-${String(process.pid)}`);
+    log(`starting a world in ${dir}`);
+    world = await up({ dir, backends: ['openbao'], maxLifetimeSeconds: 3600 });
+    process.env[worldEnvVar] = worldStatePath(world.dir);
+  }
+  const socketDir = mkdtempSync(join(tmpdir(), 'sb-bench-evt-'));
+  const socketPath = join(socketDir, 'audit', 'audit.sock');
+  const backend = await startRotationBackend('openbao');
+  const delivery = await startDeliveryWorld({ prefix: 'bench-evt', nodes, backend, controllerArgs: () => ['--vault-audit-socket', socketPath] });
+  const device = `sb-bench-${delivery.suffix}`;
+  try {
+    const source = delivery.operator.noticeSources[0];
+    for (let i = 0; i < 300 && source?.address() === undefined; i++) await sleep(100);
+    await enableSocketAuditDevice(delivery.bao, device, socketPath);
+    const key = `bench-evt-${delivery.suffix}/db`;
+    await backend.write(key, { password: `before-${randomBytes(8).toString('hex')}` });
+    await delivery.createBinding('fleet', { podSelector: { matchLabels: { binding: 'fleet' } }, refreshInterval: '1h', files: [{ path: 'password', key, property: 'password' }] });
+    log(`publishing ${String(volumes)} volumes on ${String(nodes)} node plugins`);
+    const mounts = await inParallel(Array.from({ length: volumes }, (_, i) => i), 8, async (i) => (await delivery.podWithVolume(`fleet-${String(i)}`, 'fleet', i % nodes)).mount);
+    const files = mounts.map((m) => join(m.targetPath, 'password'));
+    await sleep(2000);
+
+    const detected = (s: 'poll' | 'event'): Promise<number> => metricSum(delivery.registry, 'secretbinder_backend_changes_detected_total', { provider: 'vault', source: s });
+    const [eventBefore, pollBefore] = [await detected('event'), await detected('poll')];
+    const callsBefore = await backend.calls(key, delivery.registry);
+    const after = `after-${randomBytes(8).toString('hex')}`;
+    const written = Date.now();
+    await backend.write(key, { password: after });
+    const arrived = new Array<number | undefined>(files.length).fill(undefined);
+    while (arrived.some((t) => t === undefined) && Date.now() - written < 120_000) {
+      files.forEach((file, i) => {
+        if (arrived[i] === undefined && readTextNow(file) === after) arrived[i] = Date.now() - written;
+      });
+      await sleep(50);
+    }
+    await sleep(1500);
+    const times = arrived.map((t) => t ?? Number.POSITIVE_INFINITY).sort((a, b) => a - b);
+    const calls = await backend.calls(key, delivery.registry);
+    const p99 = percentile(times, 99);
+    const row =
+      `| rotation, event-driven (OpenBao audit socket): write → files in ${String(volumes)} volumes on ${String(nodes)} node plugins, refreshInterval 1h ` +
+      `| first ${String(times[0])} ms, median ${String(percentile(times, 50))} ms, p99 ${String(p99)} ms, max ${String(times.at(-1))} ms ` +
+      `| ≤ 1 s p99: ${p99 <= 1000 ? 'pass' : 'FAIL'} ` +
+      `| value reads ${String(calls.valueReads - callsBefore.valueReads)}; detected by event +${String((await detected('event')) - eventBefore)}, by poll +${String((await detected('poll')) - pollBefore)} |`;
+    return `| scenario | arrival after the write | target | backend |\n|---|---|---|---|\n${row}\n` +
+      '| rotation, polling (refresh suite, 200 volumes on 3 nodes, refreshInterval 10s, written right after a check) | one interval: 10.2 / 10.3 / 9.8 s max (OpenBao / moto / Key Vault double) | the first check after the write | 1 value read |\n';
+  } finally {
+    await disableAuditDevice(delivery.bao, device).catch(() => undefined);
+    await delivery.close();
+    await backend.close();
+    rmSync(socketDir, { recursive: true, force: true });
+    if (own) await down(world);
+  }
+}
