@@ -31,8 +31,15 @@ import { figure } from './chaos-figures.ts';
  */
 
 const refreshSeconds = 10;
-/** Longer than one refresh interval, so a new mount can still be served last-known-good after the first failed check. */
-const maxStaleness = '20s';
+/**
+ * Three refresh intervals. Staleness counts from the last check of the secret by any binding that
+ * shares it (one resolver entry), and a binding's first failed reconcile can come up to two
+ * intervals after that check: with 20 s (two intervals) a CI run saw 'bounded' confirmed at
+ * 08:18:25, Degraded=False at 08:18:33 and its first failed reconcile at 08:18:45 — 20.2 s, already
+ * expired, so Ready=False without ever being Degraded. Three intervals keep the window in which
+ * last-known-good is served (and a new mount gets it) open for the drill.
+ */
+const maxStaleness = '30s';
 
 let world: DeliveryWorld;
 let proxy: FaultProxy;
