@@ -6,9 +6,10 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { group, resources, version } from '../../src/api/v1alpha1/index.ts';
+import { waitForHealthPort } from '../harness/controller-process.ts';
 import { installCrds } from '../harness/crds.ts';
 import { writeKvSecret } from '../harness/openbao.ts';
-import { isAlive, startProcess, stopProcess, type ProcessRecord } from '../harness/process.ts';
+import { startProcess, stopProcess, type ProcessRecord } from '../harness/process.ts';
 import { readWorldState, worldEnvVar, type WorldState } from '../harness/world-state.ts';
 import { adminKubeConfig, down, isWorldAlive, up } from '../harness/world.ts';
 
@@ -172,23 +173,7 @@ export function startBenchController(bench: BenchWorld, identity: string, leaseN
     logDir: world.logDir,
     maxLifetimeSeconds: 4 * 3600,
   });
-  const log = (): string => {
-    try {
-      return readFileSync(record.logPath, 'utf8');
-    } catch {
-      return '';
-    }
-  };
-  const healthPort = async (): Promise<number> => {
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline) {
-      const match = /"message":"health server listening","port":(\d+)/.exec(log()) ?? /"port":(\d+)[^\n]*"message":"health server listening"/.exec(log());
-      if (match?.[1] !== undefined) return Number(match[1]);
-      if (!isAlive(record)) throw new Error(`controller ${identity} exited:\n${log().slice(-3000)}`);
-      await sleep(100);
-    }
-    throw new Error(`controller ${identity}: no health port in its log`);
-  };
+  const healthPort = (): Promise<number> => waitForHealthPort(record, identity, 60_000);
   return {
     identity,
     record,

@@ -113,28 +113,13 @@ export function startController(world: WorldState, options: ControllerOptions): 
     logDir: world.logDir,
     maxLifetimeSeconds: 1800,
   });
-  const log = (): string => {
-    try {
-      return readFileSync(record.logPath, 'utf8');
-    } catch {
-      return '';
-    }
-  };
-  const healthPort = async (): Promise<number> => {
-    const deadline = Date.now() + 30_000;
-    while (Date.now() < deadline) {
-      const match = /"message":"health server listening","port":(\d+)/.exec(log()) ?? /"port":(\d+)[^\n]*"message":"health server listening"/.exec(log());
-      if (match?.[1] !== undefined) return Number(match[1]);
-      if (!isAlive(record)) throw new Error(`controller ${options.identity} exited:\n${log().slice(-3000)}`);
-      await sleep(100);
-    }
-    throw new Error(`controller ${options.identity}: no health port in its log`);
-  };
+  const log = (): string => processLog(record);
+  const healthPort = (): Promise<number> => waitForHealthPort(record, options.identity, 30_000);
   // The leak capture keeps a last scrape of /metrics (its log is in the world's log directory already).
   const captureMetrics = async (): Promise<void> => {
     if (!captureActive() || !isAlive(record)) return;
     try {
-      const port = /"message":"health server listening","port":(\d+)/.exec(log())?.[1] ?? /"port":(\d+)[^\n]*"message":"health server listening"/.exec(log())?.[1];
+      const port = loggedHealthPort(log());
       if (port === undefined) return;
       const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
       captureText(`metrics/controller-${options.identity}.txt`, text);
@@ -165,4 +150,31 @@ export function startController(world: WorldState, options: ControllerOptions): 
       while (isAlive(record)) await sleep(20);
     },
   };
+}
+
+/** A controller process's log so far ('' before it wrote one). */
+export function processLog(record: ProcessRecord): string {
+  try {
+    return readFileSync(record.logPath, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** The health server's port, from the controller's "health server listening" log line. */
+function loggedHealthPort(log: string): number | undefined {
+  const match = /"message":"health server listening","port":(\d+)/.exec(log) ?? /"port":(\d+)[^\n]*"message":"health server listening"/.exec(log);
+  return match?.[1] === undefined ? undefined : Number(match[1]);
+}
+
+/** Waits for the controller's health port to appear in its log; throws with the log's tail if it exits first. */
+export async function waitForHealthPort(record: ProcessRecord, identity: string, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const port = loggedHealthPort(processLog(record));
+    if (port !== undefined) return port;
+    if (!isAlive(record)) throw new Error(`controller ${identity} exited:\n${processLog(record).slice(-3000)}`);
+    await sleep(100);
+  }
+  throw new Error(`controller ${identity}: no health port in its log`);
 }
