@@ -2,30 +2,13 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChangeNotice, ChangeNoticeSink, NoticeRejection } from '../change-notice.port.ts';
 import { CapturedOutput } from '../../observability/captured-output.ts';
 import { createLogger } from '../../observability/logger.ts';
 import { realClock } from '../../runtime/clock.ts';
 import { AzureEventGridSource } from './azure.event-grid-source.ts';
 import { cloudSecretEvent, gridSecretEvent, gridValidationEvent } from './azure.event-grid.test-fixtures.ts';
+import { RecordingSink } from '../notices/recording-sink.test-fixtures.ts';
 
-class RecordingSink implements ChangeNoticeSink {
-  readonly notices: ChangeNotice[] = [];
-  readonly rejections: NoticeRejection[] = [];
-  ignoredCount = 0;
-  notice(_source: string, notice: ChangeNotice): void {
-    this.notices.push(notice);
-  }
-  ignored(): void {
-    this.ignoredCount++;
-  }
-  rejected(_source: string, why: NoticeRejection): void {
-    this.rejections.push(why);
-  }
-  up(): void {
-    // Not asserted here.
-  }
-}
 
 const secret = 'event-grid-shared-secret-0123456789';
 const vaultUrl = 'https://myvault.vault.azure.net';

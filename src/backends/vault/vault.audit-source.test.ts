@@ -4,34 +4,12 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChangeNotice, ChangeNoticeSink, NoticeRejection } from '../change-notice.port.ts';
 import { CapturedOutput } from '../../observability/captured-output.ts';
 import { createLogger } from '../../observability/logger.ts';
 import { realClock } from '../../runtime/clock.ts';
 import { VaultAuditSource, type AuditListen } from './vault.audit-source.ts';
+import { RecordingSink } from '../notices/recording-sink.test-fixtures.ts';
 
-/** What a sink was told. */
-class RecordingSink implements ChangeNoticeSink {
-  readonly notices: ChangeNotice[] = [];
-  readonly rejections: NoticeRejection[] = [];
-  ignoredCount = 0;
-  readonly ups: boolean[] = [];
-  notice(_source: string, notice: ChangeNotice): void {
-    this.notices.push(notice);
-  }
-  ignored(): void {
-    this.ignoredCount++;
-  }
-  rejected(_source: string, why: NoticeRejection): void {
-    this.rejections.push(why);
-  }
-  up(_source: string, up: boolean): void {
-    this.ups.push(up);
-  }
-  get seen(): number {
-    return this.notices.length + this.rejections.length + this.ignoredCount;
-  }
-}
 
 const secretMarker = 'leaked-value-3f9c';
 const change = (key: string): string =>
