@@ -15,12 +15,14 @@ import type { CacheReader } from '../../runtime/object-store.ts';
 import { RetryError, type ReconcileContext, type ReconcileResult, type Reconciler } from '../../runtime/reconciler.ts';
 import { publishStatus, type StatusPublisher } from '../status-sync.ts';
 import { pollSchedule, type BackendHealth, type BindingContent, type BindingContentResolver } from './binding-content.ts';
-import { countConsumers, isConsumer } from './consumers.ts';
+import { countConsumers } from './consumers.ts';
+import { consumingPods as consumingPodsOf } from './pod-selection.ts';
 
 export { backendRefKey } from './binding-content.ts';
 
 export interface BindingReconcilerDeps {
   readonly bindings: CacheReader<SecretBinding>;
+  /** Indexed under `podLabelIndex` (pod-selection.ts). */
   readonly pods: CacheReader<V1Pod>;
   /** Whether the pod cache of a namespace has listed: consumer counts from a cold cache would be wrong writes. */
   readonly podsSynced: (namespace: string) => boolean;
@@ -87,9 +89,9 @@ export class BindingReconciler implements Reconciler {
    * (at least once per interval), not on every delivery: a rotation costs at most one more write,
    * when the count settles (invariant 5).
    */
-  #stale(binding: SecretBinding, pods: readonly V1Pod[], hmac: string | undefined): { stale?: number } {
+  #stale(binding: SecretBinding, consumers: readonly V1Pod[], hmac: string | undefined): { stale?: number } {
     if (this.#deps.deliveries === undefined || hmac === undefined) return {};
-    const uids = pods.filter((p) => isConsumer(binding, p)).flatMap((p) => (p.metadata?.uid === undefined ? [] : [p.metadata.uid]));
+    const uids = consumers.flatMap((p) => (p.metadata?.uid === undefined ? [] : [p.metadata.uid]));
     return { stale: this.#deps.deliveries.staleConsumers(binding.metadata.namespace ?? '', binding.metadata.name ?? '', uids, hmac) };
   }
 
@@ -97,8 +99,8 @@ export class BindingReconciler implements Reconciler {
     const now = this.#deps.clock.wallNow();
     const current = binding.status;
     const generation = binding.metadata.generation;
-    const pods = this.#deps.pods.listNamespace(binding.metadata.namespace ?? '');
-    const consumers = countConsumers(binding, pods);
+    const consumingPods = consumingPodsOf(binding, this.#deps.pods);
+    const consumers = countConsumers(consumingPods);
     let updates: ConditionUpdate[];
     let content: Pick<SecretBindingStatus, 'contentHmac' | 'backendVersions' | 'lastSyncTime' | 'lastRotationTime' | 'backends' | 'sources'>;
     if (conclusion.kind === 'failed') {
@@ -146,7 +148,7 @@ export class BindingReconciler implements Reconciler {
       observedGeneration: generation,
       conditions: setConditions(current?.conditions, updates, now),
       ...content,
-      consumers: { ...current?.consumers, pods: consumers.pods, workloads: consumers.workloads, ...this.#stale(binding, pods, desiredHmac) },
+      consumers: { ...current?.consumers, pods: consumers.pods, workloads: consumers.workloads, ...this.#stale(binding, consumingPods, desiredHmac) },
     };
     const name = binding.metadata.name ?? '';
     const namespace = binding.metadata.namespace;

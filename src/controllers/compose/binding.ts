@@ -1,3 +1,4 @@
+import type { V1Pod } from '@kubernetes/client-node';
 import type { AnyBackend } from '../../api/v1alpha1/index.ts';
 import type { ChangeHub } from '../../broker/change-hub.ts';
 import { Controller } from '../../runtime/controller.ts';
@@ -5,6 +6,7 @@ import { objectKey } from '../../runtime/object-store.ts';
 import { backendQueueKey } from '../backend/backend.reconciler.ts';
 import type { BindingContentResolver } from '../binding/binding-content.ts';
 import { BindingReconciler, refreshRequestedAnnotation } from '../binding/binding.reconciler.ts';
+import { bindingsSelecting } from '../binding/pod-selection.ts';
 import type { StatusPublisher } from '../status-sync.ts';
 import type { OperatorContext } from './context.ts';
 import { backendIndex, labelsChanged, specChanged } from './informers.ts';
@@ -68,16 +70,23 @@ export function composeBinding({ config, clock, logger, runtimeMetrics, informer
       if (labelsChanged(old, ns)) enqueueBindingsIn(ns.metadata?.name);
     },
   });
+  // A pod concerns only the bindings whose selector matches it (before or after the change), not
+  // every binding of its namespace (ADR 0201).
+  const enqueueBindingsSelecting = (p: V1Pod): void => {
+    for (const b of bindingsSelecting(p, bindings)) bindingController.enqueue(objectKey(b));
+  };
   pods.addHandler({
-    add: (p) => { enqueueBindingsIn(p.metadata?.namespace); },
+    add: enqueueBindingsSelecting,
     update: (old, p) => {
       const relevant =
         labelsChanged(old, p) ||
         old.status?.phase !== p.status?.phase ||
         old.metadata?.deletionTimestamp !== p.metadata?.deletionTimestamp;
-      if (relevant) enqueueBindingsIn(p.metadata?.namespace);
+      if (!relevant) return;
+      enqueueBindingsSelecting(old);
+      if (labelsChanged(old, p)) enqueueBindingsSelecting(p);
     },
-    delete: (p) => { enqueueBindingsIn(p.metadata?.namespace); },
+    delete: enqueueBindingsSelecting,
   });
   return {
     controller: bindingController,
