@@ -19,7 +19,7 @@ const binding = (namespace: string, name: string, podSelector: V1LabelSelector, 
     kind: 'SecretBinding',
     metadata: { namespace, name, resourceVersion: '1' },
     spec: { backendRef: { kind: 'SecretBackend', name: 'b' }, podSelector, containers: ['app'], files: [], ...(serviceAccountNames === undefined ? {} : { serviceAccountNames }) },
-  }) as SecretBinding;
+  });
 
 function stores(pods: V1Pod[], bindings: SecretBinding[]): { pods: ObjectStore<V1Pod>; bindings: ObjectStore<SecretBinding> } {
   const podStore = new ObjectStore<V1Pod>();
@@ -76,7 +76,7 @@ describe('pods of a binding and bindings of a pod, through the indexes (ADR 0201
     const { pods: ps, bindings: bs } = stores([pod('a', 'p', { app: 'web' })], [binding('a', 'web', { matchLabels: { app: 'web' } })]);
     ps.upsert(pod('a', 'p', { app: 'db' }, { metadata: { namespace: 'a', name: 'p', resourceVersion: '2', labels: { app: 'db' } } }));
     expect(consumingPods(binding('a', 'web', { matchLabels: { app: 'web' } }), ps)).toEqual([]);
-    bs.upsert({ ...binding('a', 'web', { matchLabels: { app: 'db' } }), metadata: { namespace: 'a', name: 'web', resourceVersion: '2' } } as SecretBinding);
+    bs.upsert({ ...binding('a', 'web', { matchLabels: { app: 'db' } }), metadata: { namespace: 'a', name: 'web', resourceVersion: '2' } });
     expect(names(bindingsSelecting(ps.get('a/p') as V1Pod, bs))).toEqual(['web']);
   });
 });
