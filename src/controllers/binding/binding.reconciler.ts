@@ -17,6 +17,7 @@ import { publishStatus, type StatusPublisher } from '../status-sync.ts';
 import { pollSchedule, type BackendHealth, type BindingContent, type BindingContentResolver } from './binding-content.ts';
 import { countConsumers } from './consumers.ts';
 import { consumingPods as consumingPodsOf } from './pod-selection.ts';
+import type { KeyPoller } from './key-poller.ts';
 
 export { backendRefKey } from './binding-content.ts';
 
@@ -30,6 +31,11 @@ export interface BindingReconcilerDeps {
   readonly publisher: StatusPublisher;
   /** Which hash each consuming pod holds (the broker's change hub); absent without a broker. */
   readonly deliveries?: { staleConsumers(namespace: string, name: string, podUids: readonly string[], current: string): number };
+  /**
+   * Polls the secrets of healthy bindings once per interval and queues a binding when one of them
+   * moves (ADR 0203); absent, every binding is reconciled once per refresh interval.
+   */
+  readonly poller?: Pick<KeyPoller, 'track' | 'untrack'>;
   readonly clock: Clock;
   readonly logger: Logger;
 }
@@ -58,6 +64,7 @@ export class BindingReconciler implements Reconciler {
     // Gone or going: nothing to publish; consumers lose access through the broker's own checks.
     if (binding === undefined || binding.metadata.deletionTimestamp !== undefined) {
       this.#refreshHandled.delete(key);
+      this.#deps.poller?.untrack(key);
       return {};
     }
     // The namespace's pod cache starts when its first binding appears; publishing before it has
@@ -72,7 +79,24 @@ export class BindingReconciler implements Reconciler {
     if (requested === undefined) this.#refreshHandled.delete(key);
     else this.#refreshHandled.set(key, requested);
     const conclusion = await this.#deps.content.resolve(binding, context.signal, { refresh });
-    await this.#publish(binding, conclusion);
+    const { staleConsumers } = await this.#publish(binding, conclusion);
+    const poller = this.#deps.poller;
+    if (poller !== undefined) {
+      const healthy =
+        conclusion.kind === 'resolved' &&
+        conclusion.polled !== undefined &&
+        conclusion.stale === undefined &&
+        (conclusion.backends ?? []).every((b) => b.state === 'Current') &&
+        (staleConsumers ?? 0) === 0;
+      if (healthy) {
+        // Current and every consumer holds it: the key poller checks its secrets from now on
+        // and queues it when one moves, so no periodic reconcile (ADR 0203).
+        poller.track(key, conclusion.polled ?? [], refreshMs);
+        return {};
+      }
+      // Degraded, failed, or consumers still to catch up: looked at again every interval, as below.
+      poller.untrack(key);
+    }
     if (conclusion.kind === 'failed' && conclusion.retry) {
       // Outages and throttling: retried with the queue's per-key backoff (the resolver's failure
       // hold keeps the backend from being hammered meanwhile), but at least once per refresh
@@ -95,7 +119,8 @@ export class BindingReconciler implements Reconciler {
     return { stale: this.#deps.deliveries.staleConsumers(binding.metadata.namespace ?? '', binding.metadata.name ?? '', uids, hmac) };
   }
 
-  async #publish(binding: SecretBinding, conclusion: Conclusion): Promise<void> {
+  /** Publishes the conclusion; says how many consumers hold another hash (when the broker tells). */
+  async #publish(binding: SecretBinding, conclusion: Conclusion): Promise<{ staleConsumers: number | undefined }> {
     const now = this.#deps.clock.wallNow();
     const current = binding.status;
     const generation = binding.metadata.generation;
@@ -144,11 +169,12 @@ export class BindingReconciler implements Reconciler {
       };
     }
     const desiredHmac = content.contentHmac;
+    const stale = this.#stale(binding, consumingPods, desiredHmac);
     const desired: SecretBindingStatus = {
       observedGeneration: generation,
       conditions: setConditions(current?.conditions, updates, now),
       ...content,
-      consumers: { ...current?.consumers, pods: consumers.pods, workloads: consumers.workloads, ...this.#stale(binding, consumingPods, desiredHmac) },
+      consumers: { ...current?.consumers, pods: consumers.pods, workloads: consumers.workloads, ...stale },
     };
     const name = binding.metadata.name ?? '';
     const namespace = binding.metadata.namespace;
@@ -174,6 +200,7 @@ export class BindingReconciler implements Reconciler {
         contentHmac: desired.contentHmac,
       });
     }
+    return { staleConsumers: stale.stale };
   }
 }
 

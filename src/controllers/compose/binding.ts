@@ -7,6 +7,8 @@ import { backendQueueKey } from '../backend/backend.reconciler.ts';
 import type { BindingContentResolver } from '../binding/binding-content.ts';
 import { BindingReconciler, refreshRequestedAnnotation } from '../binding/binding.reconciler.ts';
 import { bindingsSelecting } from '../binding/pod-selection.ts';
+import { KeyPoller } from '../binding/key-poller.ts';
+import type { SecretResolver } from '../../backends/resolver/resolver.ts';
 import type { StatusPublisher } from '../status-sync.ts';
 import type { OperatorContext } from './context.ts';
 import { backendIndex, labelsChanged, specChanged } from './informers.ts';
@@ -16,6 +18,8 @@ export interface BindingComposition {
   readonly controller: Controller;
   /** Queues every binding that refers to a backend. */
   readonly enqueueBindingsOf: (backend: AnyBackend) => void;
+  /** Checks the secrets of healthy bindings once per interval (leader only, ADR 0203). */
+  readonly poller: KeyPoller;
 }
 
 export interface BindingCompositionDeps {
@@ -23,11 +27,19 @@ export interface BindingCompositionDeps {
   readonly publisher: StatusPublisher;
   /** What the broker last delivered to each consuming pod (read only when the broker is enabled). */
   readonly hub: ChangeHub;
+  /** The key poller's version checks. */
+  readonly resolver: Pick<SecretResolver, 'checkVersions'>;
 }
 
 /** The binding controller, fed by bindings, namespace labels and pods in namespaces with bindings. */
 export function composeBinding({ config, clock, logger, runtimeMetrics, informers }: OperatorContext, deps: BindingCompositionDeps): BindingComposition {
   const { clusterBackends, namespacedBackends, bindings, namespaces, pods } = informers;
+  const poller = new KeyPoller({
+    checkVersions: (backendId, refs, options) => deps.resolver.checkVersions(backendId, refs, options),
+    enqueue: (key) => { bindingController.enqueue(key); },
+    clock,
+    logger: logger.child({ component: 'key-poller' }),
+  });
   const bindingController = new Controller({
     name: 'binding',
     workers: config.workers.bindings,
@@ -38,6 +50,7 @@ export function composeBinding({ config, clock, logger, runtimeMetrics, informer
       content: deps.content,
       publisher: deps.publisher,
       ...(config.broker.enabled ? { deliveries: deps.hub } : {}),
+      poller,
       clock,
       logger: logger.child({ controller: 'binding' }),
     }),
@@ -90,6 +103,7 @@ export function composeBinding({ config, clock, logger, runtimeMetrics, informer
   });
   return {
     controller: bindingController,
+    poller,
     enqueueBindingsOf: (backend) => {
       for (const b of bindings.byIndex(backendIndex, backendQueueKey(backend))) bindingController.enqueue(objectKey(b));
     },
