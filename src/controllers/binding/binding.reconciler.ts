@@ -1,6 +1,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import {
   apiVersion,
+  findCondition,
   group,
   resources,
   setConditions,
@@ -54,6 +55,8 @@ export class BindingReconciler implements Reconciler {
   readonly #deps: BindingReconcilerDeps;
   /** The refresh-requested value last acted on, per binding: in memory only, never written to status. */
   readonly #refreshHandled = new Map<string, string>();
+  /** Per binding, the {@link statusFingerprint} of the status this replica last concluded. */
+  readonly #concluded = new Map<string, string>();
 
   constructor(deps: BindingReconcilerDeps) {
     this.#deps = deps;
@@ -64,6 +67,7 @@ export class BindingReconciler implements Reconciler {
     // Gone or going: nothing to publish; consumers lose access through the broker's own checks.
     if (binding === undefined || binding.metadata.deletionTimestamp !== undefined) {
       this.#refreshHandled.delete(key);
+      this.#concluded.delete(key);
       this.#deps.poller?.untrack(key);
       return {};
     }
@@ -90,9 +94,10 @@ export class BindingReconciler implements Reconciler {
         (staleConsumers ?? 0) === 0;
       if (healthy) {
         // Current and every consumer holds it: the key poller checks its secrets from now on
-        // and queues it when one moves, so no periodic reconcile (ADR 0203).
+        // and queues it when one moves (ADR 0203). A slow resync stays, so an event the caches
+        // never delivered heals within it.
         poller.track(key, conclusion.polled ?? [], refreshMs);
-        return {};
+        return { requeueAfterMs: healthyResyncMs(refreshMs, Math.random) };
       }
       // Degraded, failed, or consumers still to catch up: looked at again every interval, as below.
       poller.untrack(key);
@@ -106,6 +111,19 @@ export class BindingReconciler implements Reconciler {
     // Healthy or refused for a reason that only a change elsewhere fixes: look again at the next
     // refresh (a missing key may be created, a refused credential replaced).
     return { requeueAfterMs: pollSchedule(refreshMs).nextInMs };
+  }
+
+  /**
+   * Whether the binding's status (as the cache now holds it) is not what this replica last
+   * concluded: a status written elsewhere, or a conclusion that skipped its write because the cache
+   * still held an older status that happened to equal it (a watch gap, e.g. an API server restart).
+   * The binding controller queues such a binding again; our own writes come back equal and queue
+   * nothing. Healthy bindings are not reconciled every interval any more (ADR 0203), so this is
+   * what heals a write skipped against a stale cache.
+   */
+  statusDiverged(binding: SecretBinding): boolean {
+    const concluded = this.#concluded.get(`${binding.metadata.namespace ?? ''}/${binding.metadata.name ?? ''}`);
+    return concluded !== undefined && concluded !== statusFingerprint(binding.status);
   }
 
   /**
@@ -178,6 +196,7 @@ export class BindingReconciler implements Reconciler {
     };
     const name = binding.metadata.name ?? '';
     const namespace = binding.metadata.namespace;
+    this.#concluded.set(`${namespace ?? ''}/${name}`, statusFingerprint(desired));
     const wrote = await publishStatus(this.#deps.publisher, {
       ref: { group, version, plural: resources.SecretBinding.plural, namespace, name },
       subject: { apiVersion, kind: 'SecretBinding', namespace, name, uid: binding.metadata.uid },
@@ -202,6 +221,21 @@ export class BindingReconciler implements Reconciler {
     }
     return { staleConsumers: stale.stale };
   }
+}
+
+/** What decides whether a status is the one concluded: readiness, content, generation, consumers. */
+function statusFingerprint(status: SecretBindingStatus | undefined): string {
+  const ready = findCondition(status?.conditions, 'Ready');
+  const degraded = findCondition(status?.conditions, 'Degraded');
+  return JSON.stringify([
+    ready?.status, ready?.reason, degraded?.status, degraded?.reason, status?.contentHmac, status?.observedGeneration,
+    status?.consumers?.pods, status?.consumers?.workloads, status?.consumers?.stale,
+  ]);
+}
+
+/** How often a healthy binding the key poller watches is reconciled anyway: 10 intervals, at least 5 minutes, ±10 %. */
+export function healthyResyncMs(refreshMs: number, random: () => number): number {
+  return Math.max(10 * refreshMs, 300_000) * (0.9 + 0.2 * random());
 }
 
 /** status.backends: plain objects in a stable order (the binding's order), no message when healthy. */

@@ -40,20 +40,21 @@ export function composeBinding({ config, clock, logger, runtimeMetrics, informer
     clock,
     logger: logger.child({ component: 'key-poller' }),
   });
+  const reconciler = new BindingReconciler({
+    bindings,
+    pods,
+    podsSynced: (ns) => pods.hasSyncedNamespace(ns),
+    content: deps.content,
+    publisher: deps.publisher,
+    ...(config.broker.enabled ? { deliveries: deps.hub } : {}),
+    poller,
+    clock,
+    logger: logger.child({ controller: 'binding' }),
+  });
   const bindingController = new Controller({
     name: 'binding',
     workers: config.workers.bindings,
-    reconciler: new BindingReconciler({
-      bindings,
-      pods,
-      podsSynced: (ns) => pods.hasSyncedNamespace(ns),
-      content: deps.content,
-      publisher: deps.publisher,
-      ...(config.broker.enabled ? { deliveries: deps.hub } : {}),
-      poller,
-      clock,
-      logger: logger.child({ controller: 'binding' }),
-    }),
+    reconciler,
     waitForSync: [bindings, clusterBackends, namespacedBackends, namespaces],
     logger: logger.child({ controller: 'binding' }),
     observer: runtimeMetrics,
@@ -70,7 +71,8 @@ export function composeBinding({ config, clock, logger, runtimeMetrics, informer
     update: (old, b) => {
       // A new refresh-requested value asks for a check now (an annotation does not move the generation).
       const refreshRequested = old.metadata.annotations?.[refreshRequestedAnnotation] !== b.metadata.annotations?.[refreshRequestedAnnotation];
-      if (specChanged(old, b) || refreshRequested) bindingController.enqueue(objectKey(b));
+      // Or its status is not what was concluded for it (ADR 0203): a write skipped against a stale cache.
+      if (specChanged(old, b) || refreshRequested || reconciler.statusDiverged(b)) bindingController.enqueue(objectKey(b));
     },
     delete: (b) => {
       const ns = b.metadata.namespace ?? '';

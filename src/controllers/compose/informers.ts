@@ -89,9 +89,17 @@ export function informerList(informers: OperatorInformers): readonly (Runnable &
   return [clusterBackends, namespacedBackends, bindings, namespaces, pods];
 }
 
-/** Whether an update moved the generation or the deletion timestamp (our status writes do neither). */
+/**
+ * Whether an update moved the generation or the deletion timestamp (our status writes do neither),
+ * or is another object of the same name: a delete and re-create the watch missed (e.g. while the
+ * API server restarted) reaches the cache as one update, with a new uid and often generation 1 again.
+ */
 export function specChanged(a: KubernetesObject, b: KubernetesObject): boolean {
-  return a.metadata?.generation !== b.metadata?.generation || a.metadata?.deletionTimestamp !== b.metadata?.deletionTimestamp;
+  return (
+    a.metadata?.generation !== b.metadata?.generation ||
+    a.metadata?.deletionTimestamp !== b.metadata?.deletionTimestamp ||
+    a.metadata?.uid !== b.metadata?.uid
+  );
 }
 
 export function labelsChanged(a: KubernetesObject, b: KubernetesObject): boolean {
