@@ -70,13 +70,14 @@ export function buildOperator(deps: OperatorDeps): Operator {
   // hub, then the binding controller (then the broker's token cache, on pods).
   const rotationController = composeRotation(ctx, publisher);
   syncChangeHub(informers, content.hub);
-  const binding = composeBinding(ctx, { content: content.content, publisher, hub: content.hub });
+  const binding = composeBinding(ctx, { content: content.content, publisher, hub: content.hub, resolver: content.resolver });
   const backendController = composeBackend(ctx, { pool: content.pool, publisher, enqueueBindingsOf: binding.enqueueBindingsOf });
 
   const { manager, health } = composeManager(ctx);
   for (const informer of informerList(informers)) manager.addInformer(informer);
   manager.add(backendController);
   manager.add(binding.controller);
+  manager.add(binding.poller);
   manager.add(rotationController);
   manager.add(resolverSweeper(content.resolver, ctx.clock));
   const notices = composeChangeNotices(ctx, {

@@ -44,13 +44,13 @@ export class FakeListWatch implements ListWatchSource<FakeObject> {
     return this.#active !== undefined;
   }
 
-  list(_signal: AbortSignal): Promise<{ items: FakeObject[]; resourceVersion: string }> {
+  list(_signal: AbortSignal, transform: (obj: FakeObject) => FakeObject = (obj) => obj): Promise<{ items: FakeObject[]; resourceVersion: string }> {
     this.listCalls.push(this.#now());
     if (this.failLists > 0) {
       this.failLists--;
       return Promise.reject(new KubeApiError(0, undefined, 'connect ECONNREFUSED'));
     }
-    return Promise.resolve({ items: [...this.#objects.values()].map((o) => structuredClone(o)), resourceVersion: String(this.#rv) });
+    return Promise.resolve({ items: [...this.#objects.values()].map((o) => transform(structuredClone(o))), resourceVersion: String(this.#rv) });
   }
 
   watch(resourceVersion: string, handlers: WatchHandlers<FakeObject>, signal: AbortSignal): Promise<void> {

@@ -28,7 +28,11 @@ export interface WatchHandlers<T> {
 export interface ListWatchSource<T> {
   /** For logs: `pods in namespace a, label x=y`. */
   readonly description: string;
-  list(signal: AbortSignal): Promise<{ readonly items: T[]; readonly resourceVersion: string }>;
+  /**
+   * Lists every object, each passed through `transform` as soon as its page arrives, so a large
+   * list never holds all its objects whole at once (ADR 0201).
+   */
+  list(signal: AbortSignal, transform: (obj: T) => T): Promise<{ readonly items: T[]; readonly resourceVersion: string }>;
   /**
    * Watches from `resourceVersion`. Resolves when the watch ends normally (server timeout, idle
    * timeout, `signal` aborted); rejects with a {@link KubeApiError} when it fails.
@@ -225,13 +229,13 @@ export class Informer<T extends KubernetesObject> implements CacheReader<T>, Syn
     const timer = this.#clock.setTimeout(() => { listAbort.abort(new Error('list timed out')); }, this.#listTimeoutMs);
     let result: { readonly items: T[]; readonly resourceVersion: string };
     try {
-      result = await this.#source.list(listAbort.signal);
+      result = await this.#source.list(listAbort.signal, this.#transform);
     } finally {
       this.#clock.clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
     }
     if (signal.aborted) return;
-    const diff = this.#store.replace(result.items.map(this.#transform));
+    const diff = this.#store.replace(result.items);
     this.#resourceVersion = result.resourceVersion;
     this.#markFresh();
     this.#call(() => this.#observer?.informerListed?.(this.name));

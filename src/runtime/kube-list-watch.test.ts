@@ -29,7 +29,7 @@ describe('KubeListWatch', () => {
 
   it('reports an unreachable server as a transport error (code 0) on list and watch', async () => {
     const lw = new KubeListWatch(kubeConfig(), { group: '', version: 'v1', plural: 'pods' });
-    await expect(lw.list(new AbortController().signal)).rejects.toMatchObject({ name: 'KubeApiError', code: 0 });
+    await expect(lw.list(new AbortController().signal, (o) => o)).rejects.toMatchObject({ name: 'KubeApiError', code: 0 });
     let established = false;
     await expect(lw.watch('1', { onEstablished: () => (established = true), onEvent: () => undefined }, new AbortController().signal)).rejects.toMatchObject({
       name: 'KubeApiError',

@@ -79,7 +79,7 @@ export class KubeListWatch<T extends KubernetesObject> implements ListWatchSourc
     this.description = parts.join(', ');
   }
 
-  async list(signal: AbortSignal): Promise<{ readonly items: T[]; readonly resourceVersion: string }> {
+  async list(signal: AbortSignal, transform: (obj: T) => T): Promise<{ readonly items: T[]; readonly resourceVersion: string }> {
     const items: T[] = [];
     let resourceVersion = '';
     let continueToken: string | undefined;
@@ -89,7 +89,8 @@ export class KubeListWatch<T extends KubernetesObject> implements ListWatchSourc
       if (this.#scope.labelSelector !== undefined) query.labelSelector = this.#scope.labelSelector;
       if (this.#scope.fieldSelector !== undefined) query.fieldSelector = this.#scope.fieldSelector;
       const page = (await requestJson(this.#transport, { method: 'GET', path: this.#path, query, signal })) as KubernetesListObject<T>;
-      items.push(...page.items);
+      // Slimmed page by page: the whole objects of one page at most are alive at a time.
+      for (const item of page.items) items.push(transform(item));
       resourceVersion = page.metadata?.resourceVersion ?? '';
       const next = page.metadata?._continue ?? (page.metadata as { continue?: string } | undefined)?.continue;
       continueToken = next === undefined || next === '' ? undefined : next;

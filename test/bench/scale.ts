@@ -28,6 +28,7 @@ import {
   type BenchWorld,
   type ControllerUnderBench,
 } from './scale-world.ts';
+import { runChurn } from './scale-churn.ts';
 import { atMost, markdownTable, median, mib, quantile, row, scaleFigures, secs, type Row } from './scale-report.ts';
 
 export interface ScaleOptions {
@@ -45,6 +46,9 @@ export interface ScaleOptions {
   /** Seconds to let the controller settle before an RSS reading, and readings per figure. */
   readonly settleSeconds: number;
   readonly samples: number;
+  /** Seconds of binding and pod churn for the churn row, and bindings per churn round. */
+  readonly churnSeconds: number;
+  readonly churnBindings: number;
 }
 
 export function parseScaleOptions(argv: readonly string[]): ScaleOptions {
@@ -65,6 +69,8 @@ export function parseScaleOptions(argv: readonly string[]): ScaleOptions {
       'settle-seconds': { type: 'string', default: '10' },
       samples: { type: 'string', default: '5' },
       'skip-build': { type: 'boolean', default: false },
+      'churn-seconds': { type: 'string', default: '600' },
+      'churn-bindings': { type: 'string', default: '100' },
     },
   });
   const int = (name: keyof typeof values, min: number): number => {
@@ -86,6 +92,8 @@ export function parseScaleOptions(argv: readonly string[]): ScaleOptions {
     settleSeconds: int('settle-seconds', 0),
     samples: int('samples', 1),
     build: !values['skip-build'],
+    churnSeconds: int('churn-seconds', 1),
+    churnBindings: int('churn-bindings', 1),
   };
 }
 
@@ -311,7 +319,22 @@ export async function runScaleBench(argv: readonly string[]): Promise<{ rows: Ro
     rows.push(row(scaleFigures[8], '≤ 64 MiB', notYet, 'not measured'));
     rows.push(row(scaleFigures[9], 'report, ≤ 50 ms', notYet, 'not measured'));
     rows.push(row(scaleFigures[10], '≤ 5 ms', 'not measured yet: no admission path registered with the API server in this tier (ADR 0200)', 'not measured'));
-    rows.push(row(scaleFigures[11], '≤ 1.1×', 'not measured yet (ADR 0200)', 'not measured'));
+    const churn = await runChurn(
+      { seconds: o.churnSeconds, bindingsPerRound: o.churnBindings, podsPerBinding: o.podsPerBinding, firstIndex: o.bindings + o.newBindings },
+      {
+        createBinding: (i) => createBinding(custom, bench.systemNamespace, nsOf(i), i, o.keys),
+        deleteBinding: async (i) => { await custom.deleteNamespacedCustomObject({ group, version, plural: resources.SecretBinding.plural, namespace: nsOf(i), name: `b-${String(i)}` }); },
+        createPod: (b, r) => createPod(core, nsOf(b), b, r),
+        deletePod: async (b, r) => { await core.deleteNamespacedPod({ namespace: nsOf(b), name: `p-${String(b)}-${String(r)}`, gracePeriodSeconds: 0 }); },
+        inParallel: (count, task) => inParallel(count, 32, task),
+        liveRss: async () => {
+          await collectGarbage(leader.pid);
+          return settledRss(leader.pid, o.settleSeconds, o.samples);
+        },
+        log,
+      },
+    );
+    rows.push(row(scaleFigures[11], '≤ 1.1×', `${churn.ratio.toFixed(2)}× (${mib(churn.beforeMiB)} → ${mib(churn.afterMiB)}, each after a full GC; ${String(churn.rounds)} rounds of ${String(o.churnBindings)} bindings and their pods created and deleted over ${secs(churn.ms)})`, atMost(churn.ratio, 1.1), { ratio: churn.ratio, beforeMiB: churn.beforeMiB, afterMiB: churn.afterMiB, rounds: churn.rounds, bindings: churn.bindings, pods: churn.pods, ms: churn.ms }));
   } finally {
     for (const c of controllers) await c.stop();
     await bench.close();

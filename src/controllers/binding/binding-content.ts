@@ -7,7 +7,7 @@ import {
   type SecretBinding,
 } from '../../api/v1alpha1/index.ts';
 import { parseDurationMs } from '../../api/v1alpha1/duration.ts';
-import { BackendError } from '../../backends/backend.port.ts';
+import { BackendError, type SecretRef } from '../../backends/backend.port.ts';
 import { PropertyError, type Resolution, type ResolveOutcome, type SecretResolver } from '../../backends/resolver/resolver.ts';
 import {
   defaultBackend,
@@ -48,6 +48,13 @@ export interface SourceServed {
   readonly served: 'from' | 'fallback';
 }
 
+/** One secret a binding reads: the resolver's backend identity, the reference, and the version its content holds. */
+export interface PolledRef {
+  readonly backendId: string;
+  readonly ref: SecretRef;
+  readonly version: string;
+}
+
 /** What a binding's content is right now, or why it cannot be had. Files are held in memory only. */
 export type BindingContent =
   | {
@@ -69,6 +76,8 @@ export type BindingContent =
       readonly backends?: readonly BackendHealth[];
       /** Files with a fallback and the source that served each. */
       readonly sources?: readonly SourceServed[];
+      /** Every secret read (fallbacks included) at the version read: what the key poller watches (ADR 0203). */
+      readonly polled?: readonly PolledRef[];
     };
 
 export interface ResolveOptions {
@@ -283,6 +292,7 @@ export class BindingContentResolver {
           : { reason: staleReason, message: `${staleBackends.join(', ')}: ${staleReason}; serving its last-known-good content, the other backends' files are current` },
       backends: health,
       sources,
+      polled: polledRefs(readable, backendIdOf, resultOf),
     };
   }
 
@@ -323,6 +333,18 @@ function failureOf(outcome: Extract<ResolveOutcome, { ok: false }>): { reason: R
   if (error instanceof BackendError) return { reason: reasonForError(error), message: `${where}: ${error.message}`, retry: error.retryable };
   // Unknown failures (a backend being replaced, a bug): retried with backoff.
   return { reason: 'InternalError', message: `${where}: ${error.message}`, retry: true };
+}
+
+function polledRefs(refs: readonly ValueRef[], backendIdOf: (r: ValueRef) => string | undefined, resultOf: (r: ValueRef) => RefResult): PolledRef[] {
+  const polled = new Map<string, PolledRef>();
+  for (const r of refs) {
+    const backendId = backendIdOf(r);
+    const result = resultOf(r);
+    if (backendId === undefined || !result.ok) continue;
+    const ref = { key: r.key, version: r.version };
+    polled.set(JSON.stringify([backendId, valueRefId(ref)]), { backendId, ref, version: result.resolution.version });
+  }
+  return [...polled.values()];
 }
 
 function dedupeSecretRefs(refs: readonly ValueRef[]): { key: string; version: ValueRef['version'] }[] {

@@ -1,6 +1,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import {
   apiVersion,
+  findCondition,
   group,
   resources,
   setConditions,
@@ -15,12 +16,15 @@ import type { CacheReader } from '../../runtime/object-store.ts';
 import { RetryError, type ReconcileContext, type ReconcileResult, type Reconciler } from '../../runtime/reconciler.ts';
 import { publishStatus, type StatusPublisher } from '../status-sync.ts';
 import { pollSchedule, type BackendHealth, type BindingContent, type BindingContentResolver } from './binding-content.ts';
-import { countConsumers, isConsumer } from './consumers.ts';
+import { countConsumers } from './consumers.ts';
+import { consumingPods as consumingPodsOf } from './pod-selection.ts';
+import type { KeyPoller } from './key-poller.ts';
 
 export { backendRefKey } from './binding-content.ts';
 
 export interface BindingReconcilerDeps {
   readonly bindings: CacheReader<SecretBinding>;
+  /** Indexed under `podLabelIndex` (pod-selection.ts). */
   readonly pods: CacheReader<V1Pod>;
   /** Whether the pod cache of a namespace has listed: consumer counts from a cold cache would be wrong writes. */
   readonly podsSynced: (namespace: string) => boolean;
@@ -28,6 +32,11 @@ export interface BindingReconcilerDeps {
   readonly publisher: StatusPublisher;
   /** Which hash each consuming pod holds (the broker's change hub); absent without a broker. */
   readonly deliveries?: { staleConsumers(namespace: string, name: string, podUids: readonly string[], current: string): number };
+  /**
+   * Polls the secrets of healthy bindings once per interval and queues a binding when one of them
+   * moves (ADR 0203); absent, every binding is reconciled once per refresh interval.
+   */
+  readonly poller?: Pick<KeyPoller, 'track' | 'untrack'>;
   readonly clock: Clock;
   readonly logger: Logger;
 }
@@ -46,6 +55,8 @@ export class BindingReconciler implements Reconciler {
   readonly #deps: BindingReconcilerDeps;
   /** The refresh-requested value last acted on, per binding: in memory only, never written to status. */
   readonly #refreshHandled = new Map<string, string>();
+  /** Per binding, the {@link statusFingerprint} of the status this replica last concluded. */
+  readonly #concluded = new Map<string, string>();
 
   constructor(deps: BindingReconcilerDeps) {
     this.#deps = deps;
@@ -56,6 +67,8 @@ export class BindingReconciler implements Reconciler {
     // Gone or going: nothing to publish; consumers lose access through the broker's own checks.
     if (binding === undefined || binding.metadata.deletionTimestamp !== undefined) {
       this.#refreshHandled.delete(key);
+      this.#concluded.delete(key);
+      this.#deps.poller?.untrack(key);
       return {};
     }
     // The namespace's pod cache starts when its first binding appears; publishing before it has
@@ -70,7 +83,25 @@ export class BindingReconciler implements Reconciler {
     if (requested === undefined) this.#refreshHandled.delete(key);
     else this.#refreshHandled.set(key, requested);
     const conclusion = await this.#deps.content.resolve(binding, context.signal, { refresh });
-    await this.#publish(binding, conclusion);
+    const { staleConsumers } = await this.#publish(binding, conclusion);
+    const poller = this.#deps.poller;
+    if (poller !== undefined) {
+      const healthy =
+        conclusion.kind === 'resolved' &&
+        conclusion.polled !== undefined &&
+        conclusion.stale === undefined &&
+        (conclusion.backends ?? []).every((b) => b.state === 'Current') &&
+        (staleConsumers ?? 0) === 0;
+      if (healthy) {
+        // Current and every consumer holds it: the key poller checks its secrets from now on
+        // and queues it when one moves (ADR 0203). A slow resync stays, so an event the caches
+        // never delivered heals within it.
+        poller.track(key, conclusion.polled ?? [], refreshMs);
+        return { requeueAfterMs: healthyResyncMs(refreshMs, Math.random) };
+      }
+      // Degraded, failed, or consumers still to catch up: looked at again every interval, as below.
+      poller.untrack(key);
+    }
     if (conclusion.kind === 'failed' && conclusion.retry) {
       // Outages and throttling: retried with the queue's per-key backoff (the resolver's failure
       // hold keeps the backend from being hammered meanwhile), but at least once per refresh
@@ -83,22 +114,36 @@ export class BindingReconciler implements Reconciler {
   }
 
   /**
+   * Whether the binding's status (as the cache now holds it) is not what this replica last
+   * concluded: a status written elsewhere, or a conclusion that skipped its write because the cache
+   * still held an older status that happened to equal it (a watch gap, e.g. an API server restart).
+   * The binding controller queues such a binding again; our own writes come back equal and queue
+   * nothing. Healthy bindings are not reconciled every interval any more (ADR 0203), so this is
+   * what heals a write skipped against a stale cache.
+   */
+  statusDiverged(binding: SecretBinding): boolean {
+    const concluded = this.#concluded.get(`${binding.metadata.namespace ?? ''}/${binding.metadata.name ?? ''}`);
+    return concluded !== undefined && concluded !== statusFingerprint(binding.status);
+  }
+
+  /**
    * Consumers known to hold another hash than the published one. Counted when the reconcile runs
    * (at least once per interval), not on every delivery: a rotation costs at most one more write,
    * when the count settles (invariant 5).
    */
-  #stale(binding: SecretBinding, pods: readonly V1Pod[], hmac: string | undefined): { stale?: number } {
+  #stale(binding: SecretBinding, consumers: readonly V1Pod[], hmac: string | undefined): { stale?: number } {
     if (this.#deps.deliveries === undefined || hmac === undefined) return {};
-    const uids = pods.filter((p) => isConsumer(binding, p)).flatMap((p) => (p.metadata?.uid === undefined ? [] : [p.metadata.uid]));
+    const uids = consumers.flatMap((p) => (p.metadata?.uid === undefined ? [] : [p.metadata.uid]));
     return { stale: this.#deps.deliveries.staleConsumers(binding.metadata.namespace ?? '', binding.metadata.name ?? '', uids, hmac) };
   }
 
-  async #publish(binding: SecretBinding, conclusion: Conclusion): Promise<void> {
+  /** Publishes the conclusion; says how many consumers hold another hash (when the broker tells). */
+  async #publish(binding: SecretBinding, conclusion: Conclusion): Promise<{ staleConsumers: number | undefined }> {
     const now = this.#deps.clock.wallNow();
     const current = binding.status;
     const generation = binding.metadata.generation;
-    const pods = this.#deps.pods.listNamespace(binding.metadata.namespace ?? '');
-    const consumers = countConsumers(binding, pods);
+    const consumingPods = consumingPodsOf(binding, this.#deps.pods);
+    const consumers = countConsumers(consumingPods);
     let updates: ConditionUpdate[];
     let content: Pick<SecretBindingStatus, 'contentHmac' | 'backendVersions' | 'lastSyncTime' | 'lastRotationTime' | 'backends' | 'sources'>;
     if (conclusion.kind === 'failed') {
@@ -142,14 +187,16 @@ export class BindingReconciler implements Reconciler {
       };
     }
     const desiredHmac = content.contentHmac;
+    const stale = this.#stale(binding, consumingPods, desiredHmac);
     const desired: SecretBindingStatus = {
       observedGeneration: generation,
       conditions: setConditions(current?.conditions, updates, now),
       ...content,
-      consumers: { ...current?.consumers, pods: consumers.pods, workloads: consumers.workloads, ...this.#stale(binding, pods, desiredHmac) },
+      consumers: { ...current?.consumers, pods: consumers.pods, workloads: consumers.workloads, ...stale },
     };
     const name = binding.metadata.name ?? '';
     const namespace = binding.metadata.namespace;
+    this.#concluded.set(`${namespace ?? ''}/${name}`, statusFingerprint(desired));
     const wrote = await publishStatus(this.#deps.publisher, {
       ref: { group, version, plural: resources.SecretBinding.plural, namespace, name },
       subject: { apiVersion, kind: 'SecretBinding', namespace, name, uid: binding.metadata.uid },
@@ -172,7 +219,23 @@ export class BindingReconciler implements Reconciler {
         contentHmac: desired.contentHmac,
       });
     }
+    return { staleConsumers: stale.stale };
   }
+}
+
+/** What decides whether a status is the one concluded: readiness, content, generation, consumers. */
+function statusFingerprint(status: SecretBindingStatus | undefined): string {
+  const ready = findCondition(status?.conditions, 'Ready');
+  const degraded = findCondition(status?.conditions, 'Degraded');
+  return JSON.stringify([
+    ready?.status, ready?.reason, degraded?.status, degraded?.reason, status?.contentHmac, status?.observedGeneration,
+    status?.consumers?.pods, status?.consumers?.workloads, status?.consumers?.stale,
+  ]);
+}
+
+/** How often a healthy binding the key poller watches is reconciled anyway: 10 intervals, at least 5 minutes, ±10 %. */
+export function healthyResyncMs(refreshMs: number, random: () => number): number {
+  return Math.max(10 * refreshMs, 300_000) * (0.9 + 0.2 * random());
 }
 
 /** status.backends: plain objects in a stable order (the binding's order), no message when healthy. */

@@ -29,7 +29,7 @@ export function workloadOf(pod: V1Pod): string {
   return `${owner.kind}/${owner.name}`;
 }
 
-export function countConsumers(binding: SecretBinding, pods: readonly V1Pod[]): { pods: number; workloads: number } {
-  const consumers = pods.filter((pod) => isConsumer(binding, pod));
+/** Pods and workloads among a binding's consuming pods (pod-selection.ts). */
+export function countConsumers(consumers: readonly V1Pod[]): { pods: number; workloads: number } {
   return { pods: consumers.length, workloads: new Set(consumers.map(workloadOf)).size };
 }

@@ -8,7 +8,8 @@ import { isNotFound } from '../../kube/kube-errors.ts';
 import type { BrokerConfig } from '../../config/controller.config.ts';
 import type { AuditLog } from '../../observability/audit.ts';
 import { ManagedTlsSecret } from '../../tls/managed-tls.ts';
-import { BindingContentResolver, type BindingContentDeps } from '../binding/binding-content.ts';
+import type { BindingContentDeps } from '../binding/binding-content.ts';
+import { LeaderFollowingContentResolver } from '../../broker/leader-following-content.ts';
 import type { OperatorContext } from './context.ts';
 
 type EnabledBrokerConfig = Extract<BrokerConfig, { readonly enabled: true }>;
@@ -48,7 +49,8 @@ export function composeBroker({ clients, registry, logger, informers, config: { 
         throw error;
       }
     },
-    content: new BindingContentResolver(deps.contentDeps),
+    // Only the leader polls; the broker follows its published hashes (ADR 0202).
+    content: new LeaderFollowingContentResolver(deps.contentDeps, deps.hub),
     freshContent: new FreshContentResolver(deps.contentDeps),
     hub: deps.hub,
     audit: deps.audit,

@@ -8,6 +8,7 @@ import { KubeListWatch, type ResourceType } from '../../runtime/kube-list-watch.
 import { NamespacedInformers } from '../../runtime/namespaced-informers.ts';
 import type { Runnable, SyncStatus } from '../../runtime/runnable.ts';
 import { backendRefKeys } from '../binding/binding-backends.ts';
+import { bindingSelectorIndex, bindingSelectorValues, podLabelIndex, podLabelValues } from '../binding/pod-selection.ts';
 
 /** A cache of one resource: cluster-wide, or one informer per watched namespace. */
 export type WatchedCache<T extends KubernetesObject> = Informer<T> | NamespacedInformers<T>;
@@ -16,9 +17,10 @@ export type WatchedCache<T extends KubernetesObject> = Informer<T> | NamespacedI
 export interface OperatorInformers {
   readonly clusterBackends: Informer<AnyBackend>;
   readonly namespacedBackends: WatchedCache<AnyBackend>;
-  /** Indexed by backend under `backendIndex`. */
+  /** Indexed by backend under `backendIndex`, by selector under `bindingSelectorIndex`. */
   readonly bindings: WatchedCache<SecretBinding>;
   readonly namespaces: Informer<V1Namespace>;
+  /** Indexed by label under `podLabelIndex`. */
   readonly pods: NamespacedInformers<V1Pod>;
 }
 
@@ -75,6 +77,9 @@ export function createInformers({ config, kubeConfig, logger, observer }: Inform
     logger: informerOptions.logger,
   });
   bindings.addIndex(backendIndex, backendRefKeys);
+  // Pods of a binding and bindings of a pod without scanning the namespace (ADR 0201).
+  bindings.addIndex(bindingSelectorIndex, bindingSelectorValues);
+  pods.addIndex(podLabelIndex, podLabelValues);
   return { clusterBackends, namespacedBackends, bindings, namespaces, pods };
 }
 
@@ -84,9 +89,17 @@ export function informerList(informers: OperatorInformers): readonly (Runnable &
   return [clusterBackends, namespacedBackends, bindings, namespaces, pods];
 }
 
-/** Whether an update moved the generation or the deletion timestamp (our status writes do neither). */
+/**
+ * Whether an update moved the generation or the deletion timestamp (our status writes do neither),
+ * or is another object of the same name: a delete and re-create the watch missed (e.g. while the
+ * API server restarted) reaches the cache as one update, with a new uid and often generation 1 again.
+ */
 export function specChanged(a: KubernetesObject, b: KubernetesObject): boolean {
-  return a.metadata?.generation !== b.metadata?.generation || a.metadata?.deletionTimestamp !== b.metadata?.deletionTimestamp;
+  return (
+    a.metadata?.generation !== b.metadata?.generation ||
+    a.metadata?.deletionTimestamp !== b.metadata?.deletionTimestamp ||
+    a.metadata?.uid !== b.metadata?.uid
+  );
 }
 
 export function labelsChanged(a: KubernetesObject, b: KubernetesObject): boolean {

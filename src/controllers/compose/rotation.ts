@@ -3,7 +3,8 @@ import type { SecretBinding } from '../../api/v1alpha1/index.ts';
 import { Controller } from '../../runtime/controller.ts';
 import { kubeWorkloadApi } from '../rotation/kube-workloads.ts';
 import { createRotationMetrics } from '../rotation/rotation.metrics.ts';
-import { RotationReconciler, rotationKeyOfConsumer, rotationKeysOfBinding } from '../rotation/rotation.reconciler.ts';
+import { bindingsSelecting, consumingPods } from '../binding/pod-selection.ts';
+import { isRollingRestart, RotationReconciler, rotationKeyOfConsumer, rotationKeysOfBinding } from '../rotation/rotation.reconciler.ts';
 import type { StatusPublisher } from '../status-sync.ts';
 import type { OperatorContext } from './context.ts';
 import { labelsChanged, specChanged } from './informers.ts';
@@ -30,10 +31,12 @@ export function composeRotation({ config, clients, registry, clock, logger, runt
     observer: runtimeMetrics,
   });
   const enqueueRotationsOf = (b: SecretBinding): void => {
-    for (const key of rotationKeysOfBinding(b, pods.listNamespace(b.metadata.namespace ?? ''))) rotationController.enqueue(key);
+    // Only RollingRestart bindings have workloads to restart: no pod lookup for the others.
+    if (!isRollingRestart(b)) return;
+    for (const key of rotationKeysOfBinding(b, consumingPods(b, pods))) rotationController.enqueue(key);
   };
   const enqueueRotationOf = (p: V1Pod): void => {
-    const key = rotationKeyOfConsumer(p, bindings.listNamespace(p.metadata?.namespace ?? ''));
+    const key = rotationKeyOfConsumer(p, bindingsSelecting(p, bindings));
     if (key !== undefined) rotationController.enqueue(key);
   };
   bindings.addHandler({
