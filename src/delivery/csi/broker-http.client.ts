@@ -156,7 +156,7 @@ function isPublishBatchAnswer(value: unknown): value is PublishBatchAnswer {
   return (
     setsValid &&
     (answer.results as unknown[]).every((item) => {
-      const result = item as { volumeId?: unknown; contentHash?: unknown; fileSet?: unknown; error?: unknown } | null;
+      const result = item as { volumeId?: unknown; contentHash?: unknown; fileSet?: unknown; error?: { status?: unknown; reason?: unknown; message?: unknown } | null } | null;
       if (typeof result?.volumeId !== 'string') return false;
       if (result.error !== undefined) {
         const error = result.error;
