@@ -44,6 +44,7 @@ const valueSets: Record<string, unknown> = {
   minimal: { controller: { replicas: 1, rollingRestart: { enabled: false } }, webhook: { enabled: false }, nodePlugin: { enabled: false } },
   tokenAccounts: { tokenServiceAccounts: ['vault-reader', 'aws-reader'] },
   existingSecrets: { brokerTls: { existingSecret: 'my-broker-tls' }, hmacKey: { existingSecret: 'my-hmac' }, image: { digest: `sha256:${'a'.repeat(64)}` } },
+  eventGridEntra: { changeNotices: { azureEventGrid: { enabled: true, entra: { enabled: true, tenantId: '72f988bf-86f1-41af-91ab-2d7cd011db47', audience: 'api://secret-binder-events' } } } },
   changeNotices: {
     networkPolicy: { enabled: true },
     changeNotices: {
@@ -348,6 +349,23 @@ describe('controller Deployment', () => {
     const defaults = podSpec(only(set('default'), 'Deployment', 'secret-binder-controller')).containers[0] as Container;
     expect(parseControllerConfig((defaults.args ?? []).slice(1), { POD_NAMESPACE: releaseNs }).changeNotices).toMatchObject({ vaultAudit: undefined, awsSqs: undefined, azureEventGrid: undefined });
     expect(set('default').filter((m) => m.metadata.name === 'secret-binder-change-notices')).toEqual([]);
+  });
+
+  it("checks Event Grid's Entra tokens with the tenant's issuer and keys, without a shared secret when none is named (ADR 0225)", () => {
+    const pod = podSpec(only(set('eventGridEntra'), 'Deployment', 'secret-binder-controller'));
+    const config = parseControllerConfig(((pod.containers[0] as Container).args ?? []).slice(1), { POD_NAMESPACE: releaseNs });
+    expect(config.changeNotices.azureEventGrid).toEqual({
+      host: '0.0.0.0',
+      port: 8090,
+      maxEventsPerSecond: 100,
+      entra: {
+        audience: 'api://secret-binder-events',
+        issuer: 'https://sts.windows.net/72f988bf-86f1-41af-91ab-2d7cd011db47/',
+        jwksUrl: 'https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/discovery/v2.0/keys',
+        senderAppId: '4962773b-9cdb-44cf-a8bf-237846a00ab7',
+      },
+    });
+    expect(JSON.stringify(pod)).not.toContain('event-grid-secret');
   });
 });
 
