@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { eventGridAppId, type EntraTokenCheckOptions } from '../backends/azure/azure.entra-token.ts';
+import { eventGridAppId, type EntraTokenCheckOptions } from '../backends/azure/azure.entra-token.options.ts';
 import type { AuditListen } from '../backends/vault/vault.audit-source.ts';
 import type { BrokerTlsSource } from '../broker/broker-tls.ts';
 import type { KubeConfigSource } from '../kube/kube-clients.ts';

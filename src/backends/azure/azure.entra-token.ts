@@ -1,4 +1,7 @@
 import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import type { EntraTokenCheckOptions } from './azure.entra-token.options.ts';
+
+export { eventGridAppId, type EntraTokenCheckOptions } from './azure.entra-token.options.ts';
 
 /**
  * The Entra (Azure AD) token check of the Event Grid receiver (ADR 0225): Event Grid's
@@ -8,20 +11,6 @@ import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from 'jos
  * configured ones, it is within its lifetime, and it was issued to Event Grid's application
  * (`appid` in v1 tokens, `azp` in v2). Verification is jose's; nothing here parses a JWT by hand.
  */
-export interface EntraTokenCheckOptions {
-  /** The webhook's app registration: its application id or id URI, as the subscription names it. */
-  readonly audience: string;
-  /** The tenant's issuer, e.g. `https://sts.windows.net/<tenant>/` (v1 tokens) or `https://login.microsoftonline.com/<tenant>/v2.0`. */
-  readonly issuer: string;
-  /** The tenant's signing keys, e.g. `https://login.microsoftonline.com/<tenant>/discovery/v2.0/keys`. */
-  readonly jwksUrl: string;
-  /** The application the token must be issued to: Event Grid's ({@link eventGridAppId} in Azure's public cloud). */
-  readonly senderAppId: string;
-}
-
-/** Event Grid's application id in Azure's public cloud (Microsoft's secure webhook delivery scripts). */
-export const eventGridAppId = '4962773b-9cdb-44cf-a8bf-237846a00ab7';
-
 export type EntraVerdict =
   | { readonly kind: 'accepted' }
   /** The sender is not proven: 401. `why` is a jose error code or our own words, never the token. */

@@ -7,7 +7,8 @@ import { InputBudget } from '../notices/input-budget.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { Clock } from '../../runtime/clock.ts';
 import { readJsonBody, serverTimeouts } from '../../runtime/request-limits.ts';
-import { EntraTokenCheck, type EntraTokenCheckOptions } from './azure.entra-token.ts';
+import type { EntraTokenCheck } from './azure.entra-token.ts';
+import type { EntraTokenCheckOptions } from './azure.entra-token.options.ts';
 import { parseGridBody } from './azure.event-grid-event.ts';
 
 /**
@@ -41,7 +42,7 @@ export class AzureEventGridSource implements ChangeNoticeSource {
   readonly kind = 'azureEventGrid';
   readonly #options: AzureEventGridSourceOptions;
   readonly #budget: InputBudget;
-  readonly #entra: EntraTokenCheck | undefined;
+  #entra: EntraTokenCheck | undefined;
   #address: string | undefined;
   /** Whether the last Entra check could not fetch the keys (logged once per outage, not per request). */
   #keysDown = false;
@@ -50,7 +51,6 @@ export class AzureEventGridSource implements ChangeNoticeSource {
     if (options.secretFile === undefined && options.entra === undefined) throw new Error('the Event Grid receiver needs a shared secret file or an Entra token check');
     this.#options = options;
     this.#budget = new InputBudget(options.maxEventsPerSecond, options.clock);
-    this.#entra = options.entra === undefined ? undefined : new EntraTokenCheck(options.entra);
   }
 
   /** `host:port` where it listens (the port chosen for port 0), once started. */
@@ -60,7 +60,9 @@ export class AzureEventGridSource implements ChangeNoticeSource {
 
   async start(sink: ChangeNoticeSink, signal: AbortSignal): Promise<void> {
     const { host, port, logger } = this.#options;
-    const { secretFile } = this.#options;
+    const { secretFile, entra } = this.#options;
+    // The JWT library loads only when the check is configured (ADR 0200).
+    if (entra !== undefined) this.#entra = new (await import('./azure.entra-token.ts')).EntraTokenCheck(entra);
     let secret: Buffer | undefined;
     if (secretFile !== undefined) {
       const raw = trimNewline(await readFile(secretFile));
