@@ -56,6 +56,19 @@ describe('controller configuration', () => {
     expect(() => parseControllerConfig(['--aws-sqs-queue-url', 'ftp://x', '--aws-sqs-backend', 'ClusterSecretBackend/aws'], env)).toThrow(/--aws-sqs-queue-url/);
   });
 
+  it('subscribes to the Vault events API with a named backend (ADR 0226)', () => {
+    const env = { SECRET_BINDER_HMAC_KEY_FILE: '/k' };
+    expect(parseControllerConfig([], env).changeNotices.vaultEvents).toBeUndefined();
+    expect(parseControllerConfig(['--vault-events-backend', 'ClusterSecretBackend/vault-ent'], env).changeNotices.vaultEvents).toEqual({
+      backend: 'ClusterSecretBackend/vault-ent',
+      eventTypes: 'kv*',
+      maxEventsPerSecond: 100,
+    });
+    expect(parseControllerConfig(['--vault-events-backend', 'SecretBackend/team/vault', '--vault-events-types', 'kv-v2/*'], env).changeNotices.vaultEvents?.eventTypes).toBe('kv-v2/*');
+    expect(() => parseControllerConfig(['--vault-events-backend', 'vault'], env)).toThrow(/--vault-events-backend: must be ClusterSecretBackend/);
+    expect(() => parseControllerConfig(['--vault-events-backend', 'ClusterSecretBackend/v', '--vault-events-types', 'kv?x'], env)).toThrow(/--vault-events-types/);
+  });
+
   it('receives Event Grid webhooks with a shared secret (ADR 0223)', () => {
     const env = { SECRET_BINDER_HMAC_KEY_FILE: '/k' };
     expect(parseControllerConfig(['--azure-event-grid-address', '0.0.0.0:8090', '--azure-event-grid-secret-file', '/s'], env).changeNotices.azureEventGrid).toEqual({

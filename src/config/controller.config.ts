@@ -68,6 +68,16 @@ export interface ChangeNoticesConfig {
         readonly prefixFile: string | undefined;
         readonly maxLinesPerSecond: number;
       };
+  /** Vault Enterprise's events API (ADR 0226), subscribed to with a Vault backend's address and identity. */
+  readonly vaultEvents:
+    | undefined
+    | {
+        /** The Vault backend: `ClusterSecretBackend/<name>` or `SecretBackend/<namespace>/<name>`. */
+        readonly backend: string;
+        /** The event-type pattern (Vault's glob syntax). */
+        readonly eventTypes: string;
+        readonly maxEventsPerSecond: number;
+      };
   /** The SQS queue of Secrets Manager events (ADR 0222), read with a backend's credentials. */
   readonly awsSqs:
     | undefined
@@ -119,6 +129,11 @@ export class ConfigError extends Error {
 
 const durationSeconds = z.coerce.number().int().positive();
 const secretName = z.string().regex(/^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/, 'must be a Secret name (DNS-1123 subdomain)').max(253);
+
+/** A backend named on the command line: `ClusterSecretBackend/<name>` or `SecretBackend/<namespace>/<name>`. */
+const backendReference = z
+  .string()
+  .regex(/^(ClusterSecretBackend\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?|SecretBackend\/[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?)$/, 'must be ClusterSecretBackend/<name> or SecretBackend/<namespace>/<name>');
 
 const schema = z
   .object({
@@ -174,11 +189,11 @@ const schema = z
       .optional(),
     'vault-audit-prefix-file': z.string().min(1).optional(),
     'vault-audit-max-lines-per-second': z.coerce.number().int().min(1).max(100_000).default(2000),
+    'vault-events-backend': backendReference.optional(),
+    'vault-events-types': z.string().regex(/^[-a-z0-9*/]{1,128}$/, 'must be an event-type pattern such as kv* or kv-v2/data-*').default('kv*'),
+    'vault-events-max-per-second': z.coerce.number().int().min(1).max(10_000).default(100),
     'aws-sqs-queue-url': z.url({ protocol: /^https?$/ }).optional(),
-    'aws-sqs-backend': z
-      .string()
-      .regex(/^(ClusterSecretBackend\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?|SecretBackend\/[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?)$/, 'must be ClusterSecretBackend/<name> or SecretBackend/<namespace>/<name>')
-      .optional(),
+    'aws-sqs-backend': backendReference.optional(),
     'aws-sqs-wait-seconds': z.coerce.number().int().min(1).max(20).default(20),
     'aws-sqs-max-messages-per-second': z.coerce.number().int().min(1).max(10_000).default(100),
     'azure-event-grid-address': z
@@ -273,6 +288,9 @@ const options = {
   'vault-audit-max-lines-per-second': { type: 'string' },
   'aws-sqs-queue-url': { type: 'string' },
   'aws-sqs-backend': { type: 'string' },
+  'vault-events-backend': { type: 'string' },
+  'vault-events-types': { type: 'string' },
+  'vault-events-max-per-second': { type: 'string' },
   'aws-sqs-wait-seconds': { type: 'string' },
   'aws-sqs-max-messages-per-second': { type: 'string' },
   'azure-event-grid-address': { type: 'string' },
@@ -366,6 +384,10 @@ export function parseControllerConfig(argv: readonly string[], env: Readonly<Rec
     changeNotices: {
       windowMs: c['change-notice-window-ms'],
       vaultAudit: vaultAuditConfig(c),
+      vaultEvents:
+        c['vault-events-backend'] === undefined
+          ? undefined
+          : { backend: c['vault-events-backend'], eventTypes: c['vault-events-types'], maxEventsPerSecond: c['vault-events-max-per-second'] },
       awsSqs:
         c['aws-sqs-queue-url'] === undefined || c['aws-sqs-backend'] === undefined
           ? undefined

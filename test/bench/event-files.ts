@@ -5,10 +5,13 @@
  * poll once an hour, so only the event path explains the delivery). Beside it, for comparison, the
  * polling row of the refresh suite. Starts (or reuses, with SECRET_BINDER_WORLD) a world with
  * OpenBao; the controller, broker and node plugins run in this process, as in the rotation suites.
- * Not a test: it prints figures and asserts nothing.
+ * Not a test: it prints figures and asserts nothing. With SECRET_BINDER_BENCH_CPU_PROFILE=<file>, the
+ * process's CPU profile from the write to the last arrival is written there (open it in Chrome's
+ * DevTools or any `.cpuprofile` viewer): where the fan-out spends its time (ADR 0224).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -59,6 +62,13 @@ export async function runEventFilesBench(argv: readonly string[]): Promise<strin
     // The figures are CPU-bound (controller, broker, node plugins and this poller share one process).
     const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
     const after = `after-${randomBytes(8).toString('hex')}`;
+    const profilePath = process.env.SECRET_BINDER_BENCH_CPU_PROFILE;
+    const profiler = profilePath === undefined || profilePath === '' ? undefined : new Session();
+    if (profiler !== undefined) {
+      profiler.connect();
+      await profiler.post('Profiler.enable');
+      await profiler.post('Profiler.start');
+    }
     const written = Date.now();
     await backend.write(key, { password: after });
     const arrived = new Array<number | undefined>(files.length).fill(undefined);
@@ -67,6 +77,12 @@ export async function runEventFilesBench(argv: readonly string[]): Promise<strin
         if (arrived[i] === undefined && readTextNow(file) === after) arrived[i] = Date.now() - written;
       });
       await sleep(50);
+    }
+    if (profiler !== undefined && profilePath !== undefined) {
+      const { profile } = await profiler.post('Profiler.stop');
+      writeFileSync(profilePath, JSON.stringify(profile));
+      profiler.disconnect();
+      log(`CPU profile of the rotation written to ${profilePath}`);
     }
     await sleep(1500);
     const times = arrived.map((t) => t ?? Number.POSITIVE_INFINITY).sort((a, b) => a - b);

@@ -34,6 +34,9 @@ from controller.yaml.
 {{- fail "changeNotices.vaultAudit.prefixSecret is required when changeNotices.vaultAudit.enabled: OpenBao sends audit lines over TCP without TLS, and the shared prefix (the audit device's prefix option) is how the listener knows its sender" -}}
 {{- end -}}
 {{- end -}}
+{{- if and $cn.vaultEvents.enabled (not $cn.vaultEvents.backend) -}}
+{{- fail "changeNotices.vaultEvents.backend is required when changeNotices.vaultEvents.enabled: the Vault backend (ClusterSecretBackend/<name> or SecretBackend/<namespace>/<name>) whose address and identity subscribe to the events API" -}}
+{{- end -}}
 {{- if and $cn.awsSqs.enabled (or (not $cn.awsSqs.queueUrl) (not $cn.awsSqs.backend)) -}}
 {{- fail "changeNotices.awsSqs.queueUrl and changeNotices.awsSqs.backend are required when changeNotices.awsSqs.enabled: the queue to read, and the AWS backend (ClusterSecretBackend/<name> or SecretBackend/<namespace>/<name>) whose credentials read it" -}}
 {{- end -}}

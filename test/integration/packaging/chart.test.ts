@@ -49,6 +49,7 @@ const valueSets: Record<string, unknown> = {
     networkPolicy: { enabled: true },
     changeNotices: {
       vaultAudit: { enabled: true, prefixSecret: 'bao-audit-prefix' },
+      vaultEvents: { enabled: true, backend: 'ClusterSecretBackend/vault-enterprise' },
       awsSqs: { enabled: true, queueUrl: 'https://sqs.eu-west-1.amazonaws.com/123456789012/secret-changes', backend: 'ClusterSecretBackend/aws' },
       azureEventGrid: { enabled: true, secretName: 'event-grid-secret' },
     },
@@ -337,6 +338,7 @@ describe('controller Deployment', () => {
     expect(config.changeNotices).toEqual({
       windowMs: 1000,
       vaultAudit: { listen: { kind: 'tcp', host: '0.0.0.0', port: 8200 }, prefixFile: '/etc/secret-binder/vault-audit/prefix', maxLinesPerSecond: 2000 },
+      vaultEvents: { backend: 'ClusterSecretBackend/vault-enterprise', eventTypes: 'kv*', maxEventsPerSecond: 100 },
       awsSqs: { queueUrl: 'https://sqs.eu-west-1.amazonaws.com/123456789012/secret-changes', backend: 'ClusterSecretBackend/aws', waitSeconds: 20, maxMessagesPerSecond: 100 },
       azureEventGrid: { host: '0.0.0.0', port: 8090, secretFile: '/etc/secret-binder/event-grid/secret', maxEventsPerSecond: 100 },
     });
@@ -347,7 +349,7 @@ describe('controller Deployment', () => {
     expect(JSON.stringify(only(manifests, 'NetworkPolicy', 'secret-binder-controller'))).toContain('"port":"vault-audit"');
     // Off by default: no flag, no Service.
     const defaults = podSpec(only(set('default'), 'Deployment', 'secret-binder-controller')).containers[0] as Container;
-    expect(parseControllerConfig((defaults.args ?? []).slice(1), { POD_NAMESPACE: releaseNs }).changeNotices).toMatchObject({ vaultAudit: undefined, awsSqs: undefined, azureEventGrid: undefined });
+    expect(parseControllerConfig((defaults.args ?? []).slice(1), { POD_NAMESPACE: releaseNs }).changeNotices).toMatchObject({ vaultAudit: undefined, vaultEvents: undefined, awsSqs: undefined, azureEventGrid: undefined });
     expect(set('default').filter((m) => m.metadata.name === 'secret-binder-change-notices')).toEqual([]);
   });
 
