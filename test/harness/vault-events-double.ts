@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -11,13 +11,17 @@ import { WebSocketServer, type WebSocket } from 'ws';
  * documentation: `GET /v1/sys/events/subscribe/<pattern>?json=true` upgraded to a websocket for a
  * request with the right `X-Vault-Token` (403 otherwise, 400 without `json=true`: the protobuf
  * form is not served), and, per subscriber whose glob pattern matches the event type, messages in
- * Vault's CloudEvents JSON shape. It does not watch a store: a test that writes in the real
- * OpenBao calls {@link VaultEventsDouble.emit} with the event Vault would have sent for that write.
- * Binds 127.0.0.1; closes itself after `maxLifetimeMs`.
+ * Vault's CloudEvents JSON shape. Given an `upstream` (the world's OpenBao), every other request is
+ * passed through to it, so a backend pointed at the double logs in and reads as against Vault
+ * Enterprise: OpenBao plus the events API. It does not watch the store: a test that writes in the
+ * real OpenBao calls {@link VaultEventsDouble.emit} with the event Vault would have sent for that
+ * write. Binds 127.0.0.1; closes itself after `maxLifetimeMs`.
  */
 export interface VaultEventsDoubleOptions {
-  /** The only token it accepts. */
+  /** The only token it accepts for a subscription. */
   readonly token: string;
+  /** Where every request other than a subscription goes (e.g. the world's OpenBao); 404 without. */
+  readonly upstream?: string;
   /** Closes itself after this long (default 30 min). */
   readonly maxLifetimeMs?: number;
 }
@@ -43,8 +47,21 @@ export class VaultEventsDouble {
 
   private constructor(server: Server, options: VaultEventsDoubleOptions) {
     this.#server = server;
-    server.on('request', (_req, res) => {
-      res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":["unsupported path"]}');
+    server.on('request', (req, res) => {
+      const upstream = options.upstream;
+      if (upstream === undefined) {
+        res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":["unsupported path"]}');
+        return;
+      }
+      const passed = httpRequest(new URL(req.url ?? '/', upstream), { method: req.method, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      passed.on('error', () => {
+        if (!res.headersSent) res.writeHead(502);
+        res.end();
+      });
+      req.pipe(passed);
     });
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       const url = new URL(req.url ?? '/', 'http://double');
