@@ -10,7 +10,7 @@ import type { ProviderName } from './backend.port.ts';
  */
 
 /** The kinds of notice source, a closed list: a metric label and a flag prefix. */
-export const noticeSourceKinds = ['vaultAudit', 'awsSqs', 'azureEventGrid'] as const;
+export const noticeSourceKinds = ['vaultAudit', 'vaultEvents', 'awsSqs', 'azureEventGrid'] as const;
 export type NoticeSourceKind = (typeof noticeSourceKinds)[number];
 
 /** How a change was detected: the closed `source` label of the detection metrics. */

@@ -59,12 +59,15 @@ class ApiServer implements TokenReviewer {
   }
 }
 
-function setup(): { broker: Broker; api: ApiServer; cache: TokenReviewCache } {
+function setup(): { broker: Broker; api: ApiServer; cache: TokenReviewCache; resolutions: { count: number } } {
   const api = new ApiServer();
   const cache = new TokenReviewCache({ ttlMs: 60_000 });
+  const resolutions = { count: 0 };
   const content: ContentSource = {
-    resolve: (): Promise<BindingContent> =>
-      Promise.resolve({ kind: 'resolved', files: [{ path: 'a', mode: 0o444, content: SecretValue.fromString('v') }], hmac: 'h1', versions: [], stale: undefined }),
+    resolve: (): Promise<BindingContent> => {
+      resolutions.count++;
+      return Promise.resolve({ kind: 'resolved', files: [{ path: 'a', mode: 0o444, content: SecretValue.fromString('v') }], hmac: 'h1', versions: [], stale: undefined });
+    },
   };
   const broker = new Broker({
     tokens: api,
@@ -81,7 +84,7 @@ function setup(): { broker: Broker; api: ApiServer; cache: TokenReviewCache } {
     metrics: createBrokerMetrics(new Registry()),
     logger: createLogger({ level: 'error', component: 'broker', stream: new CapturedOutput() }),
   });
-  return { broker, api, cache };
+  return { broker, api, cache, resolutions };
 }
 
 const ask = (uid: string, token = `pod-token-${uid}`): unknown => ({
@@ -120,5 +123,35 @@ describe('broker pod-token reviews', () => {
     expect(await publish(broker, ask('u1'))).toEqual({ status: 403, reason: 'IdentityMismatch' });
     // Refused after a fresh review: the entry is gone.
     expect(cache.size).toBe(0);
+  });
+});
+
+describe('broker publish-batch (ADR 0224)', () => {
+  const batch = (broker: Broker, body: unknown, caller = 'Bearer plugin') => broker.publishBatch(caller, body, new AbortController().signal);
+
+  it('proves every volume on its own, resolves the binding once and answers each file set once', async () => {
+    const { broker, api, resolutions } = setup();
+    api.live.set('apps/p', pod('u1'));
+    const volumes = [{ ...(ask('u1') as object), volumeId: 'v1' }, { ...(ask('u2') as object), volumeId: 'v2' }, { ...(ask('u1') as object), volumeId: 'v3' }];
+    const reply = await batch(broker, { volumes });
+    expect(reply.status).toBe(200);
+    expect(reply.body).toEqual({
+      results: [
+        { volumeId: 'v1', contentHash: 'h1', fileSet: 0 },
+        { volumeId: 'v2', error: { status: 401, reason: 'Unauthenticated', message: expect.stringContaining('pod token refused') } },
+        { volumeId: 'v3', contentHash: 'h1', fileSet: 0 },
+      ],
+      fileSets: [{ contentHash: 'h1', files: [{ path: 'a', mode: 0o444, contentBase64: Buffer.from('v').toString('base64') }] }],
+    });
+    expect(resolutions.count).toBe(1);
+  });
+
+  it('refuses the whole batch for a caller that is not the node plugin, and a malformed or oversized batch', async () => {
+    const { broker, api, resolutions } = setup();
+    api.live.set('apps/p', pod('u1'));
+    expect((await batch(broker, { volumes: [ask('u1')] }, 'Bearer pod-token-u1')).status).toBe(403);
+    expect((await batch(broker, { volumes: [] })).status).toBe(400);
+    expect((await batch(broker, { volumes: Array.from({ length: 257 }, () => ask('u1')) })).status).toBe(400);
+    expect(resolutions.count).toBe(0);
   });
 });

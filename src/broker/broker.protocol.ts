@@ -46,6 +46,31 @@ export interface PublishAnswer {
   readonly files: readonly PublishedFile[];
 }
 
+/**
+ * `POST /v1/publish-batch`: the file sets of many volumes of the caller's node in one request, as a
+ * change answer is applied (ADR 0224). Every volume is proven, entitled and audited exactly as by
+ * `/v1/publish`; the answer carries each distinct file set once, however many volumes share it.
+ */
+export interface PublishBatchRequest {
+  /** At most {@link maxPublishBatch} volumes. */
+  readonly volumes: readonly PublishRequest[];
+}
+
+/** The most volumes one `/v1/publish-batch` request may ask for. */
+export const maxPublishBatch = 256;
+
+/** One volume of a batch: the hash and the index of its file set, or the refusal `/v1/publish` would answer. */
+export type PublishBatchResult =
+  | { readonly volumeId: string; readonly contentHash: string; readonly fileSet: number }
+  | { readonly volumeId: string; readonly error: BrokerError & { readonly status: number } };
+
+export interface PublishBatchAnswer {
+  /** One per asked volume, in the order asked. */
+  readonly results: readonly PublishBatchResult[];
+  /** The distinct file sets the results point at. */
+  readonly fileSets: readonly { readonly contentHash: string; readonly files: readonly PublishedFile[] }[];
+}
+
 /** `POST /v1/changes` (long poll): which of the caller node's volumes have new content. */
 export interface ChangesRequest {
   /**

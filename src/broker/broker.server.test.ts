@@ -40,7 +40,7 @@ async function start(tls: 'self' | { certFile: string; keyFile: string }, seen: 
     host: '127.0.0.1',
     port: 0,
     tls: tls === 'self' ? { kind: 'self-managed', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], caOut } : { kind: 'files', ...tls },
-    broker: { publish: reply('publish'), changes: reply('changes') },
+    broker: { publish: reply('publish'), publishBatch: reply('publish-batch'), changes: reply('changes') },
     logger: createLogger({ level: 'error', component: 'test', stream: new CapturedOutput() }),
     certReloadMs: 50,
   });
@@ -73,7 +73,7 @@ function post(port: number, path: string, body: string, options: { ca?: string; 
 }
 
 describe('BrokerServer', () => {
-  it('serves TLS verifiable with the CA it published, and routes only POST /v1/publish and /v1/changes', async () => {
+  it('serves TLS verifiable with the CA it published, and routes only POST /v1/publish, /v1/publish-batch and /v1/changes', async () => {
     const seen: Seen[] = [];
     const { port, caPem } = await start('self', seen);
     expect(caPem).toContain('BEGIN CERTIFICATE');
@@ -82,10 +82,12 @@ describe('BrokerServer', () => {
     expect(seen).toEqual([{ endpoint: 'changes', authorization: 'Bearer t', body: { volumes: [], waitSeconds: 0 } }]);
     expect((await post(port, '/v1/publish', '{}', { ca: caPem ?? '' })).status).toBe(200);
     expect(seen.map((s) => s.endpoint)).toEqual(['changes', 'publish']);
+    expect((await post(port, '/v1/publish-batch', '{"volumes":[]}', { ca: caPem ?? '' })).status).toBe(200);
+    expect(seen.map((s) => s.endpoint)).toEqual(['changes', 'publish', 'publish-batch']);
     expect((await post(port, '/v1/other', '{}', { ca: caPem ?? '' })).status).toBe(404);
     expect((await post(port, '/v1/publish', '', { ca: caPem ?? '', method: 'GET' })).status).toBe(404);
     expect(JSON.parse((await post(port, '/v1/publish', 'not json', { ca: caPem ?? '' })).body)).toMatchObject({ reason: 'InvalidSpec' });
-    expect(seen).toHaveLength(2);
+    expect(seen).toHaveLength(3);
   });
 
   it('reloads rotated certificate files without a restart', async () => {
@@ -127,7 +129,7 @@ describe('BrokerServer', () => {
       host: '127.0.0.1',
       port: 0,
       tls: { kind: 'self-managed', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], caOut: undefined },
-      broker: { publish: held('publish'), changes: held('changes') },
+      broker: { publish: held('publish'), publishBatch: held('publish'), changes: held('changes') },
       logger: createLogger({ level: 'error', component: 'test', stream: new CapturedOutput() }),
     });
     // The node plugin's client: one kept-alive connection for its publishes and its long polls.

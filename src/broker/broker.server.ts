@@ -14,7 +14,7 @@ export interface BrokerServerOptions {
   readonly tls: BrokerTlsSource;
   /** Loads the serving pair; default: {@link loadBrokerTls} of `tls`. Required for a `secret` source. */
   readonly loadTls?: () => Promise<BrokerTlsMaterial>;
-  readonly broker: Pick<Broker, 'publish' | 'changes'>;
+  readonly broker: Pick<Broker, 'publish' | 'publishBatch' | 'changes'>;
   readonly logger: Logger;
   /** How often the certificate is checked for rotation (files and secret modes); default 60 s. */
   readonly certReloadMs?: number;
@@ -35,7 +35,7 @@ export const brokerRequestLimits: RequestLimits = {
 
 /**
  * The broker's HTTPS endpoint on every replica (not leader-only: any replica answers from its own
- * caches). Routes `POST /v1/publish` and `POST /v1/changes`; everything else is 404. Never logs a
+ * caches). Routes `POST /v1/publish`, `POST /v1/publish-batch` and `POST /v1/changes`; everything else is 404. Never logs a
  * body or a header.
  */
 export class BrokerServer implements Runnable {
@@ -172,8 +172,8 @@ export class BrokerServer implements Runnable {
     let reply: BrokerReply;
     try {
       const route = req.method === 'POST' ? req.url : undefined;
-      if (route !== '/v1/publish' && route !== '/v1/changes') {
-        reply = { status: 404, body: { reason: 'InvalidSpec', message: 'no such endpoint (POST /v1/publish, POST /v1/changes)' } };
+      if (route !== '/v1/publish' && route !== '/v1/publish-batch' && route !== '/v1/changes') {
+        reply = { status: 404, body: { reason: 'InvalidSpec', message: 'no such endpoint (POST /v1/publish, POST /v1/publish-batch, POST /v1/changes)' } };
       } else {
         const body = await readJsonBody(req, this.#limits.maxBodyBytes);
         if (body.kind === 'tooLarge') {
@@ -186,9 +186,12 @@ export class BrokerServer implements Runnable {
           reply = { status: 400, body: { reason: 'InvalidSpec', message: 'the body must be JSON' } };
         } else {
           const broker = this.#options.broker;
-          reply = route === '/v1/publish'
-            ? await broker.publish(req.headers.authorization, body.value, signal)
-            : await broker.changes(req.headers.authorization, body.value, signal);
+          reply =
+            route === '/v1/publish'
+              ? await broker.publish(req.headers.authorization, body.value, signal)
+              : route === '/v1/publish-batch'
+                ? await broker.publishBatch(req.headers.authorization, body.value, signal)
+                : await broker.changes(req.headers.authorization, body.value, signal);
         }
       }
     } catch (error) {

@@ -1,12 +1,13 @@
 import type { V1Pod } from '@kubernetes/client-node';
+import pLimit from 'p-limit';
 import { z } from 'zod';
 import type { Reason, SecretBinding } from '../api/v1alpha1/index.ts';
 import type { BindingContent } from '../controllers/binding/binding-content.ts';
 import type { AuditLog, DeniedEvent } from '../observability/audit.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { CacheReader } from '../runtime/object-store.ts';
-import type { BrokerMetrics } from './broker.metrics.ts';
-import { brokerAudience, type BrokerError, type ChangesAnswer, type PublishAnswer } from './broker.protocol.ts';
+import type { BrokerEndpoint, BrokerMetrics } from './broker.metrics.ts';
+import { brokerAudience, maxPublishBatch, type BrokerError, type ChangesAnswer, type PublishAnswer, type PublishBatchAnswer, type PublishBatchResult, type PublishedFile } from './broker.protocol.ts';
 import { ChangeHub } from './change-hub.ts';
 import { entitlement } from './entitlement.ts';
 import { extraKeys, serviceAccountOf, singleExtra, type TokenIdentity, type TokenReviewCache, type TokenReviewer } from './token-review.ts';
@@ -18,7 +19,7 @@ export interface ContentSource {
 /** What the HTTP layer sends back: a status code and a JSON body. */
 export interface BrokerReply {
   readonly status: number;
-  readonly body: PublishAnswer | ChangesAnswer | BrokerError;
+  readonly body: PublishAnswer | PublishBatchAnswer | ChangesAnswer | BrokerError;
 }
 
 export interface BrokerDeps {
@@ -59,6 +60,9 @@ const publishSchema = z.object({
   binding: name,
   podToken: z.string().min(1).max(16_384),
 });
+const publishBatchSchema = z.object({ volumes: z.array(publishSchema).min(1).max(maxPublishBatch) });
+/** Pod proofs of one batch in flight at once (a cache miss is a TokenReview, sometimes a pod GET). */
+const batchProofConcurrency = 16;
 const changesSchema = z.object({
   volumes: z
     .array(
@@ -86,6 +90,8 @@ class Denial extends Error {
 }
 
 type ChangedVolume = ChangesAnswer['changed'][number];
+type ResolvedContent = Extract<BindingContent, { kind: 'resolved' }>;
+type RefusalContext = Omit<DeniedEvent, 'reason'> & { binding?: DeniedEvent['binding'] };
 type CallerNode = { readonly caller: string; readonly node: string };
 
 /**
@@ -107,56 +113,107 @@ export class Broker {
 
   async publish(authorization: string | undefined, input: unknown, signal: AbortSignal): Promise<BrokerReply> {
     const started = performance.now();
-    const context: Omit<DeniedEvent, 'reason'> & { binding?: DeniedEvent['binding'] } = { via: 'csi' };
+    const context: RefusalContext = { via: 'csi' };
     try {
       const caller = await this.#callerNode(authorization);
       Object.assign(context, { caller: caller.caller, node: caller.node });
       const parsed = publishSchema.safeParse(input);
       if (!parsed.success) throw new Denial(400, 'InvalidSpec', `malformed publish request: ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
-      const request = parsed.data;
-      const { namespace } = request.pod;
-      Object.assign(context, {
-        binding: { namespace, name: request.binding },
-        pod: { namespace, name: request.pod.name, uid: request.pod.uid },
-      });
-
-      const pod = await this.#provePod(request.podToken, request.pod, caller.node);
-      const binding = this.#deps.bindings.get(`${namespace}/${request.binding}`);
-      if (binding === undefined || binding.metadata.deletionTimestamp !== undefined) throw new Denial(404, 'NotEntitled', 'binding not found');
-      const entitled = entitlement(binding, pod);
-      if (!entitled.entitled) throw new Denial(403, 'NotEntitled', entitled.detail);
-
-      const content = await this.#content(binding, signal);
-      if (content.kind === 'failed') throw new Denial(statusForReason(content.reason), content.reason, content.message);
-
-      const backendVersions: Record<string, string> = {};
-      for (const v of content.versions) backendVersions[v.key] = backendVersions[v.key] === undefined ? v.version : `${backendVersions[v.key] ?? ''},${v.version}`;
-      // Audited before answering: an answer that could not be audited is never sent.
-      this.#deps.audit.delivered({
-        binding: { namespace, name: request.binding },
-        pod: { namespace, name: request.pod.name, uid: request.pod.uid },
-        node: caller.node,
-        containers: entitled.containers,
-        paths: content.files.map((f) => f.path),
-        contentHmac: content.hmac,
-        backendVersions,
-        via: 'csi',
-      });
-      this.#deps.hub.held(namespace, request.binding, request.pod.uid, content.hmac);
-      this.#deps.metrics.decisions.inc({ endpoint: 'publish', result: 'delivered', reason: 'none' });
-      return {
-        status: 200,
-        body: {
-          volumeId: request.volumeId,
-          contentHash: content.hmac,
-          files: content.files.map((f) => ({ path: f.path, mode: f.mode, contentBase64: Buffer.from(f.content.reveal()).toString('base64') })),
-        },
-      };
+      const content = await this.#deliver(caller, parsed.data, context, (binding) => this.#content(binding, signal));
+      return { status: 200, body: { volumeId: parsed.data.volumeId, contentHash: content.hmac, files: encodeFiles(content) } };
     } catch (error) {
       return this.#refuse('publish', error, context);
     } finally {
       this.#deps.metrics.duration.observe({ endpoint: 'publish' }, (performance.now() - started) / 1000);
     }
+  }
+
+  /**
+   * `publish` for many volumes of the caller's node at once (ADR 0224): the caller is reviewed once,
+   * each binding's content is resolved once for the whole batch (content belongs to the binding, not
+   * to the pod), and each distinct file set is encoded once. Every volume is still proven, entitled,
+   * audited and counted on its own; a volume's refusal is its result, not the batch's.
+   */
+  async publishBatch(authorization: string | undefined, input: unknown, signal: AbortSignal): Promise<BrokerReply> {
+    const started = performance.now();
+    const context: RefusalContext = { via: 'csi' };
+    try {
+      const caller = await this.#callerNode(authorization);
+      Object.assign(context, { caller: caller.caller, node: caller.node });
+      const parsed = publishBatchSchema.safeParse(input);
+      if (!parsed.success) throw new Denial(400, 'InvalidSpec', `malformed publish-batch request: ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
+      const contents = new Map<string, Promise<BindingContent>>();
+      const contentOf = (binding: SecretBinding): Promise<BindingContent> => {
+        const key = `${binding.metadata.namespace ?? ''}/${binding.metadata.name ?? ''}`;
+        let content = contents.get(key);
+        if (content === undefined) {
+          content = this.#content(binding, signal);
+          contents.set(key, content);
+        }
+        return content;
+      };
+      const fileSets: { contentHash: string; files: PublishedFile[] }[] = [];
+      const fileSetOf = new Map<string, number>();
+      const results = await pLimit(batchProofConcurrency).map(parsed.data.volumes, async (request): Promise<PublishBatchResult> => {
+        const volumeContext: RefusalContext = { ...context };
+        try {
+          const content = await this.#deliver(caller, request, volumeContext, contentOf);
+          let fileSet = fileSetOf.get(content.hmac);
+          if (fileSet === undefined) {
+            fileSet = fileSets.push({ contentHash: content.hmac, files: encodeFiles(content) }) - 1;
+            fileSetOf.set(content.hmac, fileSet);
+          }
+          return { volumeId: request.volumeId, contentHash: content.hmac, fileSet };
+        } catch (error) {
+          const refusal = this.#refuse('publish', error, volumeContext);
+          return { volumeId: request.volumeId, error: { ...(refusal.body as BrokerError), status: refusal.status } };
+        }
+      });
+      return { status: 200, body: { results, fileSets } };
+    } catch (error) {
+      return this.#refuse('publish-batch', error, context);
+    } finally {
+      this.#deps.metrics.duration.observe({ endpoint: 'publish-batch' }, (performance.now() - started) / 1000);
+    }
+  }
+
+  /** Proves the pod, checks its entitlement, resolves and audits the content of one volume. Throws a {@link Denial}. */
+  async #deliver(
+    caller: CallerNode,
+    request: z.infer<typeof publishSchema>,
+    context: RefusalContext,
+    contentOf: (binding: SecretBinding) => Promise<BindingContent>,
+  ): Promise<ResolvedContent> {
+    const { namespace } = request.pod;
+    Object.assign(context, {
+      binding: { namespace, name: request.binding },
+      pod: { namespace, name: request.pod.name, uid: request.pod.uid },
+    });
+    const pod = await this.#provePod(request.podToken, request.pod, caller.node);
+    const binding = this.#deps.bindings.get(`${namespace}/${request.binding}`);
+    if (binding === undefined || binding.metadata.deletionTimestamp !== undefined) throw new Denial(404, 'NotEntitled', 'binding not found');
+    const entitled = entitlement(binding, pod);
+    if (!entitled.entitled) throw new Denial(403, 'NotEntitled', entitled.detail);
+
+    const content = await contentOf(binding);
+    if (content.kind === 'failed') throw new Denial(statusForReason(content.reason), content.reason, content.message);
+
+    const backendVersions: Record<string, string> = {};
+    for (const v of content.versions) backendVersions[v.key] = backendVersions[v.key] === undefined ? v.version : `${backendVersions[v.key] ?? ''},${v.version}`;
+    // Audited before answering: an answer that could not be audited is never sent.
+    this.#deps.audit.delivered({
+      binding: { namespace, name: request.binding },
+      pod: { namespace, name: request.pod.name, uid: request.pod.uid },
+      node: caller.node,
+      containers: entitled.containers,
+      paths: content.files.map((f) => f.path),
+      contentHmac: content.hmac,
+      backendVersions,
+      via: 'csi',
+    });
+    this.#deps.hub.held(namespace, request.binding, request.pod.uid, content.hmac);
+    this.#deps.metrics.decisions.inc({ endpoint: 'publish', result: 'delivered', reason: 'none' });
+    return content;
   }
 
   async changes(authorization: string | undefined, input: unknown, signal: AbortSignal): Promise<BrokerReply> {
@@ -198,7 +255,7 @@ export class Broker {
     return content;
   }
 
-  #refuse(endpoint: 'publish' | 'changes', error: unknown, context: Omit<DeniedEvent, 'reason'>): BrokerReply {
+  #refuse(endpoint: BrokerEndpoint, error: unknown, context: Omit<DeniedEvent, 'reason'>): BrokerReply {
     const denial =
       error instanceof Denial
         ? error
@@ -372,4 +429,8 @@ function statusForReason(reason: Reason): number {
       // Outages, throttling, a backend not ready: the node plugin retries.
       return 503;
   }
+}
+
+function encodeFiles(content: ResolvedContent): PublishedFile[] {
+  return content.files.map((f) => ({ path: f.path, mode: f.mode, contentBase64: Buffer.from(f.content.reveal()).toString('base64') }));
 }

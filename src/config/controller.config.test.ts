@@ -56,7 +56,20 @@ describe('controller configuration', () => {
     expect(() => parseControllerConfig(['--aws-sqs-queue-url', 'ftp://x', '--aws-sqs-backend', 'ClusterSecretBackend/aws'], env)).toThrow(/--aws-sqs-queue-url/);
   });
 
-  it('receives Event Grid webhooks only with a shared secret (ADR 0223)', () => {
+  it('subscribes to the Vault events API with a named backend (ADR 0226)', () => {
+    const env = { SECRET_BINDER_HMAC_KEY_FILE: '/k' };
+    expect(parseControllerConfig([], env).changeNotices.vaultEvents).toBeUndefined();
+    expect(parseControllerConfig(['--vault-events-backend', 'ClusterSecretBackend/vault-ent'], env).changeNotices.vaultEvents).toEqual({
+      backend: 'ClusterSecretBackend/vault-ent',
+      eventTypes: 'kv*',
+      maxEventsPerSecond: 100,
+    });
+    expect(parseControllerConfig(['--vault-events-backend', 'SecretBackend/team/vault', '--vault-events-types', 'kv-v2/*'], env).changeNotices.vaultEvents?.eventTypes).toBe('kv-v2/*');
+    expect(() => parseControllerConfig(['--vault-events-backend', 'vault'], env)).toThrow(/--vault-events-backend: must be ClusterSecretBackend/);
+    expect(() => parseControllerConfig(['--vault-events-backend', 'ClusterSecretBackend/v', '--vault-events-types', 'kv?x'], env)).toThrow(/--vault-events-types/);
+  });
+
+  it('receives Event Grid webhooks with a shared secret (ADR 0223)', () => {
     const env = { SECRET_BINDER_HMAC_KEY_FILE: '/k' };
     expect(parseControllerConfig(['--azure-event-grid-address', '0.0.0.0:8090', '--azure-event-grid-secret-file', '/s'], env).changeNotices.azureEventGrid).toEqual({
       host: '0.0.0.0',
@@ -65,6 +78,25 @@ describe('controller configuration', () => {
       maxEventsPerSecond: 100,
     });
     expect(() => parseControllerConfig(['--azure-event-grid-address', '0.0.0.0:8090'], env)).toThrow(/--azure-event-grid-secret-file: the Event Grid receiver needs/);
+  });
+
+  it('checks Entra tokens of Event Grid webhooks when given audience, issuer and keys, with or without the shared secret (ADR 0225)', () => {
+    const env = { SECRET_BINDER_HMAC_KEY_FILE: '/k' };
+    const entra = [
+      '--azure-event-grid-entra-audience', 'api://sb',
+      '--azure-event-grid-entra-issuer', 'https://sts.windows.net/t/',
+      '--azure-event-grid-entra-jwks-url', 'https://login.microsoftonline.com/t/discovery/v2.0/keys',
+    ];
+    expect(parseControllerConfig(['--azure-event-grid-address', '0.0.0.0:8090', ...entra], env).changeNotices.azureEventGrid).toEqual({
+      host: '0.0.0.0',
+      port: 8090,
+      entra: { audience: 'api://sb', issuer: 'https://sts.windows.net/t/', jwksUrl: 'https://login.microsoftonline.com/t/discovery/v2.0/keys', senderAppId: '4962773b-9cdb-44cf-a8bf-237846a00ab7' },
+      maxEventsPerSecond: 100,
+    });
+    expect(parseControllerConfig(['--azure-event-grid-address', '0.0.0.0:8090', '--azure-event-grid-secret-file', '/s', ...entra], env).changeNotices.azureEventGrid?.secretFile).toBe('/s');
+    expect(() => parseControllerConfig(['--azure-event-grid-address', '0.0.0.0:8090', '--azure-event-grid-entra-audience', 'api://sb'], env)).toThrow(/needs all of --azure-event-grid-entra-audience/);
+    const plainKeys = ['--azure-event-grid-address', '0.0.0.0:8090', ...entra.slice(0, 5), 'http://keys.example.com/keys'];
+    expect(() => parseControllerConfig(plainKeys, env)).toThrow(/--azure-event-grid-entra-jwks-url: must be https/);
   });
 
   it('bounds rolling restarts: 5 rollouts in progress and a 600 s slot by default, flags override, nonsense refused', () => {

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { eventGridAppId, type EntraTokenCheckOptions } from '../backends/azure/azure.entra-token.options.ts';
 import type { AuditListen } from '../backends/vault/vault.audit-source.ts';
 import type { BrokerTlsSource } from '../broker/broker-tls.ts';
 import type { KubeConfigSource } from '../kube/kube-clients.ts';
@@ -67,6 +68,16 @@ export interface ChangeNoticesConfig {
         readonly prefixFile: string | undefined;
         readonly maxLinesPerSecond: number;
       };
+  /** Vault Enterprise's events API (ADR 0226), subscribed to with a Vault backend's address and identity. */
+  readonly vaultEvents:
+    | undefined
+    | {
+        /** The Vault backend: `ClusterSecretBackend/<name>` or `SecretBackend/<namespace>/<name>`. */
+        readonly backend: string;
+        /** The event-type pattern (Vault's glob syntax). */
+        readonly eventTypes: string;
+        readonly maxEventsPerSecond: number;
+      };
   /** The SQS queue of Secrets Manager events (ADR 0222), read with a backend's credentials. */
   readonly awsSqs:
     | undefined
@@ -80,7 +91,15 @@ export interface ChangeNoticesConfig {
   /** The Event Grid webhook receiver for Key Vault events (ADR 0223). */
   readonly azureEventGrid:
     | undefined
-    | { readonly host: string; readonly port: number; readonly secretFile: string; readonly maxEventsPerSecond: number };
+    | {
+        readonly host: string;
+        readonly port: number;
+        /** The shared secret of `?code=`; absent when only the Entra token is checked. */
+        readonly secretFile?: string;
+        /** The Entra token check (ADR 0225); absent when only the shared secret is checked. */
+        readonly entra?: EntraTokenCheckOptions;
+        readonly maxEventsPerSecond: number;
+      };
 }
 
 export interface TokenMintingConfig {
@@ -110,6 +129,11 @@ export class ConfigError extends Error {
 
 const durationSeconds = z.coerce.number().int().positive();
 const secretName = z.string().regex(/^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/, 'must be a Secret name (DNS-1123 subdomain)').max(253);
+
+/** A backend named on the command line: `ClusterSecretBackend/<name>` or `SecretBackend/<namespace>/<name>`. */
+const backendReference = z
+  .string()
+  .regex(/^(ClusterSecretBackend\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?|SecretBackend\/[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?)$/, 'must be ClusterSecretBackend/<name> or SecretBackend/<namespace>/<name>');
 
 const schema = z
   .object({
@@ -165,11 +189,11 @@ const schema = z
       .optional(),
     'vault-audit-prefix-file': z.string().min(1).optional(),
     'vault-audit-max-lines-per-second': z.coerce.number().int().min(1).max(100_000).default(2000),
+    'vault-events-backend': backendReference.optional(),
+    'vault-events-types': z.string().regex(/^[-a-z0-9*/]{1,128}$/, 'must be an event-type pattern such as kv* or kv-v2/data-*').default('kv*'),
+    'vault-events-max-per-second': z.coerce.number().int().min(1).max(10_000).default(100),
     'aws-sqs-queue-url': z.url({ protocol: /^https?$/ }).optional(),
-    'aws-sqs-backend': z
-      .string()
-      .regex(/^(ClusterSecretBackend\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?|SecretBackend\/[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?)$/, 'must be ClusterSecretBackend/<name> or SecretBackend/<namespace>/<name>')
-      .optional(),
+    'aws-sqs-backend': backendReference.optional(),
     'aws-sqs-wait-seconds': z.coerce.number().int().min(1).max(20).default(20),
     'aws-sqs-max-messages-per-second': z.coerce.number().int().min(1).max(10_000).default(100),
     'azure-event-grid-address': z
@@ -178,11 +202,24 @@ const schema = z
       .optional(),
     'azure-event-grid-secret-file': z.string().min(1).optional(),
     'azure-event-grid-max-events-per-second': z.coerce.number().int().min(1).max(10_000).default(100),
+    'azure-event-grid-entra-audience': z.string().min(1).optional(),
+    'azure-event-grid-entra-issuer': z.url({ protocol: /^https$/ }).optional(),
+    'azure-event-grid-entra-jwks-url': z
+      .url()
+      .refine((u) => u.startsWith('https://') || /^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?\//.test(u), 'must be https:// (http only to 127.0.0.1 or localhost, for tests)')
+      .optional(),
+    'azure-event-grid-entra-sender-app-id': z.string().min(1).default(eventGridAppId),
   })
-  .refine((c) => c['azure-event-grid-address'] === undefined || c['azure-event-grid-secret-file'] !== undefined, {
-    message: 'the Event Grid receiver needs --azure-event-grid-secret-file: the shared secret in the subscription URL (?code=) is how it knows its sender',
+  .refine((c) => c['azure-event-grid-address'] === undefined || c['azure-event-grid-secret-file'] !== undefined || c['azure-event-grid-entra-audience'] !== undefined, {
+    message:
+      'the Event Grid receiver needs --azure-event-grid-secret-file (the shared secret in the subscription URL, ?code=) or --azure-event-grid-entra-audience (an Entra-protected webhook): that is how it knows its sender',
     path: ['azure-event-grid-secret-file'],
   })
+  .refine(
+    (c) => [c['azure-event-grid-entra-audience'], c['azure-event-grid-entra-issuer'], c['azure-event-grid-entra-jwks-url']].every((v) => v === undefined) ||
+      [c['azure-event-grid-entra-audience'], c['azure-event-grid-entra-issuer'], c['azure-event-grid-entra-jwks-url']].every((v) => v !== undefined),
+    { message: 'the Entra token check needs all of --azure-event-grid-entra-audience, --azure-event-grid-entra-issuer and --azure-event-grid-entra-jwks-url', path: ['azure-event-grid-entra-audience'] },
+  )
   .refine((c) => (c['aws-sqs-queue-url'] === undefined) === (c['aws-sqs-backend'] === undefined), {
     message: 'give both --aws-sqs-queue-url and --aws-sqs-backend (whose credentials read the queue), or neither',
     path: ['aws-sqs-backend'],
@@ -251,11 +288,18 @@ const options = {
   'vault-audit-max-lines-per-second': { type: 'string' },
   'aws-sqs-queue-url': { type: 'string' },
   'aws-sqs-backend': { type: 'string' },
+  'vault-events-backend': { type: 'string' },
+  'vault-events-types': { type: 'string' },
+  'vault-events-max-per-second': { type: 'string' },
   'aws-sqs-wait-seconds': { type: 'string' },
   'aws-sqs-max-messages-per-second': { type: 'string' },
   'azure-event-grid-address': { type: 'string' },
   'azure-event-grid-secret-file': { type: 'string' },
   'azure-event-grid-max-events-per-second': { type: 'string' },
+  'azure-event-grid-entra-audience': { type: 'string' },
+  'azure-event-grid-entra-issuer': { type: 'string' },
+  'azure-event-grid-entra-jwks-url': { type: 'string' },
+  'azure-event-grid-entra-sender-app-id': { type: 'string' },
   // Handled by main.ts before any other flag is parsed (prints the version and exits).
   version: { type: 'boolean' },
 } as const;
@@ -340,6 +384,10 @@ export function parseControllerConfig(argv: readonly string[], env: Readonly<Rec
     changeNotices: {
       windowMs: c['change-notice-window-ms'],
       vaultAudit: vaultAuditConfig(c),
+      vaultEvents:
+        c['vault-events-backend'] === undefined
+          ? undefined
+          : { backend: c['vault-events-backend'], eventTypes: c['vault-events-types'], maxEventsPerSecond: c['vault-events-max-per-second'] },
       awsSqs:
         c['aws-sqs-queue-url'] === undefined || c['aws-sqs-backend'] === undefined
           ? undefined
@@ -357,9 +405,18 @@ export function parseControllerConfig(argv: readonly string[], env: Readonly<Rec
 function azureEventGridConfig(c: z.infer<typeof schema>): ChangeNoticesConfig['azureEventGrid'] {
   const address = c['azure-event-grid-address'];
   const secretFile = c['azure-event-grid-secret-file'];
-  if (address === undefined || secretFile === undefined) return undefined;
+  const audience = c['azure-event-grid-entra-audience'];
+  const issuer = c['azure-event-grid-entra-issuer'];
+  const jwksUrl = c['azure-event-grid-entra-jwks-url'];
+  if (address === undefined) return undefined;
   const [host, port] = splitHostPort(address);
-  return { host, port: Number(port), secretFile, maxEventsPerSecond: c['azure-event-grid-max-events-per-second'] };
+  return {
+    host,
+    port: Number(port),
+    ...(secretFile === undefined ? {} : { secretFile }),
+    ...(audience === undefined || issuer === undefined || jwksUrl === undefined ? {} : { entra: { audience, issuer, jwksUrl, senderAppId: c['azure-event-grid-entra-sender-app-id'] } }),
+    maxEventsPerSecond: c['azure-event-grid-max-events-per-second'],
+  };
 }
 
 function vaultAuditConfig(c: z.infer<typeof schema>): ChangeNoticesConfig['vaultAudit'] {

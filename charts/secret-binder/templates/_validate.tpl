@@ -34,13 +34,23 @@ from controller.yaml.
 {{- fail "changeNotices.vaultAudit.prefixSecret is required when changeNotices.vaultAudit.enabled: OpenBao sends audit lines over TCP without TLS, and the shared prefix (the audit device's prefix option) is how the listener knows its sender" -}}
 {{- end -}}
 {{- end -}}
+{{- if and $cn.vaultEvents.enabled (not $cn.vaultEvents.backend) -}}
+{{- fail "changeNotices.vaultEvents.backend is required when changeNotices.vaultEvents.enabled: the Vault backend (ClusterSecretBackend/<name> or SecretBackend/<namespace>/<name>) whose address and identity subscribe to the events API" -}}
+{{- end -}}
 {{- if and $cn.awsSqs.enabled (or (not $cn.awsSqs.queueUrl) (not $cn.awsSqs.backend)) -}}
 {{- fail "changeNotices.awsSqs.queueUrl and changeNotices.awsSqs.backend are required when changeNotices.awsSqs.enabled: the queue to read, and the AWS backend (ClusterSecretBackend/<name> or SecretBackend/<namespace>/<name>) whose credentials read it" -}}
 {{- end -}}
 {{- if $cn.azureEventGrid.enabled -}}
 {{- $named = append $named (list "changeNotices.azureEventGrid.port" $cn.azureEventGrid.port) -}}
-{{- if not $cn.azureEventGrid.secretName -}}
-{{- fail "changeNotices.azureEventGrid.secretName is required when changeNotices.azureEventGrid.enabled: the Secret (key `secret`) holding the shared secret of the subscription URL's code, which is how the receiver knows its sender" -}}
+{{- $entra := $cn.azureEventGrid.entra -}}
+{{- if not (or $cn.azureEventGrid.secretName $entra.enabled) -}}
+{{- fail "changeNotices.azureEventGrid.secretName is required when changeNotices.azureEventGrid.enabled (unless changeNotices.azureEventGrid.entra.enabled): the Secret (key `secret`) holding the shared secret of the subscription URL's code, or the Entra token check, is how the receiver knows its sender" -}}
+{{- end -}}
+{{- if and $entra.enabled (not $entra.audience) -}}
+{{- fail "changeNotices.azureEventGrid.entra.audience is required when changeNotices.azureEventGrid.entra.enabled: the webhook app registration's application id or id URI, which Event Grid's tokens are issued for" -}}
+{{- end -}}
+{{- if and $entra.enabled (not $entra.tenantId) (not (and $entra.issuer $entra.jwksUrl)) -}}
+{{- fail "changeNotices.azureEventGrid.entra.tenantId is required when changeNotices.azureEventGrid.entra.enabled, unless both entra.issuer and entra.jwksUrl are set: it names the tokens' issuer and signing keys" -}}
 {{- end -}}
 {{- end -}}
 {{- range $named -}}

@@ -7,6 +7,8 @@ import { InputBudget } from '../notices/input-budget.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { Clock } from '../../runtime/clock.ts';
 import { readJsonBody, serverTimeouts } from '../../runtime/request-limits.ts';
+import type { EntraTokenCheck } from './azure.entra-token.ts';
+import type { EntraTokenCheckOptions } from './azure.entra-token.options.ts';
 import { parseGridBody } from './azure.event-grid-event.ts';
 
 /**
@@ -15,7 +17,9 @@ import { parseGridBody } from './azure.event-grid-event.ts';
  * Event Grid schema or CloudEvents 1.0. It answers both validation handshakes — the Event Grid
  * schema's `SubscriptionValidationEvent` (echoing `validationCode`) and the CloudEvents abuse
  * protection `OPTIONS` (allowing the `WebHook-Request-Origin`) — and only for a request that
- * carries the shared secret, compared in constant time. Plain HTTP: Event Grid needs HTTPS, which
+ * proves its sender: the shared secret, compared in constant time, and/or an Entra bearer token
+ * (Microsoft Entra protected webhook delivery, {@link EntraTokenCheck}); when both are configured
+ * both are required. Plain HTTP: Event Grid needs HTTPS, which
  * the Ingress in front of it terminates. Bodies over 1 MiB are refused unread (413), events over
  * `maxEventsPerSecond` are answered 429 (Event Grid retries later), and nothing received is logged.
  */
@@ -23,7 +27,9 @@ export interface AzureEventGridSourceOptions {
   readonly host: string;
   readonly port: number;
   /** A file holding the shared secret (a trailing newline is not part of it). */
-  readonly secretFile: string;
+  readonly secretFile?: string;
+  /** The Entra token check; at least one of `secretFile` and `entra` is required. */
+  readonly entra?: EntraTokenCheckOptions;
   readonly maxEventsPerSecond: number;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -36,9 +42,13 @@ export class AzureEventGridSource implements ChangeNoticeSource {
   readonly kind = 'azureEventGrid';
   readonly #options: AzureEventGridSourceOptions;
   readonly #budget: InputBudget;
+  #entra: EntraTokenCheck | undefined;
   #address: string | undefined;
+  /** Whether the last Entra check could not fetch the keys (logged once per outage, not per request). */
+  #keysDown = false;
 
   constructor(options: AzureEventGridSourceOptions) {
+    if (options.secretFile === undefined && options.entra === undefined) throw new Error('the Event Grid receiver needs a shared secret file or an Entra token check');
     this.#options = options;
     this.#budget = new InputBudget(options.maxEventsPerSecond, options.clock);
   }
@@ -50,9 +60,15 @@ export class AzureEventGridSource implements ChangeNoticeSource {
 
   async start(sink: ChangeNoticeSink, signal: AbortSignal): Promise<void> {
     const { host, port, logger } = this.#options;
-    const raw = trimNewline(await readFile(this.#options.secretFile));
-    if (raw.length < 16) throw new Error(`event grid secret file ${this.#options.secretFile}: needs at least 16 bytes`);
-    const secret = digest(raw);
+    const { secretFile, entra } = this.#options;
+    // The JWT library loads only when the check is configured (ADR 0200).
+    if (entra !== undefined) this.#entra = new (await import('./azure.entra-token.ts')).EntraTokenCheck(entra);
+    let secret: Buffer | undefined;
+    if (secretFile !== undefined) {
+      const raw = trimNewline(await readFile(secretFile));
+      if (raw.length < 16) throw new Error(`event grid secret file ${secretFile}: needs at least 16 bytes`);
+      secret = digest(raw);
+    }
     const server = createServer(
       serverTimeouts({ maxBodyBytes, handshakeTimeoutMs: 10_000, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 }),
       (req, res) => {
@@ -82,18 +98,39 @@ export class AzureEventGridSource implements ChangeNoticeSource {
     sink.up(this.kind, false);
   }
 
-  async #handle(req: IncomingMessage, res: ServerResponse, secret: Buffer, sink: ChangeNoticeSink): Promise<void> {
+  async #handle(req: IncomingMessage, res: ServerResponse, secret: Buffer | undefined, sink: ChangeNoticeSink): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://receiver');
     if (url.pathname !== path) {
       res.writeHead(404).end();
       return;
     }
     const code = url.searchParams.get('code') ?? '';
-    if (!timingSafeEqual(digest(Buffer.from(code)), secret)) {
+    if (secret !== undefined && !timingSafeEqual(digest(Buffer.from(code)), secret)) {
       sink.rejected(this.kind, 'unauthenticated');
       req.resume();
       res.writeHead(401).end();
       return;
+    }
+    if (this.#entra !== undefined) {
+      const verdict = await this.#entra.check(req.headers.authorization);
+      if (verdict.kind !== 'unavailable' && this.#keysDown) {
+        this.#keysDown = false;
+        this.#options.logger.info('event grid receiver: Entra signing keys fetched again', {});
+      }
+      if (verdict.kind === 'unavailable') {
+        if (!this.#keysDown) this.#options.logger.warn('event grid receiver: cannot fetch the Entra signing keys; answering 503 until it can', { error: verdict.why });
+        this.#keysDown = true;
+        req.resume();
+        // Not the sender's fault: Event Grid retries a 503 with backoff.
+        res.writeHead(503, { 'retry-after': '10' }).end();
+        return;
+      }
+      if (verdict.kind === 'refused') {
+        sink.rejected(this.kind, 'unauthenticated');
+        req.resume();
+        res.writeHead(401, { 'www-authenticate': 'Bearer' }).end();
+        return;
+      }
     }
     if (req.method === 'OPTIONS') {
       // CloudEvents abuse protection (the schema's validation handshake).

@@ -54,9 +54,18 @@ export function parseAuditLine(line: string): AuditEntryMeaning {
   if (entry.type !== 'response' || request === undefined) return { kind: 'ignored' };
   if (entry.error !== undefined && entry.error !== '') return { kind: 'ignored' };
   if (!changing.has(request.operation) || request.mount_type !== 'kv' || request.mount_point === undefined) return { kind: 'ignored' };
-  const mountPoint = request.mount_point;
-  if (!request.path.startsWith(mountPoint)) return { kind: 'malformed' };
-  const rest = request.path.slice(mountPoint.length).replace(/^\/+/, '');
+  return kvDocument(request.mount_point, request.path);
+}
+
+/**
+ * The KV document a request path under a mount names (the mount point as Vault writes it, e.g.
+ * `secret/`): KV v2 endpoints (`data/`, `metadata/`, `delete/`, `undelete/`, `destroy/`) are
+ * followed by the key; any other path is taken as a KV v1 key (`config` excepted). Shared by the
+ * audit device and the events API (ADR 0226).
+ */
+export function kvDocument(mountPoint: string, path: string): AuditEntryMeaning {
+  if (!path.startsWith(mountPoint)) return { kind: 'malformed' };
+  const rest = path.slice(mountPoint.length).replace(/^\/+/, '');
   const mount = mountPoint.replace(/^\/+|\/+$/g, '');
   const slash = rest.indexOf('/');
   const head = slash < 0 ? rest : rest.slice(0, slash);

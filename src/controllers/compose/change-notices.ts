@@ -2,6 +2,7 @@ import type { AnyBackend } from '../../api/v1alpha1/index.ts';
 import type { BackendContext } from '../../backends/backend.port.ts';
 import type { ChangeNoticeSink, NoticeSourceKind } from '../../backends/change-notice.port.ts';
 import type { AwsConfig } from '../../backends/aws/aws.config.ts';
+import type { VaultConfig } from '../../backends/vault/vault.config.ts';
 import { AzureEventGridSource } from '../../backends/azure/azure.event-grid-source.ts';
 import { createNoticeMetrics } from '../../backends/notices/notice.metrics.ts';
 import { parseBackendSpec } from '../../backends/registry.ts';
@@ -45,8 +46,8 @@ export interface ChangeNoticesDeps {
  */
 export function composeChangeNotices(ctx: OperatorContext, deps: ChangeNoticesDeps): ChangeNoticesComposition {
   const { config, clock, logger, registry, informers } = ctx;
-  const { vaultAudit, awsSqs, azureEventGrid } = config.changeNotices;
-  if (vaultAudit === undefined && awsSqs === undefined && azureEventGrid === undefined) return { runnables: [], sources: [] };
+  const { vaultAudit, vaultEvents, awsSqs, azureEventGrid } = config.changeNotices;
+  if (vaultAudit === undefined && vaultEvents === undefined && awsSqs === undefined && azureEventGrid === undefined) return { runnables: [], sources: [] };
   const { bindings, clusterBackends, namespacedBackends } = informers;
   const backendByKey = (key: string): AnyBackend | undefined => {
     const [kind, a = '', b] = key.split('/');
@@ -84,9 +85,47 @@ export function composeChangeNotices(ctx: OperatorContext, deps: ChangeNoticesDe
     });
     built.push(sourceRunnable(source.kind, (sink, signal) => source.start(sink, signal), dispatcher, () => source.address));
   }
+  if (vaultEvents !== undefined) {
+    const start = async (sink: ChangeNoticeSink, signal: AbortSignal): Promise<void> => {
+      const backend = await awaitBackend('vault', () => backendByKey(vaultEvents.backend), vaultEvents.backend, clock, log, signal);
+      if (backend === undefined) return;
+      const config = backend.config as VaultConfig;
+      // The websocket client and the Vault client load only when this source runs (ADR 0200).
+      const [{ VaultClient }, { VaultSession }, { VaultEventsSource }, { SecretValue }] = await Promise.all([
+        import('../../backends/vault/vault.client.ts'),
+        import('../../backends/vault/vault.auth.ts'),
+        import('../../backends/vault/vault.events-source.ts'),
+        import('../../observability/secret-value.ts'),
+      ]);
+      const { address, namespace, caPem, auth } = config;
+      const client = new VaultClient({ address, namespace, caPem });
+      // Its own session (login, renewal), not the backend's: a backend closed and rebuilt on a
+      // spec change must not take the subscription's token with it.
+      const session = new VaultSession(auth, client, deps.contextFor(backend.object));
+      const source = new VaultEventsSource({
+        address,
+        namespace,
+        caPem,
+        token: async (s) => (await session.token(s)).revealText(),
+        tokenRefused: (token) => { session.invalidate(SecretValue.fromString(token)); },
+        eventTypes: vaultEvents.eventTypes,
+        maxEventsPerSecond: vaultEvents.maxEventsPerSecond,
+        clock,
+        logger: log,
+      });
+      try {
+        await source.start(sink, signal);
+      } finally {
+        await session.close();
+        client.close();
+      }
+    };
+    built.push(sourceRunnable('vaultEvents', start, dispatcher, () => vaultEvents.backend));
+  }
   if (awsSqs !== undefined) {
     const start = async (sink: ChangeNoticeSink, signal: AbortSignal): Promise<void> => {
-      const backend = await awaitAwsBackend(() => backendByKey(awsSqs.backend), awsSqs.backend, clock, log, signal);
+      const found = await awaitBackend('awsSecretsManager', () => backendByKey(awsSqs.backend), awsSqs.backend, clock, log, signal);
+      const backend = found === undefined ? undefined : { object: found.object, config: found.config as AwsConfig };
       if (backend === undefined) return;
       // The AWS SDK loads only when this source runs, as a backend's SDK does (ADR 0200).
       const [{ awsCredentials }, { AwsSqsSource }] = await Promise.all([import('../../backends/aws/aws.auth.ts'), import('../../backends/aws/aws.sqs-source.ts')]);
@@ -113,16 +152,18 @@ export function composeChangeNotices(ctx: OperatorContext, deps: ChangeNoticesDe
 }
 
 /**
- * The backend whose credentials read the queue, once the cache has it and it is an AWS one. Until
- * then the source waits (checking every 5 s) and says why; polling goes on meanwhile.
+ * The backend whose identity a source uses (the SQS queue's reader, the events subscriber), once the
+ * cache has it and it is of the provider. Until then the source waits (checking every 5 s) and says
+ * why; polling goes on meanwhile.
  */
-async function awaitAwsBackend(
+async function awaitBackend(
+  provider: 'awsSecretsManager' | 'vault',
   lookup: () => AnyBackend | undefined,
   name: string,
   clock: Clock,
   log: Logger,
   signal: AbortSignal,
-): Promise<{ object: AnyBackend; config: AwsConfig } | undefined> {
+): Promise<{ object: AnyBackend; config: unknown } | undefined> {
   let complained = '';
   while (!signal.aborted) {
     const object = lookup();
@@ -131,13 +172,13 @@ async function awaitAwsBackend(
     else {
       try {
         const parsed = parseBackendSpec(object.spec as unknown as Record<string, unknown>);
-        if (parsed.provider === 'awsSecretsManager') return { object, config: parsed.config as AwsConfig };
-        problem = `backend ${name} is not an awsSecretsManager backend`;
+        if (parsed.provider === provider) return { object, config: parsed.config };
+        problem = `backend ${name} is not a ${provider} backend`;
       } catch (error) {
         problem = `backend ${name}: ${error instanceof Error ? error.message : String(error)}`;
       }
     }
-    if (problem !== complained) log.warn('sqs change notices wait for their backend', { problem });
+    if (problem !== complained) log.warn('change notices wait for their backend', { problem });
     complained = problem;
     await sleep(clock, 5000, signal);
   }

@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { ChangesAnswer, ChangesRequest, PublishAnswer, PublishRequest } from '../../broker/broker.protocol.ts';
+import type { ChangesAnswer, ChangesRequest, PublishAnswer, PublishBatchAnswer, PublishBatchRequest, PublishRequest } from '../../broker/broker.protocol.ts';
 import { BrokerRefusal, BrokerUnreachable, type NodeBrokerPort } from './broker.port.ts';
 
 export interface BrokerHttpClientOptions {
@@ -34,6 +34,12 @@ export class BrokerHttpClient implements NodeBrokerPort {
   async publish(request: PublishRequest): Promise<PublishAnswer> {
     const answer = await this.#post('/v1/publish', request, this.#options.timeoutMs, undefined);
     if (!isPublishAnswer(answer)) throw new BrokerUnreachable('broker answered /v1/publish with an unexpected body');
+    return answer;
+  }
+
+  async publishBatch(request: PublishBatchRequest): Promise<PublishBatchAnswer> {
+    const answer = await this.#post('/v1/publish-batch', request, this.#options.timeoutMs, undefined);
+    if (!isPublishBatchAnswer(answer)) throw new BrokerUnreachable('broker answered /v1/publish-batch with an unexpected body');
     return answer;
   }
 
@@ -130,9 +136,33 @@ function isPublishAnswer(value: unknown): value is PublishAnswer {
     typeof answer?.volumeId === 'string' &&
     typeof answer.contentHash === 'string' &&
     Array.isArray(answer.files) &&
-    (answer.files as unknown[]).every((item) => {
-      const file = item as { path?: unknown; mode?: unknown; contentBase64?: unknown } | null;
-      return typeof file?.path === 'string' && typeof file.mode === 'number' && typeof file.contentBase64 === 'string';
+    (answer.files as unknown[]).every(isPublishedFile)
+  );
+}
+
+function isPublishedFile(item: unknown): boolean {
+  const file = item as { path?: unknown; mode?: unknown; contentBase64?: unknown } | null;
+  return typeof file?.path === 'string' && typeof file.mode === 'number' && typeof file.contentBase64 === 'string';
+}
+
+function isPublishBatchAnswer(value: unknown): value is PublishBatchAnswer {
+  const answer = value as { results?: unknown; fileSets?: unknown } | null | undefined;
+  if (!Array.isArray(answer?.results) || !Array.isArray(answer.fileSets)) return false;
+  const fileSets = answer.fileSets as unknown[];
+  const setsValid = fileSets.every((item) => {
+    const set = item as { contentHash?: unknown; files?: unknown } | null;
+    return typeof set?.contentHash === 'string' && Array.isArray(set.files) && (set.files as unknown[]).every(isPublishedFile);
+  });
+  return (
+    setsValid &&
+    (answer.results as unknown[]).every((item) => {
+      const result = item as { volumeId?: unknown; contentHash?: unknown; fileSet?: unknown; error?: { status?: unknown; reason?: unknown; message?: unknown } | null } | null;
+      if (typeof result?.volumeId !== 'string') return false;
+      if (result.error !== undefined) {
+        const error = result.error;
+        return typeof error?.status === 'number' && typeof error.reason === 'string' && typeof error.message === 'string';
+      }
+      return typeof result.contentHash === 'string' && typeof result.fileSet === 'number' && result.fileSet >= 0 && result.fileSet < fileSets.length;
     })
   );
 }

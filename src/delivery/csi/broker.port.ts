@@ -1,4 +1,4 @@
-import type { ChangesAnswer, ChangesRequest, PublishAnswer, PublishRequest } from '../../broker/broker.protocol.ts';
+import type { ChangesAnswer, ChangesRequest, PublishAnswer, PublishBatchAnswer, PublishBatchRequest, PublishRequest } from '../../broker/broker.protocol.ts';
 
 /**
  * What the node plugin needs from the broker (the wire contract is `broker.protocol.ts`). The HTTP
@@ -7,6 +7,11 @@ import type { ChangesAnswer, ChangesRequest, PublishAnswer, PublishRequest } fro
 export interface NodeBrokerPort {
   /** The file set of one binding for one pod. Throws {@link BrokerRefusal} or {@link BrokerUnreachable}. */
   publish(request: PublishRequest): Promise<PublishAnswer>;
+  /**
+   * The file sets of many volumes in one request (ADR 0224); a volume's refusal is in its result.
+   * Throws {@link BrokerRefusal} (404 from a broker that predates the endpoint) or {@link BrokerUnreachable}.
+   */
+  publishBatch(request: PublishBatchRequest): Promise<PublishBatchAnswer>;
   /** Long poll: which of this node's volumes changed. Rejects when `signal` aborts. */
   changes(request: ChangesRequest, signal: AbortSignal): Promise<ChangesAnswer>;
 }

@@ -207,6 +207,34 @@ describe('NodePublishVolume / NodeUnpublishVolume', () => {
     await eventually('catch-up after the outage', async () => (await read(join(v.targetPath, 'key'))) === 'k2');
   });
 
+  it('re-reads the changed volumes of one answer in batches (ADR 0224), and one by one from a broker without batches', async () => {
+    const first = newVolume();
+    const volumes = [first, ...Array.from({ length: 5 }, () => ({ ...newVolume(), binding: first.binding }))];
+    broker.setFiles(namespace, first.binding, [{ path: 'token', mode: 0o440, content: 't1' }]);
+    for (const v of volumes) {
+      broker.entitle(namespace, first.binding, v.pod);
+      await client.nodePublishVolume({ volumeId: v.volumeId, targetPath: v.targetPath, volumeContext: { ...v.context, binding: first.binding } });
+    }
+    const everywhere = (content: string) => async (): Promise<boolean> => (await Promise.all(volumes.map((v) => read(join(v.targetPath, 'token'))))).every((c) => c === content);
+
+    const [batches, singles] = [broker.batchRequests, broker.publishes.length];
+    broker.setFiles(namespace, first.binding, [{ path: 'token', mode: 0o440, content: 't2' }]);
+    await eventually('rotation through batches', everywhere('t2'));
+    expect(broker.batchRequests).toBeGreaterThan(batches);
+    expect(broker.batchRequests - batches).toBeLessThan(volumes.length);
+    expect(broker.publishes.slice(singles).map((p) => p.pod.name).sort()).toEqual(volumes.map((v) => v.pod).sort());
+
+    broker.batches = false;
+    try {
+      const before = broker.batchRequests;
+      broker.setFiles(namespace, first.binding, [{ path: 'token', mode: 0o440, content: 't3' }]);
+      await eventually('rotation through single publishes', everywhere('t3'));
+      expect(broker.batchRequests).toBe(before);
+    } finally {
+      broker.batches = true;
+    }
+  });
+
   it('refuses a pod that is not entitled and leaves no mount behind', async () => {
     const v = newVolume();
     broker.setFiles(namespace, v.binding, [{ path: 'x', mode: 0o440, content: 'x' }]);

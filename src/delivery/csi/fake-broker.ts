@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { ChangesAnswer, ChangesRequest, PublishAnswer, PublishRequest, PublishedFile } from '../../broker/broker.protocol.ts';
+import type { BrokerError, ChangesAnswer, ChangesRequest, PublishAnswer, PublishBatchAnswer, PublishBatchRequest, PublishRequest, PublishedFile } from '../../broker/broker.protocol.ts';
 import { BrokerRefusal, BrokerUnreachable, type NodeBrokerPort } from './broker.port.ts';
 
 /**
@@ -11,6 +11,10 @@ export class FakeBroker implements NodeBrokerPort {
   readonly #waiters = new Set<() => void>();
   /** Every publish request received (tests check the pod identity and token passed on). */
   readonly publishes: PublishRequest[] = [];
+  /** How many `/v1/publish-batch` requests were received (their volumes are in `publishes` too). */
+  batchRequests = 0;
+  /** False: answers `/v1/publish-batch` as a broker that predates it (404). */
+  batches = true;
   /** How many change polls were received. */
   changePolls = 0;
   down = false;
@@ -48,6 +52,27 @@ export class FakeBroker implements NodeBrokerPort {
     if (!entry.entitled.has(request.pod.name)) throw new BrokerRefusal(403, 'NotEntitled', 'pod is not entitled to this binding');
     const files: PublishedFile[] = entry.files.map((file) => ({ path: file.path, mode: file.mode, contentBase64: Buffer.from(file.content).toString('base64') }));
     return { volumeId: request.volumeId, contentHash: hashOf(entry.files), files };
+  }
+
+  async publishBatch(request: PublishBatchRequest): Promise<PublishBatchAnswer> {
+    await Promise.resolve();
+    if (this.down) throw new BrokerUnreachable('broker unreachable: connect ECONNREFUSED');
+    if (!this.batches) throw new BrokerRefusal(404, 'InvalidSpec', 'no such endpoint');
+    this.batchRequests++;
+    const fileSets: { contentHash: string; files: PublishedFile[] }[] = [];
+    const results: PublishBatchAnswer['results'][number][] = [];
+    for (const volume of request.volumes) {
+      try {
+        const answer = await this.publish(volume);
+        let fileSet = fileSets.findIndex((set) => set.contentHash === answer.contentHash);
+        if (fileSet < 0) fileSet = fileSets.push({ contentHash: answer.contentHash, files: [...answer.files] }) - 1;
+        results.push({ volumeId: volume.volumeId, contentHash: answer.contentHash, fileSet });
+      } catch (error) {
+        if (!(error instanceof BrokerRefusal)) throw error;
+        results.push({ volumeId: volume.volumeId, error: { status: error.status, reason: error.reason as BrokerError['reason'], message: error.message } });
+      }
+    }
+    return { results, fileSets };
   }
 
   async changes(request: ChangesRequest, signal: AbortSignal): Promise<ChangesAnswer> {

@@ -1,5 +1,6 @@
 import { readdir, rm, rmdir, stat } from 'node:fs/promises';
-import type { PublishAnswer } from '../../broker/broker.protocol.ts';
+import pLimit, { type LimitFunction } from 'p-limit';
+import { maxPublishBatch, type ChangesAnswer, type PublishAnswer, type PublishBatchAnswer, type PublishedFile } from '../../broker/broker.protocol.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { SecretValue } from '../../observability/secret-value.ts';
 import { sanitizeError } from '../../observability/sanitize.ts';
@@ -19,11 +20,19 @@ export interface NodePluginOptions {
   readonly changesWaitSeconds: number;
   /** Backoff after a failed change poll or refresh: from `min` doubling up to `max`, jittered. */
   readonly backoff: { readonly minMs: number; readonly maxMs: number };
-  /** How many changed volumes are refreshed at once after a change answer (default 16). */
+  /** How many changed volumes' file sets are written at once after a change answer (default 32). */
   readonly refreshConcurrency?: number;
+  /** How many changed volumes one `/v1/publish-batch` request asks for (default 64, at most 256; ADR 0224). */
+  readonly refreshBatchSize?: number;
 }
 
-const defaultRefreshConcurrency = 16;
+const defaultRefreshConcurrency = 32;
+const defaultRefreshBatchSize = 64;
+/** Batch requests of one change answer in flight at once. */
+const batchesInFlight = 4;
+
+type Change = ChangesAnswer['changed'][number];
+type Outcome = 'done' | 'noop' | 'failed';
 
 export interface PublishVolume extends PodVolume {
   readonly volumeId: string;
@@ -127,7 +136,7 @@ export class NodePlugin {
         ...(volume.gid === undefined ? {} : { gid: volume.gid }),
       });
       answer = await this.#options.broker.publish(this.#publishRequest(volume.volumeId, volume));
-      swapped = (await writeFileSet(mount.writePath, filesOf(answer), volume.gid === undefined ? {} : { gid: volume.gid })).changed;
+      swapped = (await writeFileSet(mount.writePath, filesOf(answer.files), volume.gid === undefined ? {} : { gid: volume.gid })).changed;
     } catch (err) {
       // Nothing is served yet: leave no mount behind; the kubelet retries the call. A mount found
       // from before (plugin restart) keeps its files (invariant 7).
@@ -162,12 +171,112 @@ export class NodePlugin {
     }
     if (answer.contentHash === state.contentHash) return 'unchanged';
     if (expectedHash !== null && answer.contentHash !== expectedHash) log.debug('content moved on again', { contentHash: answer.contentHash });
-    await this.#assertMounted(state);
-    const { changed } = await writeFileSet(state.writePath, filesOf(answer), state.request.gid === undefined ? {} : { gid: state.request.gid });
-    if (changed) state.swaps++;
-    state.contentHash = answer.contentHash;
-    log.info('volume refreshed', { files: answer.files.length, contentHash: answer.contentHash });
+    await this.#write(state, filesOf(answer.files), answer.contentHash, log);
     return 'refreshed';
+  }
+
+  /** Switches the volume to `files` (atomic file set) and remembers their hash. */
+  async #write(state: VolumeState, files: readonly RenderedFile[], contentHash: string, log: Logger): Promise<void> {
+    await this.#assertMounted(state);
+    // The hash differs from the one the files were written with: no need to compare them byte by byte.
+    const knownChanged = state.contentHash !== null && state.contentHash !== contentHash;
+    const { changed } = await writeFileSet(state.writePath, files, { knownChanged, ...(state.request.gid === undefined ? {} : { gid: state.request.gid }) });
+    if (changed) state.swaps++;
+    state.contentHash = contentHash;
+    log.info('volume refreshed', { files: files.length, contentHash });
+  }
+
+  /**
+   * Applies one change answer: revocations empty their volumes; changed volumes are re-read in
+   * batches (one broker request per batch, not per volume) and written a few at a time (ADR 0224).
+   * Every volume's write stays serialized with its publish/unpublish calls.
+   */
+  async #apply(changes: readonly Change[]): Promise<Set<Outcome>> {
+    const outcomes = new Set<Outcome>();
+    const writes = pLimit(this.#options.refreshConcurrency ?? defaultRefreshConcurrency);
+    const toRead: { change: Change; state: VolumeState; heldHash: string | null }[] = [];
+    for (const change of changes) {
+      const state = this.#volumes.get(change.volumeId);
+      if (state === undefined || (!change.revoked && change.contentHash === state.contentHash)) outcomes.add('noop');
+      else if (!change.revoked) toRead.push({ change, state, heldHash: state.contentHash });
+    }
+    const revocations = writes.map(
+      changes.filter((c) => c.revoked),
+      (change) =>
+        this.#serialized(change.volumeId, async (): Promise<Outcome> => {
+          const state = this.#volumes.get(change.volumeId);
+          if (state === undefined || (state.contentHash === null && !(await hasFiles(state.targetPath)))) return 'noop';
+          await this.#empty(state);
+          this.#logFor({ ...state.request, volumeId: state.volumeId }).warn('volume revoked: files removed', {});
+          return 'done';
+        }),
+    );
+    const size = Math.max(1, Math.min(maxPublishBatch, this.#options.refreshBatchSize ?? defaultRefreshBatchSize));
+    const batches = Array.from({ length: Math.ceil(toRead.length / size) }, (_, i) => toRead.slice(i * size, (i + 1) * size));
+    const reads = pLimit(batchesInFlight).map(batches, (batch) => this.#refreshBatch(batch, writes));
+    for (const outcome of [...(await revocations), ...(await reads).flat()]) outcomes.add(outcome);
+    return outcomes;
+  }
+
+  /**
+   * Re-reads a batch of volumes with one broker request and writes each answer. A volume whose
+   * hash moved while the batch was read (a republish wrote it) is left alone: that write read the
+   * content later than this batch. A broker without `/v1/publish-batch` (404: an older controller
+   * during an upgrade) gets one publish per volume, as before.
+   */
+  async #refreshBatch(batch: readonly { change: Change; state: VolumeState; heldHash: string | null }[], writes: LimitFunction): Promise<Outcome[]> {
+    let answer: PublishBatchAnswer;
+    try {
+      answer = await this.#options.broker.publishBatch({ volumes: batch.map(({ state }) => this.#publishRequest(state.volumeId, state.request)) });
+    } catch (err) {
+      if (err instanceof BrokerRefusal && err.status === 404) {
+        return writes.map(batch, ({ change }) =>
+          this.#serialized(change.volumeId, async (): Promise<Outcome> => {
+            const state = this.#volumes.get(change.volumeId);
+            if (state === undefined || change.contentHash === state.contentHash) return 'noop';
+            return this.#refresh(state, change.contentHash).then(
+              (result) => (result === 'unchanged' ? 'noop' : 'done'),
+              () => 'failed' as const,
+            );
+          }),
+        );
+      }
+      this.#options.logger.warn('refresh failed: keeping the current files', { volumes: batch.length, error: sanitizeError(err) });
+      return ['failed'];
+    }
+    const fileSets = answer.fileSets.map((set) => filesOf(set.files));
+    return writes.map(batch, ({ state: asked, heldHash }, i) =>
+      this.#serialized(asked.volumeId, async (): Promise<Outcome> => {
+        const result = answer.results[i];
+        const state = this.#volumes.get(asked.volumeId);
+        if (state === undefined || state.contentHash !== heldHash) return 'noop';
+        const log = this.#logFor({ ...state.request, volumeId: state.volumeId });
+        if (result?.volumeId !== state.volumeId) {
+          log.warn('refresh failed: keeping the current files', { error: 'the broker answered another volume' });
+          return 'failed';
+        }
+        if ('error' in result) {
+          const refusal = new BrokerRefusal(result.error.status, result.error.reason, result.error.message);
+          if (refusal.revokes) {
+            await this.#empty(state);
+            log.warn('volume revoked by the broker: files removed', { reason: refusal.reason });
+            return 'done';
+          }
+          log.warn('refresh failed: keeping the current files', { error: sanitizeError(refusal) });
+          return 'failed';
+        }
+        if (result.contentHash === state.contentHash) return 'noop';
+        const files = fileSets[result.fileSet];
+        if (files === undefined) return 'failed';
+        try {
+          await this.#write(state, files, result.contentHash, log);
+          return 'done';
+        } catch (err) {
+          log.warn('refresh failed: keeping the current files', { error: sanitizeError(err) });
+          return 'failed';
+        }
+      }),
+    );
   }
 
   async #empty(state: VolumeState): Promise<void> {
@@ -215,31 +324,10 @@ export class NodePlugin {
           },
           wake.signal,
         );
-        const applied = { progressed: false };
-        // Changed volumes are refreshed a few at a time: one rotation reaches every volume of the
-        // node in about one broker round trip per batch, not one per volume (ADR 0105).
-        await eachBounded(answer.changed, this.#options.refreshConcurrency ?? defaultRefreshConcurrency, async (change) => {
-          const outcome = await this.#serialized(change.volumeId, async (): Promise<'done' | 'noop' | 'failed'> => {
-            const state = this.#volumes.get(change.volumeId);
-            if (state === undefined) return 'noop';
-            if (change.revoked) {
-              if (state.contentHash === null && !(await hasFiles(state.targetPath))) return 'noop';
-              await this.#empty(state);
-              this.#logFor({ ...state.request, volumeId: state.volumeId }).warn('volume revoked: files removed', {});
-              return 'done';
-            }
-            if (change.contentHash === state.contentHash) return 'noop';
-            return this.#refresh(state, change.contentHash).then(
-              (result) => (result === 'unchanged' ? 'noop' : 'done'),
-              () => 'failed' as const,
-            );
-          });
-          if (outcome === 'failed') failed = true;
-          if (outcome === 'done') applied.progressed = true;
-        });
+        const outcomes = await this.#apply(answer.changed);
         // Changes answered but none could be applied (e.g. the publish answer lags the stream's
         // hash): pace the next poll instead of spinning on the same answer.
-        if (answer.changed.length > 0 && !applied.progressed) failed = true;
+        if (outcomes.has('failed') || (answer.changed.length > 0 && !outcomes.has('done'))) failed = true;
       } catch (err) {
         if (wake.signal.aborted) {
           this.#rearm(wake);
@@ -289,17 +377,8 @@ export class NodePlugin {
   }
 }
 
-/** Runs `task` for every item, at most `limit` at a time. */
-async function eachBounded<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    for (let i = next++; i < items.length; i = next++) await task(items[i] as T);
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-}
-
-function filesOf(answer: PublishAnswer): RenderedFile[] {
-  return answer.files.map((file) => ({ path: file.path, mode: file.mode, content: SecretValue.fromBytes(Buffer.from(file.contentBase64, 'base64')) }));
+function filesOf(files: readonly PublishedFile[]): RenderedFile[] {
+  return files.map((file) => ({ path: file.path, mode: file.mode, content: SecretValue.fromBytes(Buffer.from(file.contentBase64, 'base64')) }));
 }
 
 async function hasFiles(dir: string): Promise<boolean> {

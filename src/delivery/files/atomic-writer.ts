@@ -19,6 +19,11 @@ import type { RenderedFile } from './file-set.ts';
 export interface WriteOptions {
   /** The pod's fsGroup: files and directories get this group when set. */
   readonly gid?: number;
+  /**
+   * The caller knows the current version holds other content (its content hash differs): the
+   * byte-by-byte comparison that makes an unchanged write a no-op is skipped (ADR 0224).
+   */
+  readonly knownChanged?: boolean;
 }
 
 export interface WriteResult {
@@ -52,7 +57,7 @@ export async function writeFileSet(dir: string, files: readonly RenderedFile[], 
   assertNoFileIsADirectory(files);
 
   const oldVersion = await currentVersionDir(dir);
-  if (oldVersion !== undefined && (await versionEquals(join(dir, oldVersion), files, options))) return { changed: false };
+  if (oldVersion !== undefined && options.knownChanged !== true && (await versionEquals(join(dir, oldVersion), files, options))) return { changed: false };
 
   const versionDir = await mkdtemp(join(dir, `..${timestamp(new Date())}_`));
   const versionName = posix.basename(versionDir);
@@ -84,14 +89,18 @@ export async function writeFileSet(dir: string, files: readonly RenderedFile[], 
     if (existing !== undefined) await rm(link, { recursive: true, force: true });
     await symlink(posix.join(dataLink, name), link);
   }
+  // One listing: the previous version, versions left by a writer that died between the switch and
+  // the cleanup, and links of files the new set no longer has.
   for (const entry of await readdir(dir)) {
-    if (entry.startsWith('..') || topLevel.has(entry)) continue;
+    if (entry.startsWith('..')) {
+      if (entry !== versionName && entry !== dataLink && entry !== dataTmpLink) await rm(join(dir, entry), { recursive: true, force: true });
+      continue;
+    }
+    if (topLevel.has(entry)) continue;
     const stats = await lstat(join(dir, entry));
     // Only our own links are removed; anything else in the directory is not ours to judge.
     if (stats.isSymbolicLink() && (await readlink(join(dir, entry))) === posix.join(dataLink, entry)) await unlink(join(dir, entry));
   }
-  if (oldVersion !== undefined && oldVersion !== versionName) await rm(join(dir, oldVersion), { recursive: true, force: true });
-  await removeStrayVersions(dir, versionName);
   return { changed: true };
 }
 
@@ -174,14 +183,6 @@ function assertNoFileIsADirectory(files: readonly RenderedFile[]): void {
       const prefix = segments.slice(0, i).join('/');
       if (paths.has(prefix)) throw new Error(`file path ${JSON.stringify(prefix)} is also a directory of ${JSON.stringify(file.path)}`);
     }
-  }
-}
-
-/** Version directories left by a writer that died between the switch and the cleanup. */
-async function removeStrayVersions(dir: string, keep: string): Promise<void> {
-  for (const entry of await readdir(dir)) {
-    if (!entry.startsWith('..') || entry === keep || entry === dataLink || entry === dataTmpLink) continue;
-    await rm(join(dir, entry), { recursive: true, force: true });
   }
 }
 

@@ -49,6 +49,18 @@ const guards: Record<string, Guard> = {
     values: { changeNotices: { azureEventGrid: { enabled: true } } },
     message: /changeNotices\.azureEventGrid\.secretName is required when changeNotices\.azureEventGrid\.enabled/,
   },
+  'Vault events API without its backend': {
+    values: { changeNotices: { vaultEvents: { enabled: true } } },
+    message: /changeNotices\.vaultEvents\.backend is required/,
+  },
+  'Event Grid Entra check without its audience': {
+    values: { changeNotices: { azureEventGrid: { enabled: true, entra: { enabled: true, tenantId: '72f988bf-86f1-41af-91ab-2d7cd011db47' } } } },
+    message: /changeNotices\.azureEventGrid\.entra\.audience is required/,
+  },
+  'Event Grid Entra check without a tenant, issuer or keys': {
+    values: { changeNotices: { azureEventGrid: { enabled: true, entra: { enabled: true, audience: 'api://secret-binder' } } } },
+    message: /changeNotices\.azureEventGrid\.entra\.tenantId is required/,
+  },
   'Event Grid port equal to the broker port': {
     values: { changeNotices: { azureEventGrid: { enabled: true, secretName: 'grid', port: 8443 } } },
     message: /changeNotices\.azureEventGrid\.port \(8443\) equals controller\.ports\.broker/,

@@ -44,10 +44,12 @@ const valueSets: Record<string, unknown> = {
   minimal: { controller: { replicas: 1, rollingRestart: { enabled: false } }, webhook: { enabled: false }, nodePlugin: { enabled: false } },
   tokenAccounts: { tokenServiceAccounts: ['vault-reader', 'aws-reader'] },
   existingSecrets: { brokerTls: { existingSecret: 'my-broker-tls' }, hmacKey: { existingSecret: 'my-hmac' }, image: { digest: `sha256:${'a'.repeat(64)}` } },
+  eventGridEntra: { changeNotices: { azureEventGrid: { enabled: true, entra: { enabled: true, tenantId: '72f988bf-86f1-41af-91ab-2d7cd011db47', audience: 'api://secret-binder-events' } } } },
   changeNotices: {
     networkPolicy: { enabled: true },
     changeNotices: {
       vaultAudit: { enabled: true, prefixSecret: 'bao-audit-prefix' },
+      vaultEvents: { enabled: true, backend: 'ClusterSecretBackend/vault-enterprise' },
       awsSqs: { enabled: true, queueUrl: 'https://sqs.eu-west-1.amazonaws.com/123456789012/secret-changes', backend: 'ClusterSecretBackend/aws' },
       azureEventGrid: { enabled: true, secretName: 'event-grid-secret' },
     },
@@ -336,6 +338,7 @@ describe('controller Deployment', () => {
     expect(config.changeNotices).toEqual({
       windowMs: 1000,
       vaultAudit: { listen: { kind: 'tcp', host: '0.0.0.0', port: 8200 }, prefixFile: '/etc/secret-binder/vault-audit/prefix', maxLinesPerSecond: 2000 },
+      vaultEvents: { backend: 'ClusterSecretBackend/vault-enterprise', eventTypes: 'kv*', maxEventsPerSecond: 100 },
       awsSqs: { queueUrl: 'https://sqs.eu-west-1.amazonaws.com/123456789012/secret-changes', backend: 'ClusterSecretBackend/aws', waitSeconds: 20, maxMessagesPerSecond: 100 },
       azureEventGrid: { host: '0.0.0.0', port: 8090, secretFile: '/etc/secret-binder/event-grid/secret', maxEventsPerSecond: 100 },
     });
@@ -346,8 +349,25 @@ describe('controller Deployment', () => {
     expect(JSON.stringify(only(manifests, 'NetworkPolicy', 'secret-binder-controller'))).toContain('"port":"vault-audit"');
     // Off by default: no flag, no Service.
     const defaults = podSpec(only(set('default'), 'Deployment', 'secret-binder-controller')).containers[0] as Container;
-    expect(parseControllerConfig((defaults.args ?? []).slice(1), { POD_NAMESPACE: releaseNs }).changeNotices).toMatchObject({ vaultAudit: undefined, awsSqs: undefined, azureEventGrid: undefined });
+    expect(parseControllerConfig((defaults.args ?? []).slice(1), { POD_NAMESPACE: releaseNs }).changeNotices).toMatchObject({ vaultAudit: undefined, vaultEvents: undefined, awsSqs: undefined, azureEventGrid: undefined });
     expect(set('default').filter((m) => m.metadata.name === 'secret-binder-change-notices')).toEqual([]);
+  });
+
+  it("checks Event Grid's Entra tokens with the tenant's issuer and keys, without a shared secret when none is named (ADR 0225)", () => {
+    const pod = podSpec(only(set('eventGridEntra'), 'Deployment', 'secret-binder-controller'));
+    const config = parseControllerConfig(((pod.containers[0] as Container).args ?? []).slice(1), { POD_NAMESPACE: releaseNs });
+    expect(config.changeNotices.azureEventGrid).toEqual({
+      host: '0.0.0.0',
+      port: 8090,
+      maxEventsPerSecond: 100,
+      entra: {
+        audience: 'api://secret-binder-events',
+        issuer: 'https://sts.windows.net/72f988bf-86f1-41af-91ab-2d7cd011db47/',
+        jwksUrl: 'https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/discovery/v2.0/keys',
+        senderAppId: '4962773b-9cdb-44cf-a8bf-237846a00ab7',
+      },
+    });
+    expect(JSON.stringify(pod)).not.toContain('event-grid-secret');
   });
 });
 
