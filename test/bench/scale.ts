@@ -28,6 +28,8 @@ import {
   type BenchWorld,
   type ControllerUnderBench,
 } from './scale-world.ts';
+import { nodeRows } from './scale-nodes.ts';
+import { webhookRow } from './scale-webhook.ts';
 import { atMost, markdownTable, median, mib, quantile, row, scaleFigures, secs, type Row } from './scale-report.ts';
 
 export interface ScaleOptions {
@@ -45,6 +47,12 @@ export interface ScaleOptions {
   /** Seconds to let the controller settle before an RSS reading, and readings per figure. */
   readonly settleSeconds: number;
   readonly samples: number;
+  /** Node-side and webhook rows (scale-nodes.ts, scale-webhook.ts). */
+  readonly nodes: number;
+  readonly volumes: number;
+  readonly pluginVolumes: number;
+  readonly concurrentMounts: number;
+  readonly admissions: number;
 }
 
 export function parseScaleOptions(argv: readonly string[]): ScaleOptions {
@@ -65,6 +73,11 @@ export function parseScaleOptions(argv: readonly string[]): ScaleOptions {
       'settle-seconds': { type: 'string', default: '10' },
       samples: { type: 'string', default: '5' },
       'skip-build': { type: 'boolean', default: false },
+      nodes: { type: 'string', default: '4' },
+      volumes: { type: 'string', default: '1000' },
+      'plugin-volumes': { type: 'string', default: '110' },
+      'concurrent-mounts': { type: 'string', default: '100' },
+      admissions: { type: 'string', default: '500' },
     },
   });
   const int = (name: keyof typeof values, min: number): number => {
@@ -86,6 +99,11 @@ export function parseScaleOptions(argv: readonly string[]): ScaleOptions {
     settleSeconds: int('settle-seconds', 0),
     samples: int('samples', 1),
     build: !values['skip-build'],
+    nodes: int('nodes', 1),
+    volumes: int('volumes', 1),
+    pluginVolumes: int('plugin-volumes', 1),
+    concurrentMounts: int('concurrent-mounts', 1),
+    admissions: int('admissions', 1),
   };
 }
 
@@ -306,11 +324,8 @@ export async function runScaleBench(argv: readonly string[]): Promise<{ rows: Ro
     sampler.stop();
     rssSeries.push(...sampler.samples().map((x) => ({ t: x.t - t0, rssMiB: Number(x.rss.toFixed(1)) })).filter((_, i) => i % 4 === 0));
 
-    const notYet = 'not measured yet: the tier starts no node-plugin process yet (ADR 0200)';
-    rows.push(row(scaleFigures[7], '≤ 1 s', notYet, 'not measured'));
-    rows.push(row(scaleFigures[8], '≤ 64 MiB', notYet, 'not measured'));
-    rows.push(row(scaleFigures[9], 'report, ≤ 50 ms', notYet, 'not measured'));
-    rows.push(row(scaleFigures[10], '≤ 5 ms', 'not measured yet: no admission path registered with the API server in this tier (ADR 0200)', 'not measured'));
+    rows.push(...(await nodeRows(bench, leader, { nodes: o.nodes, volumes: o.volumes, pluginVolumes: o.pluginVolumes, concurrentMounts: o.concurrentMounts, refreshSeconds: o.refreshSeconds, settleSeconds: o.settleSeconds, samples: o.samples }, log)));
+    rows.push(await webhookRow(bench, leader, o.admissions, log));
     rows.push(row(scaleFigures[11], '≤ 1.1×', 'not measured yet (ADR 0200)', 'not measured'));
   } finally {
     for (const c of controllers) await c.stop();
