@@ -28,7 +28,9 @@ import {
   type BenchWorld,
   type ControllerUnderBench,
 } from './scale-world.ts';
+import { apiserverRequests, requestsBetween } from './scale-metrics.ts';
 import { nodeRows } from './scale-nodes.ts';
+import { oursForPeers, peersMarkdown, runEsoPeer, type PeerResult } from './scale-peers.ts';
 import { webhookRow } from './scale-webhook.ts';
 import { atMost, markdownTable, median, mib, quantile, row, scaleFigures, secs, type Row } from './scale-report.ts';
 
@@ -53,6 +55,8 @@ export interface ScaleOptions {
   readonly pluginVolumes: number;
   readonly concurrentMounts: number;
   readonly admissions: number;
+  /** Peers to run in the same world after ours (scale-peers.ts): `eso`. Bench only. */
+  readonly peers: readonly string[];
 }
 
 export function parseScaleOptions(argv: readonly string[]): ScaleOptions {
@@ -78,6 +82,8 @@ export function parseScaleOptions(argv: readonly string[]): ScaleOptions {
       'plugin-volumes': { type: 'string', default: '110' },
       'concurrent-mounts': { type: 'string', default: '100' },
       admissions: { type: 'string', default: '500' },
+      peers: { type: 'string', default: '' },
+      series: { type: 'string' },
     },
   });
   const int = (name: keyof typeof values, min: number): number => {
@@ -104,6 +110,7 @@ export function parseScaleOptions(argv: readonly string[]): ScaleOptions {
     pluginVolumes: int('plugin-volumes', 1),
     concurrentMounts: int('concurrent-mounts', 1),
     admissions: int('admissions', 1),
+    peers: values.peers.split(',').filter((p) => p !== ''),
   };
 }
 
@@ -195,7 +202,7 @@ async function settledRss(pid: number, settleSeconds: number, samples: number): 
   return median(values);
 }
 
-export async function runScaleBench(argv: readonly string[]): Promise<{ rows: Row[]; markdown: string }> {
+export async function runScaleBench(argv: readonly string[]): Promise<{ rows: Row[]; markdown: string; peers: PeerResult[]; syncApiRequests: number | undefined }> {
   const o = parseScaleOptions(argv);
   if (o.build) {
     log('npm run build (the compiled JavaScript the image runs)');
@@ -207,6 +214,8 @@ export async function runScaleBench(argv: readonly string[]): Promise<{ rows: Ro
   const controllers: ControllerUnderBench[] = [];
   /** The leader's RSS over the run (ms since the first binding create; one reading a second). */
   const rssSeries: { t: number; rssMiB: number }[] = [];
+  const peers: PeerResult[] = [];
+  let syncApiRequests: number | undefined;
   const nsOf = (i: number): string => namespaces[i % namespaces.length] as string;
   try {
     log(`writing ${String(o.keys)} OpenBao keys`);
@@ -260,12 +269,15 @@ export async function runScaleBench(argv: readonly string[]): Promise<{ rows: Ro
       await createPod(core, nsOf(binding), binding, k % Math.max(1, o.podsPerBinding));
     });
     log(`creating ${String(o.bindings)} bindings at once`);
+    const apiBefore = await apiserverRequests(bench.kc);
     const t0 = Date.now();
     await inParallel(o.bindings, 32, async (i) => {
       await createBinding(custom, bench.systemNamespace, nsOf(i), i, o.keys);
     });
     const lastCreate = Date.now();
     const allReadyAt = await waitAllReady(custom, namespaces, o.bindings, Math.max(120_000, o.bindings * 100));
+    // API requests of the sync, the bench's own creates and cluster-wide lists of bindings taken out.
+    syncApiRequests = requestsBetween(apiBefore, await apiserverRequests(bench.kc), { resource: 'secretbindings', verbs: ['POST', 'LIST'] });
     if (allReadyAt === undefined) {
       rows.push(row(scaleFigures[3], '≤ 15 s', 'not all Ready within the wait', 'FAIL'));
     } else {
@@ -327,13 +339,18 @@ export async function runScaleBench(argv: readonly string[]): Promise<{ rows: Ro
     rows.push(...(await nodeRows(bench, leader, { nodes: o.nodes, volumes: o.volumes, pluginVolumes: o.pluginVolumes, concurrentMounts: o.concurrentMounts, refreshSeconds: o.refreshSeconds, settleSeconds: o.settleSeconds, samples: o.samples }, log)));
     rows.push(await webhookRow(bench, leader, o.admissions, log));
     rows.push(row(scaleFigures[11], '≤ 1.1×', 'not measured yet (ADR 0200)', 'not measured'));
+    if (o.peers.includes('eso')) {
+      // The peer runs alone: our controllers stop first (the by-hand comparison of issue 16 did the same).
+      for (const c of controllers) await c.stop();
+      peers.push(await runEsoPeer(bench, { count: o.bindings, keys: o.keys, refreshSeconds: o.refreshSeconds, idleIntervals: o.idleIntervals, settleSeconds: o.settleSeconds, samples: o.samples }, oursForPeers(rows, syncApiRequests), log));
+    }
   } finally {
     for (const c of controllers) await c.stop();
     await bench.close();
   }
   const order = (r: Row): number => (scaleFigures as readonly string[]).indexOf(r.figure);
   rows.sort((a, b) => order(a) - order(b));
-  const markdown = markdownTable(rows);
-  writeReportJson(o.out, { date: new Date().toISOString(), options: o, rows, leaderRss: rssSeries });
-  return { rows, markdown };
+  const markdown = peers.length === 0 ? markdownTable(rows) : `${markdownTable(rows)}\n\n${peersMarkdown(peers)}`;
+  writeReportJson(o.out, { date: new Date().toISOString(), options: o, rows, leaderRss: rssSeries, syncApiRequests, peers });
+  return { rows, markdown, peers, syncApiRequests };
 }
