@@ -30,7 +30,7 @@ import {
 } from './scale-world.ts';
 import { apiserverRequests, requestsBetween } from './scale-metrics.ts';
 import { nodeRows } from './scale-nodes.ts';
-import { oursForPeers, peersMarkdown, runEsoPeer, type PeerResult } from './scale-peers.ts';
+import { csiDriverPeer, oursForPeers, peersMarkdown, runEsoPeer, type PeerResult } from './scale-peers.ts';
 import { webhookRow } from './scale-webhook.ts';
 import { atMost, markdownTable, median, mib, quantile, row, scaleFigures, secs, type Row } from './scale-report.ts';
 
@@ -55,7 +55,7 @@ export interface ScaleOptions {
   readonly pluginVolumes: number;
   readonly concurrentMounts: number;
   readonly admissions: number;
-  /** Peers to run in the same world after ours (scale-peers.ts): `eso`. Bench only. */
+  /** Peers to run in the same world after ours (scale-peers.ts): `eso`, `csi`. Bench only. */
   readonly peers: readonly string[];
 }
 
@@ -344,6 +344,7 @@ export async function runScaleBench(argv: readonly string[]): Promise<{ rows: Ro
       for (const c of controllers) await c.stop();
       peers.push(await runEsoPeer(bench, { count: o.bindings, keys: o.keys, refreshSeconds: o.refreshSeconds, idleIntervals: o.idleIntervals, settleSeconds: o.settleSeconds, samples: o.samples }, oursForPeers(rows, syncApiRequests), log));
     }
+    if (o.peers.includes('csi')) peers.push(csiDriverPeer(oursForPeers(rows, syncApiRequests)));
   } finally {
     for (const c of controllers) await c.stop();
     await bench.close();

@@ -4,10 +4,14 @@
 #   External Secrets Operator: github.com/external-secrets/external-secrets (its go.mod has replace
 #   directives, so `go install mod@version` refuses it: the module is downloaded with
 #   `go mod download -json` and built inside a writable copy of it).
-# Usage: peers.sh [eso]   (prints the binary's directory on stdout)
+#   Secrets Store CSI driver + HashiCorp's Vault provider: `csi-check` asks the proxy whether both
+#   modules are served at their versions and prints the proxy's answer; the bench's row quotes it.
+# Usage: peers.sh [eso|csi-check]   (eso: prints the built module's directory on stdout)
 set -euo pipefail
 
 ESO_VERSION="${SECRET_BINDER_ESO_VERSION:-v0.16.2}"
+CSI_DRIVER_VERSION="${SECRET_BINDER_CSI_DRIVER_VERSION:-v1.5.4}"
+VAULT_CSI_PROVIDER_VERSION="${SECRET_BINDER_VAULT_CSI_PROVIDER_VERSION:-v1.7.0}"
 CACHE="${SECRET_BINDER_CACHE:-$HOME/.cache/secret-binder}"
 
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}" CGO_ENABLED=0 GOFLAGS=-mod=mod
@@ -35,5 +39,13 @@ build_module() {
 
 case "${1:-eso}" in
   eso) build_module external-secrets github.com/external-secrets/external-secrets "$ESO_VERSION" . ;;
+  csi-check)
+    tmp="$(mktemp -d)"
+    status=0
+    for module in "sigs.k8s.io/secrets-store-csi-driver@$CSI_DRIVER_VERSION" "github.com/hashicorp/vault-csi-provider@$VAULT_CSI_PROVIDER_VERSION"; do
+      if (cd "$tmp" && go list -m -json "$module" >/dev/null 2>"$tmp/err"); then echo "$module: served"; else echo "$module: $(tr '\n' ' ' <"$tmp/err")"; status=1; fi
+    done
+    rm -rf "$tmp"
+    exit "$status" ;;
   *) log "unknown peer: $1"; exit 2 ;;
 esac
