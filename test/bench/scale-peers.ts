@@ -6,12 +6,13 @@
  * the ratio ours ÷ theirs. Bench only: never part of .ci/run.
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ApiextensionsV1Api, type V1CustomResourceDefinition } from '@kubernetes/client-node';
+import { ApiextensionsV1Api } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
+import { rawRequest } from '../harness/crds.ts';
 import { startProcess, stopProcess } from '../harness/process.ts';
 import { fileSize, jsonLinesFrom, nodeChild, rssMiB, rssSampler, type BenchWorld } from './scale-world.ts';
 import { median, scaleFigures, type Row } from './scale-report.ts';
@@ -84,19 +85,20 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** ESO's CRDs from its module, by server-side apply of the raw YAML (the typed client drops `x-kubernetes-*` keys), then Established. */
 async function installEsoCrds(bench: BenchWorld, srcDir: string): Promise<void> {
   const api = bench.kc.makeApiClient(ApiextensionsV1Api);
-  const dir = join(srcDir, 'config/crds/bases');
   const names: string[] = [];
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml')) {
-    for (const doc of parseAllDocuments(readFileSync(join(dir, file), 'utf8'))) {
-      const crd = doc.toJS() as V1CustomResourceDefinition | null;
-      if (crd?.kind !== 'CustomResourceDefinition') continue;
-      names.push(crd.metadata?.name ?? '');
-      await api.createCustomResourceDefinition({ body: crd }).catch((error: unknown) => {
-        if (!String(error).includes('AlreadyExists') && !String((error as { code?: number }).code).includes('409')) throw error;
-      });
-    }
+  for (const doc of parseAllDocuments(readFileSync(join(srcDir, 'deploy/crds/bundle.yaml'), 'utf8'))) {
+    const crd = doc.toJS() as { kind?: string; metadata?: { name?: string } } | null;
+    const name = crd?.metadata?.name;
+    if (crd?.kind !== 'CustomResourceDefinition' || name === undefined) continue;
+    names.push(name);
+    const answer = await rawRequest(
+      bench.kc, 'PATCH', `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}?fieldManager=secret-binder-bench&force=true`,
+      { 'Content-Type': 'application/apply-patch+yaml', Accept: 'application/json' }, doc.toString(),
+    );
+    if (answer.status !== 200 && answer.status !== 201) throw new Error(`applying ESO CRD ${name}: ${String(answer.status)} ${answer.body.slice(0, 500)}`);
   }
   for (const name of names) {
     for (let i = 0; ; i++) {
