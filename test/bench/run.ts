@@ -1,7 +1,9 @@
 /**
  * `npm run bench -- fuzz [cases] [seed]` runs the fuzz bench instead (fuzz.ts); `npm run bench -- cli`
  * the kubectl plugin's (cli.ts).
- * `npm run bench -- --tier scale [--bindings N ...]` runs the scale tier (scale.ts, ADR 0200);
+ * `npm run bench -- --tier scale [--bindings N ...]` runs the scale tier (scale.ts, ADR 0200), with
+ * `--peers eso` the peers beside it (scale-peers.ts, ADR 0270), with `--series 500,1000,...` once per
+ * size and SVG charts (scale-series.ts, ADR 0271);
  * `npm run bench -- --tier event-files [--volumes N] [--nodes N]` the event-driven delivery row (event-files.ts).
  *
  * `npm run bench`: performance targets of DESIGN.md that can be measured in one process, printed as
@@ -35,6 +37,10 @@ if (process.argv[2] === 'fuzz') {
 }
 if (process.argv.slice(2).join(' ').includes('--tier event-files') || process.argv.includes('--tier=event-files')) {
   process.stdout.write(await (await import('./event-files.ts')).runEventFilesBench(process.argv.slice(2)));
+  process.exit(0);
+}
+if ((process.argv.slice(2).join(' ').includes('--tier scale') || process.argv.includes('--tier=scale')) && process.argv.some((a) => a === '--series' || a.startsWith('--series='))) {
+  process.stdout.write(await (await import('./scale-series.ts')).runScaleSeries(process.argv.slice(2)));
   process.exit(0);
 }
 if (process.argv.slice(2).join(' ').includes('--tier scale') || process.argv.includes('--tier=scale')) {

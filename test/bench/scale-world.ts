@@ -192,7 +192,7 @@ export function startBenchController(bench: BenchWorld, identity: string, leaseN
 }
 
 /** The node process under the `timeout` wrapper that startProcess puts around every server. */
-function nodeChild(wrapperPid: number): number {
+export function nodeChild(wrapperPid: number): number {
   for (let i = 0; i < 50; i++) {
     try {
       const children = readFileSync(`/proc/${String(wrapperPid)}/task/${String(wrapperPid)}/children`, 'utf8').trim().split(/\s+/).filter((s) => s !== '');

@@ -29,6 +29,10 @@ import {
   type ControllerUnderBench,
 } from './scale-world.ts';
 import { runChurn } from './scale-churn.ts';
+import { apiserverRequests, requestsBetween } from './scale-metrics.ts';
+import { nodeRows } from './scale-nodes.ts';
+import { csiDriverPeer, oursForPeers, peersMarkdown, runEsoPeer, type PeerResult } from './scale-peers.ts';
+import { webhookRow } from './scale-webhook.ts';
 import { atMost, markdownTable, median, mib, quantile, row, scaleFigures, secs, type Row } from './scale-report.ts';
 
 export interface ScaleOptions {
@@ -49,6 +53,14 @@ export interface ScaleOptions {
   /** Seconds of binding and pod churn for the churn row, and bindings per churn round. */
   readonly churnSeconds: number;
   readonly churnBindings: number;
+  /** Node-side and webhook rows (scale-nodes.ts, scale-webhook.ts). */
+  readonly nodes: number;
+  readonly volumes: number;
+  readonly pluginVolumes: number;
+  readonly concurrentMounts: number;
+  readonly admissions: number;
+  /** Peers to run in the same world after ours (scale-peers.ts): `eso`, `csi`. Bench only. */
+  readonly peers: readonly string[];
 }
 
 export function parseScaleOptions(argv: readonly string[]): ScaleOptions {
@@ -71,6 +83,13 @@ export function parseScaleOptions(argv: readonly string[]): ScaleOptions {
       'skip-build': { type: 'boolean', default: false },
       'churn-seconds': { type: 'string', default: '600' },
       'churn-bindings': { type: 'string', default: '100' },
+      nodes: { type: 'string', default: '4' },
+      volumes: { type: 'string', default: '1000' },
+      'plugin-volumes': { type: 'string', default: '110' },
+      'concurrent-mounts': { type: 'string', default: '100' },
+      admissions: { type: 'string', default: '500' },
+      peers: { type: 'string', default: '' },
+      series: { type: 'string' },
     },
   });
   const int = (name: keyof typeof values, min: number): number => {
@@ -94,6 +113,12 @@ export function parseScaleOptions(argv: readonly string[]): ScaleOptions {
     build: !values['skip-build'],
     churnSeconds: int('churn-seconds', 1),
     churnBindings: int('churn-bindings', 1),
+    nodes: int('nodes', 1),
+    volumes: int('volumes', 1),
+    pluginVolumes: int('plugin-volumes', 1),
+    concurrentMounts: int('concurrent-mounts', 1),
+    admissions: int('admissions', 1),
+    peers: values.peers.split(',').filter((p) => p !== ''),
   };
 }
 
@@ -185,7 +210,7 @@ async function settledRss(pid: number, settleSeconds: number, samples: number): 
   return median(values);
 }
 
-export async function runScaleBench(argv: readonly string[]): Promise<{ rows: Row[]; markdown: string }> {
+export async function runScaleBench(argv: readonly string[]): Promise<{ rows: Row[]; markdown: string; peers: PeerResult[]; syncApiRequests: number | undefined }> {
   const o = parseScaleOptions(argv);
   if (o.build) {
     log('npm run build (the compiled JavaScript the image runs)');
@@ -197,6 +222,8 @@ export async function runScaleBench(argv: readonly string[]): Promise<{ rows: Ro
   const controllers: ControllerUnderBench[] = [];
   /** The leader's RSS over the run (ms since the first binding create; one reading a second). */
   const rssSeries: { t: number; rssMiB: number }[] = [];
+  const peers: PeerResult[] = [];
+  let syncApiRequests: number | undefined;
   const nsOf = (i: number): string => namespaces[i % namespaces.length] as string;
   try {
     log(`writing ${String(o.keys)} OpenBao keys`);
@@ -250,12 +277,15 @@ export async function runScaleBench(argv: readonly string[]): Promise<{ rows: Ro
       await createPod(core, nsOf(binding), binding, k % Math.max(1, o.podsPerBinding));
     });
     log(`creating ${String(o.bindings)} bindings at once`);
+    const apiBefore = await apiserverRequests(bench.kc);
     const t0 = Date.now();
     await inParallel(o.bindings, 32, async (i) => {
       await createBinding(custom, bench.systemNamespace, nsOf(i), i, o.keys);
     });
     const lastCreate = Date.now();
     const allReadyAt = await waitAllReady(custom, namespaces, o.bindings, Math.max(120_000, o.bindings * 100));
+    // API requests of the sync, the bench's own creates and cluster-wide lists of bindings taken out.
+    syncApiRequests = requestsBetween(apiBefore, await apiserverRequests(bench.kc), { resource: 'secretbindings', verbs: ['POST', 'LIST'] });
     if (allReadyAt === undefined) {
       rows.push(row(scaleFigures[3], '≤ 15 s', 'not all Ready within the wait', 'FAIL'));
     } else {
@@ -314,11 +344,8 @@ export async function runScaleBench(argv: readonly string[]): Promise<{ rows: Ro
     sampler.stop();
     rssSeries.push(...sampler.samples().map((x) => ({ t: x.t - t0, rssMiB: Number(x.rss.toFixed(1)) })).filter((_, i) => i % 4 === 0));
 
-    const notYet = 'not measured yet: the tier starts no node-plugin process yet (ADR 0200)';
-    rows.push(row(scaleFigures[7], '≤ 1 s', notYet, 'not measured'));
-    rows.push(row(scaleFigures[8], '≤ 64 MiB', notYet, 'not measured'));
-    rows.push(row(scaleFigures[9], 'report, ≤ 50 ms', notYet, 'not measured'));
-    rows.push(row(scaleFigures[10], '≤ 5 ms', 'not measured yet: no admission path registered with the API server in this tier (ADR 0200)', 'not measured'));
+    rows.push(...(await nodeRows(bench, leader, { nodes: o.nodes, volumes: o.volumes, pluginVolumes: o.pluginVolumes, concurrentMounts: o.concurrentMounts, refreshSeconds: o.refreshSeconds, settleSeconds: o.settleSeconds, samples: o.samples }, log)));
+    rows.push(await webhookRow(bench, leader, o.admissions, log));
     const churn = await runChurn(
       { seconds: o.churnSeconds, bindingsPerRound: o.churnBindings, podsPerBinding: o.podsPerBinding, firstIndex: o.bindings + o.newBindings },
       {
@@ -335,13 +362,19 @@ export async function runScaleBench(argv: readonly string[]): Promise<{ rows: Ro
       },
     );
     rows.push(row(scaleFigures[11], '≤ 1.1×', `${churn.ratio.toFixed(2)}× (${mib(churn.beforeMiB)} → ${mib(churn.afterMiB)}, each after a full GC; ${String(churn.rounds)} rounds of ${String(o.churnBindings)} bindings and their pods created and deleted over ${secs(churn.ms)})`, atMost(churn.ratio, 1.1), { ratio: churn.ratio, beforeMiB: churn.beforeMiB, afterMiB: churn.afterMiB, rounds: churn.rounds, bindings: churn.bindings, pods: churn.pods, ms: churn.ms }));
+    if (o.peers.includes('eso')) {
+      // The peer runs alone: our controllers stop first (the by-hand comparison of issue 16 did the same).
+      for (const c of controllers) await c.stop();
+      peers.push(await runEsoPeer(bench, { count: o.bindings, keys: o.keys, refreshSeconds: o.refreshSeconds, idleIntervals: o.idleIntervals, settleSeconds: o.settleSeconds, samples: o.samples }, oursForPeers(rows, syncApiRequests), log));
+    }
+    if (o.peers.includes('csi')) peers.push(csiDriverPeer(oursForPeers(rows, syncApiRequests)));
   } finally {
     for (const c of controllers) await c.stop();
     await bench.close();
   }
   const order = (r: Row): number => (scaleFigures as readonly string[]).indexOf(r.figure);
   rows.sort((a, b) => order(a) - order(b));
-  const markdown = markdownTable(rows);
-  writeReportJson(o.out, { date: new Date().toISOString(), options: o, rows, leaderRss: rssSeries });
-  return { rows, markdown };
+  const markdown = peers.length === 0 ? markdownTable(rows) : `${markdownTable(rows)}\n\n${peersMarkdown(peers)}`;
+  writeReportJson(o.out, { date: new Date().toISOString(), options: o, rows, leaderRss: rssSeries, syncApiRequests, peers });
+  return { rows, markdown, peers, syncApiRequests };
 }

@@ -20,6 +20,7 @@ describe('npm run bench -- --tier scale, tiny', () => {
         '--tier', 'scale', '--bindings', '6', '--pods-per-binding', '1', '--unrelated', '10', '--namespaces', '2', '--keys', '4',
         '--refresh-seconds', '10', '--idle-intervals', '1', '--new-bindings', '2', '--replicas', '1', '--settle-seconds', '1', '--samples', '1',
         '--churn-seconds', '2', '--churn-bindings', '2',
+        '--nodes', '2', '--volumes', '6', '--plugin-volumes', '2', '--concurrent-mounts', '2', '--admissions', '10',
         '--out', out,
       ]);
       expect(rows.map((r) => r.figure)).toEqual([...scaleFigures]);
