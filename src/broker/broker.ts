@@ -15,6 +15,11 @@ export interface ContentSource {
   resolve(binding: SecretBinding, signal: AbortSignal): Promise<BindingContent>;
 }
 
+/** The content of a dynamic binding for one pod: its own credential (perPod) or the workload's. */
+export interface DynamicContentSource {
+  contentFor(binding: SecretBinding, pod: V1Pod, signal: AbortSignal): Promise<BindingContent>;
+}
+
 /** What the HTTP layer sends back: a status code and a JSON body. */
 export interface BrokerReply {
   readonly status: number;
@@ -45,6 +50,8 @@ export interface BrokerDeps {
   /** The same, with a cache no older than a second: for when this replica's cache looks behind. */
   readonly freshContent: ContentSource;
   readonly hub: ChangeHub;
+  /** Dynamic bindings' credentials, one per pod or per workload (issue 21); absent: dynamic bindings are refused. */
+  readonly dynamic?: DynamicContentSource;
   readonly audit: AuditLog;
   readonly metrics: BrokerMetrics;
   readonly logger: Logger;
@@ -126,7 +133,7 @@ export class Broker {
       const entitled = entitlement(binding, pod);
       if (!entitled.entitled) throw new Denial(403, 'NotEntitled', entitled.detail);
 
-      const content = await this.#content(binding, signal);
+      const content = binding.spec.dynamic === undefined ? await this.#content(binding, signal) : await this.#dynamicContent(binding, pod, signal);
       if (content.kind === 'failed') throw new Denial(statusForReason(content.reason), content.reason, content.message);
 
       const backendVersions: Record<string, string> = {};
@@ -196,6 +203,12 @@ export class Broker {
     }
     this.#deps.hub.record(binding, content);
     return content;
+  }
+
+  /** A dynamic binding's credential for the pod; its hash is the pod's own (ChangeHub.expect), not the binding's. */
+  async #dynamicContent(binding: SecretBinding, pod: V1Pod, signal: AbortSignal): Promise<BindingContent> {
+    if (this.#deps.dynamic === undefined) return { kind: 'failed', reason: 'InvalidSpec', message: 'dynamic bindings are not served by this broker', retry: false };
+    return this.#deps.dynamic.contentFor(binding, pod, signal);
   }
 
   #refuse(endpoint: 'publish' | 'changes', error: unknown, context: Omit<DeniedEvent, 'reason'>): BrokerReply {
@@ -350,7 +363,8 @@ export class Broker {
         revoke(current.reason);
         continue;
       }
-      const hash = current?.hash ?? binding.status?.contentHmac;
+      // A dynamic binding's volumes each hold their own credential (unknown here after a restart: no change).
+      const hash = binding.spec.dynamic !== undefined ? this.#deps.hub.expected(v.namespace, v.binding, v.pod.uid) : (current?.hash ?? binding.status?.contentHmac);
       if (hash !== undefined && hash !== v.contentHash) changed.push({ volumeId: v.volumeId, contentHash: hash, revoked: false });
     }
     return changed;

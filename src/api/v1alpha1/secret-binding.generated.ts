@@ -46,11 +46,55 @@ export interface SecretBindingSpec {
    */
   containers: string[];
   /**
-   * The files of the volume. Each is either a single secret (key, with optional property and version) or a formatted file (format and items) built from several.
+   * The files of the volume. Each is either a single secret (key, with optional property and version) or a formatted file (format and items) built from several. Empty (or omitted) exactly when the binding has a dynamic source instead.
    *
    * @maxItems 128
    */
   files: SecretBindingFile[];
+  /**
+   * A dynamic secret instead of files: an OpenBao/Vault endpoint that issues a leased credential on each request (database, AWS, RabbitMQ engines…). The controller issues the lease, renews it at two thirds of its TTL, issues a new one before the lease's maximum TTL and delivers it by the rotation strategy, and revokes it when its pods are gone or the binding is deleted. The backend must be a `vault` backend; lease records are kept in its KV mount under `secret-binder/leases/` (docs/dynamic-secrets.md).
+   */
+  dynamic?: {
+    /**
+     * The endpoint that issues the credential, e.g. database/creds/app (read with GET; with parameters, written with POST).
+     */
+    path: string;
+    /**
+     * Request parameters; when set, the credential is requested with a POST of these.
+     */
+    parameters?: {
+      [k: string]: string | undefined;
+    };
+    /**
+     * perPod: every consuming pod gets its own lease (own database role); perWorkload: one lease shared by every pod the binding maps.
+     */
+    scope?: 'perPod' | 'perWorkload';
+    /**
+     * The files of the volume, each a field of the credential or a template over its fields.
+     *
+     * @maxItems 32
+     *
+     * Items: One file of the volume.
+     */
+    files: {
+      /**
+       * Path of the file relative to the volume root, e.g. username or db.env.
+       */
+      path: string;
+      /**
+       * A field of the credential's data, e.g. username or password.
+       */
+      field?: string;
+      /**
+       * Text in which every {{ field }} is replaced by that field of the credential, e.g. "postgresql://{{ username }}:{{ password }}@db:5432/app" or a .env file.
+       */
+      template?: string;
+      /**
+       * File permission bits (decimal, e.g. 288 = 0440); default 0440.
+       */
+      mode?: number;
+    }[];
+  };
   /**
    * How often the versions of this binding's secrets are checked, as a duration (at least 10s, at most 24h). Empty uses the backend's refreshInterval. Checks are shared with every other binding reading the same secrets.
    */

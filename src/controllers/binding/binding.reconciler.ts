@@ -16,6 +16,7 @@ import { RetryError, type ReconcileContext, type ReconcileResult, type Reconcile
 import { publishStatus, type StatusPublisher } from '../status-sync.ts';
 import { pollSchedule, type BackendHealth, type BindingContent, type BindingContentResolver } from './binding-content.ts';
 import { countConsumers, isConsumer } from './consumers.ts';
+import type { LeaseKeeper } from '../../dynamic/lease-keeper.ts';
 
 export { backendRefKey } from './binding-content.ts';
 
@@ -25,6 +26,8 @@ export interface BindingReconcilerDeps {
   /** Whether the pod cache of a namespace has listed: consumer counts from a cold cache would be wrong writes. */
   readonly podsSynced: (namespace: string) => boolean;
   readonly content: BindingContentResolver;
+  /** Dynamic bindings' leases (issue 21); absent: dynamic bindings are refused. */
+  readonly leases?: Pick<LeaseKeeper, 'reconcile' | 'release'>;
   readonly publisher: StatusPublisher;
   /** Which hash each consuming pod holds (the broker's change hub); absent without a broker. */
   readonly deliveries?: { staleConsumers(namespace: string, name: string, podUids: readonly string[], current: string): number };
@@ -56,12 +59,15 @@ export class BindingReconciler implements Reconciler {
     // Gone or going: nothing to publish; consumers lose access through the broker's own checks.
     if (binding === undefined || binding.metadata.deletionTimestamp !== undefined) {
       this.#refreshHandled.delete(key);
+      // A deleted dynamic binding's leases are revoked; a backend failure throws and is retried.
+      if (binding === undefined) await this.#deps.leases?.release(key, context.signal);
       return {};
     }
     // The namespace's pod cache starts when its first binding appears; publishing before it has
     // listed would count zero consumers and write a status that is wrong a moment later.
     if (!this.#deps.podsSynced(binding.metadata.namespace ?? '')) return { requeueAfterMs: 250 };
     const refreshMs = this.#deps.content.refreshIntervalMs(binding);
+    if (binding.spec.dynamic !== undefined) return this.#reconcileDynamic(key, binding, refreshMs, context.signal);
     // A new refresh-requested value bypasses the cache's freshness once; the same value seen
     // again (any other reconcile) is a no-op. After a controller restart a present value counts
     // as new: one extra version check, nothing written.
@@ -83,6 +89,28 @@ export class BindingReconciler implements Reconciler {
   }
 
   /**
+   * A dynamic binding: its leases renewed, re-issued or revoked, and a status that names the source
+   * and the consumers, with a content hash of the binding's dynamic spec (each pod holds its own
+   * credential, so no single hash of content exists; ADR 0262).
+   */
+  async #reconcileDynamic(key: string, binding: SecretBinding, refreshMs: number, signal: AbortSignal): Promise<ReconcileResult> {
+    const pods = this.#deps.pods.listNamespace(binding.metadata.namespace ?? '');
+    const outcome =
+      this.#deps.leases === undefined
+        ? ({ kind: 'failed', reason: 'InvalidSpec', message: 'dynamic bindings are not supported by this controller', retry: false } as const)
+        : await this.#deps.leases.reconcile(binding, pods, signal);
+    const conclusion: Conclusion =
+      'ok' in outcome
+        ? { kind: 'resolved', files: [], hmac: outcome.result.hmac, versions: [{ key: binding.spec.dynamic?.path ?? '', version: 'leased' }], stale: undefined }
+        : outcome;
+    await this.#publish(binding, conclusion);
+    const poll = pollSchedule(refreshMs).nextInMs;
+    if (conclusion.kind === 'failed' && conclusion.retry) throw new RetryError(conclusion.reason, `${key}: ${conclusion.reason}`, poll);
+    // Next look: the next renewal, re-issue or revocation due, else the refresh interval.
+    return { requeueAfterMs: 'ok' in outcome ? Math.min(poll, outcome.result.nextDueMs ?? poll) : poll };
+  }
+
+  /**
    * Consumers known to hold another hash than the published one. Counted when the reconcile runs
    * (at least once per interval), not on every delivery: a rotation costs at most one more write,
    * when the count settles (invariant 5).
@@ -90,7 +118,9 @@ export class BindingReconciler implements Reconciler {
   #stale(binding: SecretBinding, pods: readonly V1Pod[], hmac: string | undefined): { stale?: number } {
     if (this.#deps.deliveries === undefined || hmac === undefined) return {};
     const uids = pods.filter((p) => isConsumer(binding, p)).flatMap((p) => (p.metadata?.uid === undefined ? [] : [p.metadata.uid]));
-    return { stale: this.#deps.deliveries.staleConsumers(binding.metadata.namespace ?? '', binding.metadata.name ?? '', uids, hmac) };
+    const stale = this.#deps.deliveries.staleConsumers(binding.metadata.namespace ?? '', binding.metadata.name ?? '', uids, hmac);
+    // Each pod of a dynamic binding holds its own hash: a count against the binding's would be wrong.
+    return binding.spec.dynamic === undefined ? { stale } : {};
   }
 
   async #publish(binding: SecretBinding, conclusion: Conclusion): Promise<void> {
@@ -117,7 +147,7 @@ export class BindingReconciler implements Reconciler {
         sources: current?.sources,
       };
     } else {
-      const files = binding.spec.files.length;
+      const files = binding.spec.dynamic?.files.length ?? binding.spec.files.length;
       updates = [
         {
           type: 'Ready',

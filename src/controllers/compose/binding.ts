@@ -7,6 +7,7 @@ import type { BindingContentResolver } from '../binding/binding-content.ts';
 import { BindingReconciler, refreshRequestedAnnotation } from '../binding/binding.reconciler.ts';
 import type { StatusPublisher } from '../status-sync.ts';
 import type { OperatorContext } from './context.ts';
+import type { LeaseKeeper } from '../../dynamic/lease-keeper.ts';
 import { backendIndex, labelsChanged, specChanged } from './informers.ts';
 
 export interface BindingComposition {
@@ -21,6 +22,8 @@ export interface BindingCompositionDeps {
   readonly publisher: StatusPublisher;
   /** What the broker last delivered to each consuming pod (read only when the broker is enabled). */
   readonly hub: ChangeHub;
+  /** Dynamic bindings' leases: renewed, re-issued and revoked by the binding reconciler. */
+  readonly leases: LeaseKeeper;
 }
 
 /** The binding controller, fed by bindings, namespace labels and pods in namespaces with bindings. */
@@ -34,6 +37,7 @@ export function composeBinding({ config, clock, logger, runtimeMetrics, informer
       pods,
       podsSynced: (ns) => pods.hasSyncedNamespace(ns),
       content: deps.content,
+      leases: deps.leases,
       publisher: deps.publisher,
       ...(config.broker.enabled ? { deliveries: deps.hub } : {}),
       clock,
@@ -58,6 +62,8 @@ export function composeBinding({ config, clock, logger, runtimeMetrics, informer
       if (specChanged(old, b) || refreshRequested) bindingController.enqueue(objectKey(b));
     },
     delete: (b) => {
+      // Its leases are revoked by the reconcile of its key, which no longer finds the object.
+      deps.leases.bindingDeleted(b);
       const ns = b.metadata.namespace ?? '';
       if (bindings.listNamespace(ns).length === 0) pods.removeNamespace(ns);
       bindingController.enqueue(objectKey(b));

@@ -10,12 +10,14 @@ import type { AuditLog } from '../../observability/audit.ts';
 import { ManagedTlsSecret } from '../../tls/managed-tls.ts';
 import { BindingContentResolver, type BindingContentDeps } from '../binding/binding-content.ts';
 import type { OperatorContext } from './context.ts';
+import type { LeaseKeeper } from '../../dynamic/lease-keeper.ts';
 
 type EnabledBrokerConfig = Extract<BrokerConfig, { readonly enabled: true }>;
 
 export interface BrokerCompositionDeps {
   readonly contentDeps: BindingContentDeps;
   readonly hub: ChangeHub;
+  readonly dynamic: LeaseKeeper;
   /** Required: the broker audits every answer. */
   readonly audit: AuditLog | undefined;
 }
@@ -51,6 +53,7 @@ export function composeBroker({ clients, registry, logger, informers, config: { 
     content: new BindingContentResolver(deps.contentDeps),
     freshContent: new FreshContentResolver(deps.contentDeps),
     hub: deps.hub,
+    dynamic: deps.dynamic,
     audit: deps.audit,
     metrics: createBrokerMetrics(registry),
     logger: logger.child({ component: 'broker' }),
