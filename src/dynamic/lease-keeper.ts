@@ -187,17 +187,17 @@ export class LeaseKeeper {
             due(now + 2_000);
           }
         }
-        const lead = Math.max(minReissueLeadMs, (record.ttlSeconds * 1000) / 3);
-        const end = record.maxExpiresAt ?? record.expiresAt;
-        const renewAt = record.renewedAt + (record.ttlSeconds * 1000 * 2) / 3;
-        if (end - lead <= now || (!record.renewable && record.expiresAt - lead <= now)) {
+        // Renewal at two thirds of the TTL; a new credential a third of the TTL before the lease's
+        // end when renewals can no longer extend it (max TTL reached, or not renewable), or when it
+        // has (nearly) ended already (renewals missed while no controller ran).
+        if (record.expiresAt <= now + 1_000 || (reissueAt(record) ?? Number.POSITIVE_INFINITY) <= now) {
           record = await this.#reissue(opened.leasing, binding, key, record, holders, signal);
-        } else if (record.renewable && renewAt <= now) {
+        } else if (record.renewable && renewAt(record) <= now) {
           record = await this.#renew(opened.leasing, key, record, signal);
         }
-        const nextEnd = record.maxExpiresAt ?? (record.renewable ? undefined : record.expiresAt);
-        if (nextEnd !== undefined) due(nextEnd - Math.max(minReissueLeadMs, (record.ttlSeconds * 1000) / 3));
-        if (record.renewable) due(record.renewedAt + (record.ttlSeconds * 1000 * 2) / 3);
+        const nextReissue = reissueAt(record);
+        if (nextReissue !== undefined) due(nextReissue);
+        if (record.renewable && record.maxExpiresAt === undefined) due(renewAt(record));
         if (record.previous !== undefined) due(Math.min(record.previous.expiresAt, now + 2_000));
         kept.push(record);
       }
@@ -339,6 +339,17 @@ export class LeaseKeeper {
   #revoke(leasing: LeasingBackend, leaseId: string, signal: AbortSignal): Promise<void> {
     return leasing.revoke(SecretValue.fromString(leaseId), { signal });
   }
+}
+
+/** When a lease is renewed: two thirds of its TTL after the last renewal (or the issue). */
+function renewAt(record: LeaseRecord): number {
+  return record.renewedAt + (record.ttlSeconds * 1000 * 2) / 3;
+}
+
+/** When a new credential is issued: a third of the TTL (at least 5 s) before an end no renewal can move; undefined while renewals can. */
+function reissueAt(record: LeaseRecord): number | undefined {
+  const end = record.maxExpiresAt ?? (record.renewable ? undefined : record.expiresAt);
+  return end === undefined ? undefined : end - Math.max(minReissueLeadMs, (record.ttlSeconds * 1000) / 3);
 }
 
 function failure(error: unknown): Extract<BindingContent, { kind: 'failed' }> {
