@@ -8,6 +8,7 @@ import type { CacheReader } from '../runtime/object-store.ts';
 import type { BrokerMetrics } from './broker.metrics.ts';
 import { brokerAudience, type BrokerError, type ChangesAnswer, type PublishAnswer } from './broker.protocol.ts';
 import { ChangeHub } from './change-hub.ts';
+import type { CertificateRequestAnswer } from '../dynamic/lease-keeper.ts';
 import { entitlement } from './entitlement.ts';
 import { extraKeys, serviceAccountOf, singleExtra, type TokenIdentity, type TokenReviewCache, type TokenReviewer } from './token-review.ts';
 
@@ -18,6 +19,7 @@ export interface ContentSource {
 /** The content of a dynamic binding for one pod: its own credential (perPod) or the workload's. */
 export interface DynamicContentSource {
   contentFor(binding: SecretBinding, pod: V1Pod, signal: AbortSignal): Promise<BindingContent>;
+  certificateFor(binding: SecretBinding, pod: V1Pod, csrPem: string | undefined, signal: AbortSignal): Promise<BindingContent | CertificateRequestAnswer>;
 }
 
 /** What the HTTP layer sends back: a status code and a JSON body. */
@@ -65,6 +67,12 @@ const publishSchema = z.object({
   pod: z.object({ namespace: name, name, uid: z.string().min(1).max(64), serviceAccountName: name }),
   binding: name,
   podToken: z.string().min(1).max(16_384),
+  // A signing request only: a private key never crosses this boundary (ADR 0263).
+  csr: z
+    .string()
+    .max(16_384)
+    .refine((pem) => pem.trimStart().startsWith('-----BEGIN CERTIFICATE REQUEST-----') && !pem.includes('PRIVATE KEY'), 'csr must be a PEM certificate request and nothing else')
+    .optional(),
 });
 const changesSchema = z.object({
   volumes: z
@@ -133,7 +141,22 @@ export class Broker {
       const entitled = entitlement(binding, pod);
       if (!entitled.entitled) throw new Denial(403, 'NotEntitled', entitled.detail);
 
-      const content = binding.spec.dynamic === undefined ? await this.#content(binding, signal) : await this.#dynamicContent(binding, pod, signal);
+      if (binding.spec.pki !== undefined && request.csr === undefined) {
+        // The first call of a pki volume: the node makes a key and asks again with a CSR, unless it
+        // holds the current certificate already. Nothing is delivered, so nothing is audited.
+        const asked = await this.#dynamicSource().certificateFor(binding, pod, undefined, signal);
+        if (asked.kind === 'failed') throw new Denial(statusForReason(asked.reason), asked.reason, asked.message);
+        if (asked.kind === 'certificateRequest') {
+          this.#deps.metrics.decisions.inc({ endpoint: 'publish', result: 'delivered', reason: 'none' });
+          return { status: 200, body: { volumeId: request.volumeId, contentHash: asked.currentHash, files: [], certificateRequest: asked.request } };
+        }
+      }
+      const content =
+        binding.spec.pki !== undefined
+          ? await this.#certificate(binding, pod, request.csr, signal)
+          : binding.spec.dynamic === undefined
+            ? await this.#content(binding, signal)
+            : await this.#dynamicSource().contentFor(binding, pod, signal);
       if (content.kind === 'failed') throw new Denial(statusForReason(content.reason), content.reason, content.message);
 
       const backendVersions: Record<string, string> = {};
@@ -205,10 +228,17 @@ export class Broker {
     return content;
   }
 
-  /** A dynamic binding's credential for the pod; its hash is the pod's own (ChangeHub.expect), not the binding's. */
-  async #dynamicContent(binding: SecretBinding, pod: V1Pod, signal: AbortSignal): Promise<BindingContent> {
-    if (this.#deps.dynamic === undefined) return { kind: 'failed', reason: 'InvalidSpec', message: 'dynamic bindings are not served by this broker', retry: false };
-    return this.#deps.dynamic.contentFor(binding, pod, signal);
+  /** Dynamic and pki bindings: each pod's hash is its own (ChangeHub.expect), not the binding's. */
+  #dynamicSource(): DynamicContentSource {
+    if (this.#deps.dynamic === undefined) throw new Denial(422, 'InvalidSpec', 'dynamic and pki bindings are not served by this broker');
+    return this.#deps.dynamic;
+  }
+
+  /** A pki volume's certificate for the node's CSR. */
+  async #certificate(binding: SecretBinding, pod: V1Pod, csr: string | undefined, signal: AbortSignal): Promise<BindingContent> {
+    const signed = await this.#dynamicSource().certificateFor(binding, pod, csr, signal);
+    if (signed.kind === 'certificateRequest') throw new Denial(400, 'InvalidSpec', 'a pki volume needs a csr');
+    return signed;
   }
 
   #refuse(endpoint: 'publish' | 'changes', error: unknown, context: Omit<DeniedEvent, 'reason'>): BrokerReply {
@@ -364,7 +394,7 @@ export class Broker {
         continue;
       }
       // A dynamic binding's volumes each hold their own credential (unknown here after a restart: no change).
-      const hash = binding.spec.dynamic !== undefined ? this.#deps.hub.expected(v.namespace, v.binding, v.pod.uid) : (current?.hash ?? binding.status?.contentHmac);
+      const hash = binding.spec.dynamic !== undefined || binding.spec.pki !== undefined ? this.#deps.hub.expected(v.namespace, v.binding, v.pod.uid) : (current?.hash ?? binding.status?.contentHmac);
       if (hash !== undefined && hash !== v.contentHash) changed.push({ volumeId: v.volumeId, contentHash: hash, revoked: false });
     }
     return changed;

@@ -13,7 +13,8 @@ import { contentHmac } from '../observability/content-hmac.ts';
 import type { Logger } from '../observability/logger.ts';
 import { SecretValue } from '../observability/secret-value.ts';
 import type { CacheReader } from '../runtime/object-store.ts';
-import { consumerOf, MissingFieldError, parseRecord, recordKey, renderDynamicFiles, serializeRecord, type LeaseRecord } from './lease-record.ts';
+import type { CertificateRequest } from '../broker/broker.protocol.ts';
+import { certificateNames, consumerOf, MissingFieldError, parseRecord, recordKey, renderDynamicFiles, serializeRecord, type LeaseRecord } from './lease-record.ts';
 
 /** What the keeper tells the delivery side: which hash a pod's volume should hold, and who holds what. */
 export interface DeliveryState {
@@ -21,6 +22,14 @@ export interface DeliveryState {
   expect(namespace: string, binding: string, pod: { readonly name: string; readonly uid: string }, hash: string): void;
   /** The hash the pod's node last reported (or was served); undefined when unknown. */
   heldBy(namespace: string, binding: string, podUid: string): string | undefined;
+}
+
+/** A pki publish without a CSR: the names to request, and the hash a volume holding a current certificate has. */
+export interface CertificateRequestAnswer {
+  readonly kind: 'certificateRequest';
+  readonly request: CertificateRequest;
+  /** '' when the pod has no current certificate (or it is due for renewal). */
+  readonly currentHash: string;
 }
 
 export interface LeaseKeeperDeps {
@@ -71,6 +80,8 @@ export class LeaseKeeper {
   readonly #issuing = new Map<string, Promise<LeaseRecord>>();
   /** Deleted dynamic bindings by `<ns>/<name>`, so their leases can be revoked after the object is gone. */
   readonly #deleted = new Map<string, SecretBinding>();
+  /** Told `<ns>/<name>` when this replica issued a credential, so its renewal gets scheduled. */
+  #onIssued: (bindingKey: string) => void = () => undefined;
 
   constructor(deps: LeaseKeeperDeps) {
     this.#deps = deps;
@@ -104,9 +115,75 @@ export class LeaseKeeper {
     }
   }
 
+  /**
+   * A pki binding's publish (ADR 0263). Without a CSR: the names the node must request and the hash
+   * of the pod's current certificate, if it has one not yet due for renewal. With a CSR (made by the
+   * node, which keeps the key): the certificate signed for the binding's names — tls.crt (with its
+   * chain) and ca.crt; the node adds tls.key itself. The controller never sees a private key.
+   */
+  async certificateFor(binding: SecretBinding, pod: V1Pod, csrPem: string | undefined, signal: AbortSignal): Promise<BindingContent | CertificateRequestAnswer> {
+    const pki = binding.spec.pki;
+    if (pki === undefined) return { kind: 'failed', reason: 'InvalidSpec', message: 'not a pki binding', retry: false };
+    const opened = await this.#open(binding, `${pki.mount ?? 'pki'}/sign/${pki.role}`);
+    if (!opened.ok) return { kind: 'failed', reason: opened.reason, message: opened.message, retry: opened.retry };
+    const namespace = binding.metadata.namespace ?? '';
+    const name = binding.metadata.name ?? '';
+    const podRef = { name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '' };
+    const key = recordKey(namespace, name, consumerOf(binding, podRef.uid));
+    try {
+      const names = certificateNames(binding, { name: podRef.name, namespace, serviceAccount: pod.spec?.serviceAccountName ?? 'default' });
+      if (csrPem === undefined) {
+        const record = (this.#listed.has(`${namespace}/${name}`) ? this.#records.get(key) : undefined) ?? (await this.#read(opened.leasing, key, signal));
+        const current = record !== undefined && record.bindingUid === binding.metadata.uid && renewAt(record) > this.#now() ? (record.contentHash ?? '') : '';
+        return { kind: 'certificateRequest', request: names, currentHash: current };
+      }
+      const signed = await opened.leasing.sign(
+        { mount: pki.mount ?? 'pki', role: pki.role, csrPem, commonName: names.commonName, dnsNames: names.dnsNames, uriSans: names.uris, ...(pki.ttl === undefined ? {} : { ttl: pki.ttl }) },
+        { signal },
+      );
+      const files = [
+        { path: 'tls.crt', mode: 0o444, content: SecretValue.fromString([signed.certificatePem, ...signed.caChainPem].map((p) => p.trim()).join('\n') + '\n') },
+        { path: 'ca.crt', mode: 0o444, content: SecretValue.fromString((signed.caChainPem.at(-1) ?? '').trim() + '\n') },
+      ];
+      const hmac = contentHmac(this.#deps.contentKey, files);
+      const now = this.#now();
+      const previous = this.#records.get(key) ?? (await this.#read(opened.leasing, key, signal));
+      const record: LeaseRecord = {
+        version: 1,
+        kind: 'certificate',
+        bindingUid: binding.metadata.uid ?? '',
+        consumer: consumerOf(binding, podRef.uid),
+        pod: podRef,
+        leaseId: signed.serialNumber,
+        data: {},
+        serial: previous !== undefined && previous.bindingUid === binding.metadata.uid ? previous.serial + 1 : 1,
+        issuedAt: now,
+        renewedAt: now,
+        expiresAt: signed.expiresAt,
+        ttlSeconds: Math.max(1, Math.round((signed.expiresAt - now) / 1000)),
+        renewable: false,
+        contentHash: hmac,
+      };
+      await opened.leasing.writeRecord(key, serializeRecord(record), { signal });
+      this.#records.set(key, record);
+      // The certificate it replaces stays valid to its end: the pod may still serve with it for a moment.
+      this.#deps.delivery.expect(namespace, name, podRef, hmac);
+      this.#onIssued(`${namespace}/${name}`);
+      this.#deps.logger.info('certificate signed for a pod', { binding: `${namespace}/${name}`, pod: podRef.name, serial: record.serial });
+      return { kind: 'resolved', files, hmac, versions: [{ key: `${pki.mount ?? 'pki'}/sign/${pki.role}`, version: `certificate-${String(record.serial)}` }], stale: undefined };
+    } catch (error) {
+      return failure(error);
+    }
+  }
+
+  /** Calls `listener` with a binding's key whenever this replica issued or signed for it (the binding controller enqueues it). */
+  onIssued(listener: (bindingKey: string) => void): void {
+    this.#onIssued = listener;
+  }
+
   /** Remembers a deleted binding, so the next reconcile of its key revokes its leases. */
   bindingDeleted(binding: SecretBinding): void {
-    if (binding.spec.dynamic === undefined) return;
+    if (binding.spec.dynamic === undefined && binding.spec.pki === undefined) return;
     const key = `${binding.metadata.namespace ?? ''}/${binding.metadata.name ?? ''}`;
     this.#deleted.set(key, binding);
     // Followers never reconcile: keep the memory bounded.
@@ -128,7 +205,7 @@ export class LeaseKeeper {
       return true;
     }
     const records = await this.#list(opened.leasing, key, signal);
-    for (const [recordKey, record] of records) await this.#revokeRecord(opened.leasing, recordKey, record, signal);
+    for (const [recordKey, record] of records) await this.#revokeRecord(opened.leasing, recordKey, record, signal, binding);
     this.#deleted.delete(key);
     this.#listed.delete(key);
     this.#deps.logger.info('leases of a deleted binding revoked', { binding: key, leases: records.size });
@@ -169,10 +246,18 @@ export class LeaseKeeper {
             kept.push(record);
             continue;
           }
-          await this.#revokeRecord(opened.leasing, key, record, signal);
+          await this.#revokeRecord(opened.leasing, key, record, signal, binding);
           continue;
         }
         const holders = record.pod !== undefined ? [record.pod] : live.map((p) => ({ name: p.metadata?.name ?? '', uid: p.metadata?.uid ?? '' }));
+        if (record.kind === 'certificate') {
+          // At two thirds of its lifetime the pod's volume is told to change: its node makes a new
+          // key and CSR (the controller cannot: it has no key), and the new certificate replaces this record.
+          if (renewAt(record) <= now && record.pod !== undefined) this.#deps.delivery.expect(namespace, name, record.pod, `renew-${String(record.serial)}`);
+          else due(renewAt(record));
+          kept.push(record);
+          continue;
+        }
         if (record.previous !== undefined) {
           const hash = contentHmac(this.#deps.contentKey, renderDynamicFiles(binding, record.data));
           const served = holders.every((h) => this.#deps.delivery.heldBy(namespace, name, h.uid) === hash);
@@ -202,7 +287,7 @@ export class LeaseKeeper {
         kept.push(record);
       }
       // The binding's status hash: its dynamic spec, not its leases (a new pod is no content change).
-      const spec = new TextEncoder().encode(`${binding.metadata.uid ?? ''}:${JSON.stringify(binding.spec.dynamic)}`);
+      const spec = new TextEncoder().encode(`${binding.metadata.uid ?? ''}:${JSON.stringify(binding.spec.dynamic ?? binding.spec.pki)}`);
       const hmac = contentHmac(this.#deps.contentKey, [{ path: 'dynamic', content: spec }]);
       return { ok: true, result: { leases: kept.length, nextDueMs: nextDue === undefined ? undefined : Math.max(0, nextDue - this.#now()), hmac } };
     } catch (error) {
@@ -210,7 +295,7 @@ export class LeaseKeeper {
     }
   }
 
-  async #open(binding: SecretBinding): Promise<Opened> {
+  async #open(binding: SecretBinding, path: string = binding.spec.dynamic?.path ?? (binding.spec.pki === undefined ? '' : `${binding.spec.pki.mount ?? 'pki'}/sign/${binding.spec.pki.role}`)): Promise<Opened> {
     const ref = namedBackends(binding).get(defaultBackend);
     if (ref === undefined) return { ok: false, reason: 'InvalidSpec', message: 'the binding names no backend', retry: false };
     const backend =
@@ -218,7 +303,7 @@ export class LeaseKeeper {
     if (backend === undefined) return { ok: false, reason: 'BackendNotFound', message: `${ref.kind} ${ref.backendName} not found`, retry: false };
     if (backend.kind === 'ClusterSecretBackend') {
       const namespace = binding.metadata.namespace ?? '';
-      const decision = checkAccess(backend.spec.access, { name: namespace, labels: this.#deps.namespaces.get(namespace)?.metadata?.labels }, [binding.spec.dynamic?.path ?? ''], ref.backendName);
+      const decision = checkAccess(backend.spec.access, { name: namespace, labels: this.#deps.namespaces.get(namespace)?.metadata?.labels }, [path], ref.backendName);
       if (!decision.allowed) return { ok: false, reason: 'AccessDenied', message: decision.message, retry: false };
     }
     try {
@@ -239,18 +324,18 @@ export class LeaseKeeper {
     return record;
   }
 
-  /** The binding's records: listed from the store once per replica start, from memory afterwards. */
+  /**
+   * The binding's records: one LIST of the store per pass (another replica's broker may have issued
+   * some), a read only of those this replica does not know yet.
+   */
   async #list(leasing: LeasingBackend, bindingKey: string, signal: AbortSignal): Promise<Map<string, LeaseRecord>> {
-    if (!this.#listed.has(bindingKey)) {
-      for (const consumer of await leasing.listRecords(`${bindingKey}/`, { signal })) {
-        if (consumer.endsWith('/')) continue;
-        const key = `${bindingKey}/${consumer}`;
-        if (!this.#records.has(key)) await this.#read(leasing, key, signal);
-      }
-      this.#listed.add(bindingKey);
-    }
+    const listed = new Set((await leasing.listRecords(`${bindingKey}/`, { signal })).filter((c) => !c.endsWith('/')).map((c) => `${bindingKey}/${c}`));
+    for (const key of listed) if (!this.#records.has(key)) await this.#read(leasing, key, signal);
+    this.#listed.add(bindingKey);
     const prefix = `${bindingKey}/`;
-    return new Map([...this.#records].filter(([key]) => key.startsWith(prefix)));
+    // A record known here but no longer stored was deleted by another replica; one issued here a
+    // moment ago is stored already (written before it is cached).
+    return new Map([...this.#records].filter(([key]) => key.startsWith(prefix) && listed.has(key)));
   }
 
   #issueOnce(leasing: LeasingBackend, binding: SecretBinding, key: string, pod: { name: string; uid: string }, stale: LeaseRecord | undefined, signal: AbortSignal): Promise<LeaseRecord> {
@@ -263,6 +348,7 @@ export class LeaseKeeper {
       const record = await this.#issue(leasing, binding, pod, serial, undefined, signal);
       await leasing.writeRecord(key, serializeRecord(record), { signal });
       this.#records.set(key, record);
+      this.#onIssued(`${binding.metadata.namespace ?? ''}/${binding.metadata.name ?? ''}`);
       this.#deps.logger.info('dynamic credential issued', { binding: `${binding.metadata.namespace ?? ''}/${binding.metadata.name ?? ''}`, consumer: record.consumer, serial, ttlSeconds: record.ttlSeconds });
       return record;
     })().finally(() => {
@@ -328,7 +414,18 @@ export class LeaseKeeper {
     return next;
   }
 
-  async #revokeRecord(leasing: LeasingBackend, key: string, record: LeaseRecord, signal: AbortSignal): Promise<void> {
+  async #revokeRecord(leasing: LeasingBackend, key: string, record: LeaseRecord, signal: AbortSignal, binding?: SecretBinding): Promise<void> {
+    if (record.kind === 'certificate') {
+      const mount = binding?.spec.pki?.mount ?? 'pki';
+      // Revoked so a key left behind on a node is worthless; a revocation the role refuses is logged, not retried forever.
+      await leasing.revokeCertificate(mount, record.leaseId, { signal }).catch((error: unknown) => {
+        this.#deps.logger.warn('certificate revocation failed', { consumer: record.consumer, error: error instanceof Error ? error.message : String(error) });
+      });
+      await leasing.deleteRecord(key, { signal });
+      this.#records.delete(key);
+      this.#deps.logger.info('certificate of a gone pod revoked', { consumer: record.consumer, serial: record.serial });
+      return;
+    }
     if (record.previous !== undefined) await this.#revoke(leasing, record.previous.leaseId, signal);
     await this.#revoke(leasing, record.leaseId, signal);
     await leasing.deleteRecord(key, { signal });

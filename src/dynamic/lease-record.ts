@@ -29,12 +29,33 @@ export interface LeaseRecord {
   readonly renewable: boolean;
   /** Set once a renewal was capped: the lease cannot outlive this, a new one is issued before. */
   readonly maxExpiresAt?: number;
+  /** `certificate` for a pki binding: leaseId is then the certificate's serial number, data empty. */
+  readonly kind?: 'lease' | 'certificate';
+  /** A certificate's file-set hash, which the pod's volume holds while the certificate is current. */
+  readonly contentHash?: string;
   /** The lease this one replaced, revoked once every consumer holds the new credential (or it expires). */
   readonly previous?: { readonly leaseId: string; readonly expiresAt: number };
 }
 
 export function consumerOf(binding: SecretBinding, podUid: string): string {
   return binding.spec.dynamic?.scope === 'perWorkload' ? 'workload' : `pod-${podUid}`;
+}
+
+/** The names a pod's certificate is requested for: the binding's pki templates over the pod. */
+export function certificateNames(binding: SecretBinding, pod: { readonly name: string; readonly namespace: string; readonly serviceAccount: string }): { commonName: string; dnsNames: string[]; uris: string[] } {
+  const pki = binding.spec.pki;
+  const values: Readonly<Record<string, string>> = { podName: pod.name, namespace: pod.namespace, serviceAccount: pod.serviceAccount };
+  const render = (template: string): string =>
+    template.replace(/\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}/g, (_, name: string) => {
+      const value = values[name];
+      if (value === undefined) throw new MissingFieldError(name, 'pki templates know podName, namespace and serviceAccount');
+      return value;
+    });
+  return {
+    commonName: render(pki?.commonName ?? ''),
+    dnsNames: (pki?.dnsNames ?? []).map(render),
+    uris: pki?.spiffeId === undefined ? [] : [render(pki.spiffeId)],
+  };
 }
 
 /** The record key under the lease prefix: `<namespace>/<binding>/<consumer>`. */
@@ -81,8 +102,8 @@ export function renderDynamicFiles(binding: SecretBinding, data: Readonly<Record
 }
 
 export class MissingFieldError extends Error {
-  constructor(field: string) {
-    super(`the credential has no field "${field.slice(0, 100)}"`);
+  constructor(field: string, detail = 'the credential has no such field') {
+    super(`unknown field "${field.slice(0, 100)}": ${detail}`);
     this.name = 'MissingFieldError';
   }
 }

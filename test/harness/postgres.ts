@@ -94,8 +94,8 @@ function run(command: string, args: readonly string[]): number {
 
 /**
  * OpenBao's database secrets engine at `database/`, connected to the world's PostgreSQL as the
- * superuser, and the PKI engine at `pki/` with a root CA. Roles are created by the suites (their
- * TTLs differ); the connection allows every role name (`allowed_roles=*`).
+ * superuser. Roles are created by the suites (their TTLs differ); the connection allows every role
+ * name (`allowed_roles=*`).
  */
 export async function configureOpenBaoEngines(bao: OpenBaoEndpoint, pg: PostgresEndpoint): Promise<void> {
   const mounts = (await openBaoRequest(bao, 'GET', 'sys/mounts')) as { data?: Record<string, unknown> };
@@ -108,4 +108,13 @@ export async function configureOpenBaoEngines(bao: OpenBaoEndpoint, pg: Postgres
     allowed_roles: '*',
     verify_connection: true,
   });
+}
+
+/** OpenBao's PKI engine at `pki/` with a root CA (EC P-256, ten years); roles come from the suites. */
+export async function configureOpenBaoPki(bao: OpenBaoEndpoint): Promise<void> {
+  const mounts = (await openBaoRequest(bao, 'GET', 'sys/mounts')) as { data?: Record<string, unknown> };
+  if (mounts.data?.['pki/'] === undefined) {
+    await openBaoRequest(bao, 'POST', 'sys/mounts/pki', { type: 'pki', config: { max_lease_ttl: '87600h' } });
+    await openBaoRequest(bao, 'POST', 'pki/root/generate/internal', { common_name: 'secret-binder test world root', ttl: '87600h', key_type: 'ec', key_bits: 256 });
+  }
 }

@@ -9,7 +9,7 @@ import { startAzureKeyVault } from './keyvault-double.ts';
 import { startMoto } from './moto.ts';
 import { cleanUpRealNodeHost, realNodeDir, realNodePodSubnet } from './node/real-node.ts';
 import { configureOpenBaoKubernetesAuth, startOpenBao } from './openbao.ts';
-import { configureOpenBaoEngines, startPostgres } from './postgres.ts';
+import { configureOpenBaoEngines, configureOpenBaoPki, startPostgres } from './postgres.ts';
 import { isAlive, probeReadiness, stopProcess, tailLog } from './process.ts';
 import type { ProcessRecord } from './process.ts';
 import { setUpWorldNetwork, tearDownWorldNetwork } from './world-network.ts';
@@ -241,6 +241,8 @@ async function startWorld(dir: string, options: UpOptions): Promise<WorldState> 
     if (state.openbao !== undefined) {
       await configureOpenBaoAuth(state, lifetime + 3600);
       log('openbao kubernetes auth configured');
+      await configureOpenBaoPki(state.openbao);
+      log('openbao pki engine configured');
     }
     if (state.openbao !== undefined && state.postgres !== undefined) {
       await configureOpenBaoEngines(state.openbao, state.postgres);

@@ -1,5 +1,5 @@
 import { InvalidConfigError, NotFoundError, type CallOptions } from '../backend.port.ts';
-import type { IssuedLease, LeasingBackend } from '../leasing.port.ts';
+import type { IssuedLease, LeasingBackend, SignedCertificate, SignRequest } from '../leasing.port.ts';
 import { SecretValue } from '../../observability/secret-value.ts';
 import { throwIfAborted } from '../provider.support.ts';
 import type { VaultSession } from './vault.auth.ts';
@@ -57,6 +57,43 @@ export class VaultLeases implements LeasingBackend {
   async revoke(leaseId: SecretValue, options: CallOptions): Promise<void> {
     const id = leaseId.revealText();
     await this.#call('lease revocation', undefined, options, (token) => this.#client.write('sys/leases/revoke', { lease_id: id }, { token, signal: options.signal }), [id]);
+  }
+
+  async sign(request: SignRequest, options: CallOptions): Promise<SignedCertificate> {
+    const mount = encodeSecretPath(request.mount);
+    const role = encodeSecretPath(request.role);
+    if (mount === undefined || role === undefined || role.includes('/')) throw new InvalidConfigError(`invalid PKI mount or role "${request.mount}/${request.role}"`);
+    const answer = await this.#call('certificate signing', `${request.mount}/sign/${request.role}`, options, (token) =>
+      this.#client.write(
+        `${mount}/sign/${role}`,
+        {
+          csr: request.csrPem,
+          common_name: request.commonName,
+          ...(request.dnsNames.length === 0 ? {} : { alt_names: request.dnsNames.join(',') }),
+          ...(request.uriSans.length === 0 ? {} : { uri_sans: request.uriSans.join(',') }),
+          ...(request.ttl === undefined ? {} : { ttl: request.ttl }),
+          format: 'pem',
+        },
+        { token, signal: options.signal },
+      ),
+    );
+    const data = (answer.data ?? {}) as { certificate?: unknown; issuing_ca?: unknown; ca_chain?: unknown; serial_number?: unknown; expiration?: unknown };
+    if (typeof data.certificate !== 'string' || typeof data.serial_number !== 'string' || typeof data.expiration !== 'number') {
+      throw new InvalidConfigError(`OpenBao answered ${request.mount}/sign/${request.role} without a certificate`);
+    }
+    const chain = Array.isArray(data.ca_chain) ? data.ca_chain.filter((c): c is string => typeof c === 'string') : [];
+    return {
+      certificatePem: data.certificate,
+      caChainPem: chain.length > 0 ? chain : typeof data.issuing_ca === 'string' ? [data.issuing_ca] : [],
+      serialNumber: data.serial_number,
+      expiresAt: data.expiration * 1000,
+    };
+  }
+
+  async revokeCertificate(mount: string, serialNumber: string, options: CallOptions): Promise<void> {
+    const encoded = encodeSecretPath(mount);
+    if (encoded === undefined) throw new InvalidConfigError(`invalid PKI mount "${mount}"`);
+    await this.#call('certificate revocation', mount, options, (token) => this.#client.write(`${encoded}/revoke`, { serial_number: serialNumber }, { token, signal: options.signal }));
   }
 
   async readRecord(key: string, options: CallOptions): Promise<SecretValue | undefined> {

@@ -67,7 +67,7 @@ export class BindingReconciler implements Reconciler {
     // listed would count zero consumers and write a status that is wrong a moment later.
     if (!this.#deps.podsSynced(binding.metadata.namespace ?? '')) return { requeueAfterMs: 250 };
     const refreshMs = this.#deps.content.refreshIntervalMs(binding);
-    if (binding.spec.dynamic !== undefined) return this.#reconcileDynamic(key, binding, refreshMs, context.signal);
+    if (binding.spec.dynamic !== undefined || binding.spec.pki !== undefined) return this.#reconcileDynamic(key, binding, refreshMs, context.signal);
     // A new refresh-requested value bypasses the cache's freshness once; the same value seen
     // again (any other reconcile) is a no-op. After a controller restart a present value counts
     // as new: one extra version check, nothing written.
@@ -101,7 +101,7 @@ export class BindingReconciler implements Reconciler {
         : await this.#deps.leases.reconcile(binding, pods, signal);
     const conclusion: Conclusion =
       'ok' in outcome
-        ? { kind: 'resolved', files: [], hmac: outcome.result.hmac, versions: [{ key: binding.spec.dynamic?.path ?? '', version: 'leased' }], stale: undefined }
+        ? { kind: 'resolved', files: [], hmac: outcome.result.hmac, versions: [{ key: binding.spec.dynamic?.path ?? `${binding.spec.pki?.mount ?? 'pki'}/sign/${binding.spec.pki?.role ?? ''}`, version: 'leased' }], stale: undefined }
         : outcome;
     await this.#publish(binding, conclusion);
     const poll = pollSchedule(refreshMs).nextInMs;
@@ -120,7 +120,7 @@ export class BindingReconciler implements Reconciler {
     const uids = pods.filter((p) => isConsumer(binding, p)).flatMap((p) => (p.metadata?.uid === undefined ? [] : [p.metadata.uid]));
     const stale = this.#deps.deliveries.staleConsumers(binding.metadata.namespace ?? '', binding.metadata.name ?? '', uids, hmac);
     // Each pod of a dynamic binding holds its own hash: a count against the binding's would be wrong.
-    return binding.spec.dynamic === undefined ? { stale } : {};
+    return binding.spec.dynamic === undefined && binding.spec.pki === undefined ? { stale } : {};
   }
 
   async #publish(binding: SecretBinding, conclusion: Conclusion): Promise<void> {
@@ -147,7 +147,7 @@ export class BindingReconciler implements Reconciler {
         sources: current?.sources,
       };
     } else {
-      const files = binding.spec.dynamic?.files.length ?? binding.spec.files.length;
+      const files = binding.spec.dynamic?.files.length ?? (binding.spec.pki === undefined ? binding.spec.files.length : 3);
       updates = [
         {
           type: 'Ready',

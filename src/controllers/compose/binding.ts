@@ -47,6 +47,8 @@ export function composeBinding({ config, clock, logger, runtimeMetrics, informer
     logger: logger.child({ controller: 'binding' }),
     observer: runtimeMetrics,
   });
+  // A credential issued by the broker is scheduled for renewal by the next reconcile of its binding.
+  deps.leases.onIssued((key) => { bindingController.enqueue(key); });
   const enqueueBindingsIn = (namespace: string | undefined): void => {
     if (namespace === undefined) return;
     for (const b of bindings.listNamespace(namespace)) bindingController.enqueue(objectKey(b));

@@ -95,3 +95,31 @@ export function databaseBindingSpec(name: string, role: string, scope: 'perPod' 
     },
   };
 }
+
+/**
+ * A PKI role that signs what the binding asks for: any name, SPIFFE URIs, the CSR's own names
+ * ignored (the broker passes the binding's), certificates of at most `maxTtl`.
+ */
+export async function createPkiRole(bao: OpenBaoEndpoint, role: string, maxTtl: string): Promise<void> {
+  await openBaoRequest(bao, 'POST', `pki/roles/${role}`, {
+    allow_any_name: true,
+    enforce_hostnames: false,
+    allowed_uri_sans: 'spiffe://*',
+    use_csr_common_name: false,
+    use_csr_sans: false,
+    key_type: 'any',
+    max_ttl: maxTtl,
+    no_store: false,
+  });
+}
+
+/** Serial numbers OpenBao lists as revoked. */
+export async function revokedSerials(bao: OpenBaoEndpoint): Promise<string[]> {
+  try {
+    const answer = (await openBaoRequest(bao, 'LIST', 'pki/certs/revoked')) as { data?: { keys?: string[] } };
+    return answer.data?.keys ?? [];
+  } catch (error) {
+    if ((error as { status?: number }).status === 404) return [];
+    throw error;
+  }
+}
