@@ -147,7 +147,7 @@ export class Broker {
         const asked = await this.#dynamicSource().certificateFor(binding, pod, undefined, signal);
         if (asked.kind === 'failed') throw new Denial(statusForReason(asked.reason), asked.reason, asked.message);
         if (asked.kind === 'certificateRequest') {
-          this.#deps.metrics.decisions.inc({ endpoint: 'publish', result: 'delivered', reason: 'none' });
+          // Not a decision yet: the answer with the certificate is the one counted and audited.
           return { status: 200, body: { volumeId: request.volumeId, contentHash: asked.currentHash, files: [], certificateRequest: asked.request } };
         }
       }
