@@ -24,8 +24,13 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 chmod 755 "$work"
 log "downloading ${packages[*]}"
-(cd "$work" && apt-get download -qq "${packages[@]}" >/dev/null 2>"$work/apt.log") || {
-  log "apt-get download failed (run apt-get update?):"; cat "$work/apt.log" >&2; exit 1; }
+download() { (cd "$work" && apt-get download -qq "${packages[@]}" >/dev/null 2>"$work/apt.log"); }
+# A machine whose package lists are older than the pinned version: refresh them once and retry.
+if ! download; then
+  sudo=(); [ "$(id -u)" != 0 ] && sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq >&2 || true
+  download || { log "apt-get download failed:"; cat "$work/apt.log" >&2; exit 1; }
+fi
 mkdir -p "$work/root"
 for deb in "$work"/*.deb; do dpkg -x "$deb" "$work/root"; done
 bin="$work/root/usr/lib/postgresql/$major/bin"
