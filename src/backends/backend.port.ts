@@ -1,4 +1,5 @@
 import type { SecretValue } from '../observability/secret-value.ts';
+import type { LeasingBackend } from './leasing.port.ts';
 
 /**
  * The port between the domain (resolver, reconcilers, broker) and a secret store. It says what the
@@ -77,6 +78,8 @@ export interface SecretBackend {
   checkConnectivity(options: CallOptions): Promise<void>;
   /** Releases timers, sockets and tokens. */
   close(): Promise<void>;
+  /** Leased (dynamic) credentials, for the providers that issue them (Vault / OpenBao). */
+  readonly leasing?: LeasingBackend;
 }
 
 export const providerNames = ['vault', 'awsSecretsManager', 'azureKeyVault', 'conjur', 'fake'] as const;

@@ -28,6 +28,11 @@ export interface PublishRequest {
   readonly binding: string;
   /** Token bound to the pod, audience {@link brokerAudience} (from the kubelet's tokenRequests). */
   readonly podToken: string;
+  /**
+   * For a `pki` binding, the second call: a PKCS#10 signing request (PEM) for a key the node made
+   * and keeps. Never a private key: the broker refuses a request that carries one.
+   */
+  readonly csr?: string;
 }
 
 export interface PublishedFile {
@@ -44,6 +49,19 @@ export interface PublishAnswer {
   /** Keyed HMAC of the file set; the change stream compares these. */
   readonly contentHash: string;
   readonly files: readonly PublishedFile[];
+  /**
+   * A `pki` binding asked without a CSR: the node makes a key pair, and calls again with a CSR for
+   * these names. `contentHash` is then the hash the volume should hold: a volume that holds it
+   * already keeps its certificate (no new key).
+   */
+  readonly certificateRequest?: CertificateRequest;
+}
+
+/** What a `pki` volume's signing request names (rendered from the binding and the pod). */
+export interface CertificateRequest {
+  readonly commonName: string;
+  readonly dnsNames: readonly string[];
+  readonly uris: readonly string[];
 }
 
 /**
@@ -62,6 +80,8 @@ export const maxPublishBatch = 256;
 /** One volume of a batch: the hash and the index of its file set, or the refusal `/v1/publish` would answer. */
 export type PublishBatchResult =
   | { readonly volumeId: string; readonly contentHash: string; readonly fileSet: number }
+  /** A pki volume: its key exchange needs a publish of its own (`contentHash` is '' unless the held certificate is current). */
+  | { readonly volumeId: string; readonly contentHash: string; readonly certificateRequest: true }
   | { readonly volumeId: string; readonly error: BrokerError & { readonly status: number } };
 
 export interface PublishBatchAnswer {

@@ -9,11 +9,18 @@ import type { CacheReader } from '../runtime/object-store.ts';
 import type { BrokerEndpoint, BrokerMetrics } from './broker.metrics.ts';
 import { brokerAudience, maxPublishBatch, type BrokerError, type ChangesAnswer, type PublishAnswer, type PublishBatchAnswer, type PublishBatchResult, type PublishedFile } from './broker.protocol.ts';
 import { ChangeHub } from './change-hub.ts';
+import type { CertificateRequestAnswer } from '../dynamic/lease-keeper.ts';
 import { entitlement } from './entitlement.ts';
 import { extraKeys, serviceAccountOf, singleExtra, type TokenIdentity, type TokenReviewCache, type TokenReviewer } from './token-review.ts';
 
 export interface ContentSource {
   resolve(binding: SecretBinding, signal: AbortSignal): Promise<BindingContent>;
+}
+
+/** The content of a dynamic binding for one pod: its own credential (perPod) or the workload's. */
+export interface DynamicContentSource {
+  contentFor(binding: SecretBinding, pod: V1Pod, signal: AbortSignal): Promise<BindingContent>;
+  certificateFor(binding: SecretBinding, pod: V1Pod, csrPem: string | undefined, signal: AbortSignal): Promise<BindingContent | CertificateRequestAnswer>;
 }
 
 /** What the HTTP layer sends back: a status code and a JSON body. */
@@ -46,6 +53,8 @@ export interface BrokerDeps {
   /** The same, with a cache no older than a second: for when this replica's cache looks behind. */
   readonly freshContent: ContentSource;
   readonly hub: ChangeHub;
+  /** Dynamic bindings' credentials, one per pod or per workload (issue 21); absent: dynamic bindings are refused. */
+  readonly dynamic?: DynamicContentSource;
   readonly audit: AuditLog;
   readonly metrics: BrokerMetrics;
   readonly logger: Logger;
@@ -59,6 +68,12 @@ const publishSchema = z.object({
   pod: z.object({ namespace: name, name, uid: z.string().min(1).max(64), serviceAccountName: name }),
   binding: name,
   podToken: z.string().min(1).max(16_384),
+  // A signing request only: a private key never crosses this boundary (ADR 0263).
+  csr: z
+    .string()
+    .max(16_384)
+    .refine((pem) => pem.trimStart().startsWith('-----BEGIN CERTIFICATE REQUEST-----') && !pem.includes('PRIVATE KEY'), 'csr must be a PEM certificate request and nothing else')
+    .optional(),
 });
 const publishBatchSchema = z.object({ volumes: z.array(publishSchema).min(1).max(maxPublishBatch) });
 /** Pod proofs of one batch in flight at once (a cache miss is a TokenReview, sometimes a pod GET). */
@@ -119,8 +134,12 @@ export class Broker {
       Object.assign(context, { caller: caller.caller, node: caller.node });
       const parsed = publishSchema.safeParse(input);
       if (!parsed.success) throw new Denial(400, 'InvalidSpec', `malformed publish request: ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
-      const content = await this.#deliver(caller, parsed.data, context, (binding) => this.#content(binding, signal));
-      return { status: 200, body: { volumeId: parsed.data.volumeId, contentHash: content.hmac, files: encodeFiles(content) } };
+      const delivered = await this.#deliver(caller, parsed.data, context, (binding) => this.#content(binding, signal), signal);
+      if (delivered.kind === 'certificateRequest') {
+        // Not a decision yet: the answer with the certificate is the one counted and audited.
+        return { status: 200, body: { volumeId: parsed.data.volumeId, contentHash: delivered.currentHash, files: [], certificateRequest: delivered.request } };
+      }
+      return { status: 200, body: { volumeId: parsed.data.volumeId, contentHash: delivered.hmac, files: encodeFiles(delivered) } };
     } catch (error) {
       return this.#refuse('publish', error, context);
     } finally {
@@ -157,7 +176,9 @@ export class Broker {
       const results = await pLimit(batchProofConcurrency).map(parsed.data.volumes, async (request): Promise<PublishBatchResult> => {
         const volumeContext: RefusalContext = { ...context };
         try {
-          const content = await this.#deliver(caller, request, volumeContext, contentOf);
+          const content = await this.#deliver(caller, request, volumeContext, contentOf, signal);
+          // A pki volume's key exchange takes two calls of its own: the node publishes it alone.
+          if (content.kind === 'certificateRequest') return { volumeId: request.volumeId, contentHash: content.currentHash, certificateRequest: true };
           let fileSet = fileSetOf.get(content.hmac);
           if (fileSet === undefined) {
             fileSet = fileSets.push({ contentHash: content.hmac, files: encodeFiles(content) }) - 1;
@@ -183,7 +204,8 @@ export class Broker {
     request: z.infer<typeof publishSchema>,
     context: RefusalContext,
     contentOf: (binding: SecretBinding) => Promise<BindingContent>,
-  ): Promise<ResolvedContent> {
+    signal: AbortSignal,
+  ): Promise<ResolvedContent | CertificateRequestAnswer> {
     const { namespace } = request.pod;
     Object.assign(context, {
       binding: { namespace, name: request.binding },
@@ -195,7 +217,20 @@ export class Broker {
     const entitled = entitlement(binding, pod);
     if (!entitled.entitled) throw new Denial(403, 'NotEntitled', entitled.detail);
 
-    const content = await contentOf(binding);
+    if (binding.spec.pki !== undefined && request.csr === undefined) {
+      // The first call of a pki volume: the node makes a key and asks again with a CSR, unless it
+      // holds the current certificate already (ADR 0263). Nothing is delivered, so nothing is audited.
+      const asked = await this.#dynamicSource().certificateFor(binding, pod, undefined, signal);
+      if (asked.kind === 'failed') throw new Denial(statusForReason(asked.reason), asked.reason, asked.message);
+      if (asked.kind === 'certificateRequest') return asked;
+    }
+    // Static content belongs to the binding; a dynamic or pki pod holds its own (ADR 0262).
+    const content =
+      binding.spec.pki !== undefined
+        ? await this.#certificate(binding, pod, request.csr, signal)
+        : binding.spec.dynamic === undefined
+          ? await contentOf(binding)
+          : await this.#dynamicSource().contentFor(binding, pod, signal);
     if (content.kind === 'failed') throw new Denial(statusForReason(content.reason), content.reason, content.message);
 
     const backendVersions: Record<string, string> = {};
@@ -253,6 +288,19 @@ export class Broker {
     }
     this.#deps.hub.record(binding, content);
     return content;
+  }
+
+  /** Dynamic and pki bindings: each pod's hash is its own (ChangeHub.expect), not the binding's. */
+  #dynamicSource(): DynamicContentSource {
+    if (this.#deps.dynamic === undefined) throw new Denial(422, 'InvalidSpec', 'dynamic and pki bindings are not served by this broker');
+    return this.#deps.dynamic;
+  }
+
+  /** A pki volume's certificate for the node's CSR. */
+  async #certificate(binding: SecretBinding, pod: V1Pod, csr: string | undefined, signal: AbortSignal): Promise<BindingContent> {
+    const signed = await this.#dynamicSource().certificateFor(binding, pod, csr, signal);
+    if (signed.kind === 'certificateRequest') throw new Denial(400, 'InvalidSpec', 'a pki volume needs a csr');
+    return signed;
   }
 
   #refuse(endpoint: BrokerEndpoint, error: unknown, context: Omit<DeniedEvent, 'reason'>): BrokerReply {
@@ -407,7 +455,8 @@ export class Broker {
         revoke(current.reason);
         continue;
       }
-      const hash = current?.hash ?? binding.status?.contentHmac;
+      // A dynamic binding's volumes each hold their own credential (unknown here after a restart: no change).
+      const hash = binding.spec.dynamic !== undefined || binding.spec.pki !== undefined ? this.#deps.hub.expected(v.namespace, v.binding, v.pod.uid) : (current?.hash ?? binding.status?.contentHmac);
       if (hash !== undefined && hash !== v.contentHash) changed.push({ volumeId: v.volumeId, contentHash: hash, revoked: false });
     }
     return changed;

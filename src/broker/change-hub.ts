@@ -20,6 +20,8 @@ export class ChangeHub {
   readonly #waiters = new Map<string, Set<() => void>>();
   /** Per binding key: the content hash each consuming pod (by uid) was last known to hold. */
   readonly #held = new Map<string, Map<string, string>>();
+  /** Per dynamic binding key: the hash each pod's volume should hold (its own credential, issue 21). */
+  readonly #expected = new Map<string, Map<string, string>>();
 
   static bindingKey(namespace: string, name: string): string {
     return `binding:${namespace}/${name}`;
@@ -61,6 +63,32 @@ export class ChangeHub {
     pods.set(podUid, hash);
   }
 
+  /** The hash a pod's volume of the binding was last known to hold. */
+  heldBy(namespace: string, name: string, podUid: string): string | undefined {
+    return this.#held.get(ChangeHub.bindingKey(namespace, name))?.get(podUid);
+  }
+
+  /**
+   * Records the hash a pod's volume of a dynamic binding should hold (each pod may hold its own
+   * credential, so one hash per binding does not fit); wakes the pod's waiters when it moved.
+   */
+  expect(namespace: string, name: string, pod: { readonly name: string; readonly uid: string }, hash: string): void {
+    const key = ChangeHub.bindingKey(namespace, name);
+    let pods = this.#expected.get(key);
+    if (pods === undefined) {
+      pods = new Map();
+      this.#expected.set(key, pods);
+    }
+    if (pods.get(pod.uid) === hash) return;
+    pods.set(pod.uid, hash);
+    this.touch(ChangeHub.podKey(namespace, pod.name));
+  }
+
+  /** The hash a pod's volume of a dynamic binding should hold; undefined when this replica does not know. */
+  expected(namespace: string, name: string, podUid: string): string | undefined {
+    return this.#expected.get(ChangeHub.bindingKey(namespace, name))?.get(podUid);
+  }
+
   /**
    * How many of the binding's consuming pods (`podUids`) are known to hold another hash than
    * `current` (pods this replica never served are not counted). Forgets pods that no longer consume.
@@ -69,6 +97,8 @@ export class ChangeHub {
     const pods = this.#held.get(ChangeHub.bindingKey(namespace, name));
     if (pods === undefined) return 0;
     const consuming = new Set(podUids);
+    const expected = this.#expected.get(ChangeHub.bindingKey(namespace, name));
+    for (const uid of expected?.keys() ?? []) if (!consuming.has(uid)) expected?.delete(uid);
     let stale = 0;
     for (const [uid, hash] of pods) {
       if (!consuming.has(uid)) pods.delete(uid);
@@ -81,6 +111,7 @@ export class ChangeHub {
     const key = ChangeHub.bindingKey(namespace, name);
     this.#current.delete(key);
     this.#held.delete(key);
+    this.#expected.delete(key);
     this.touch(key);
   }
 

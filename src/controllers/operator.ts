@@ -70,7 +70,7 @@ export function buildOperator(deps: OperatorDeps): Operator {
   // hub, then the binding controller (then the broker's token cache, on pods).
   const rotationController = composeRotation(ctx, publisher);
   syncChangeHub(informers, content.hub);
-  const binding = composeBinding(ctx, { content: content.content, publisher, hub: content.hub, resolver: content.resolver });
+  const binding = composeBinding(ctx, { content: content.content, publisher, hub: content.hub, resolver: content.resolver, leases: content.leases });
   const backendController = composeBackend(ctx, { pool: content.pool, publisher, enqueueBindingsOf: binding.enqueueBindingsOf });
 
   const { manager, health } = composeManager(ctx);
@@ -87,7 +87,7 @@ export function buildOperator(deps: OperatorDeps): Operator {
     contextFor: content.contextFor,
   });
   for (const runnable of notices.runnables) manager.add(runnable);
-  const broker = config.broker.enabled ? composeBroker(ctx, config.broker, { contentDeps: content.contentDeps, hub: content.hub, audit: deps.audit }) : undefined;
+  const broker = config.broker.enabled ? composeBroker(ctx, config.broker, { contentDeps: content.contentDeps, hub: content.hub, dynamic: content.leases, audit: deps.audit }) : undefined;
   if (broker !== undefined) manager.add(broker);
   if (config.webhook.enabled) {
     manager.add(

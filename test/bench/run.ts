@@ -5,6 +5,8 @@
  * `--peers eso` the peers beside it (scale-peers.ts, ADR 0270), with `--series 500,1000,...` once per
  * size and SVG charts (scale-series.ts, ADR 0271);
  * `npm run bench -- --tier event-files [--volumes N] [--nodes N]` the event-driven delivery row (event-files.ts).
+ * `npm run bench -- --tier dynamic [--consumers N] [--ttl S] [--minutes M]` renewals and backend writes per minute of
+ * perPod database credentials over a real OpenBao and PostgreSQL (dynamic.ts, issue 21).
  *
  * `npm run bench`: performance targets of DESIGN.md that can be measured in one process, printed as
  * a table (medians and ratios from one run). Not a test: nothing here asserts.
@@ -41,6 +43,10 @@ if (process.argv.slice(2).join(' ').includes('--tier event-files') || process.ar
 }
 if ((process.argv.slice(2).join(' ').includes('--tier scale') || process.argv.includes('--tier=scale')) && process.argv.some((a) => a === '--series' || a.startsWith('--series='))) {
   process.stdout.write(await (await import('./scale-series.ts')).runScaleSeries(process.argv.slice(2)));
+  process.exit(0);
+}
+if (process.argv.slice(2).join(' ').includes('--tier dynamic') || process.argv.includes('--tier=dynamic')) {
+  process.stdout.write(await (await import('./dynamic.ts')).runDynamicBench(process.argv.slice(2)));
   process.exit(0);
 }
 if (process.argv.slice(2).join(' ').includes('--tier scale') || process.argv.includes('--tier=scale')) {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -17,10 +17,14 @@ import { chooseAzureKeyVaultServer } from './keyvault-double.ts';
 import { startLowkeyVault } from './lowkey-vault.ts';
 import { startMoto } from './moto.ts';
 import { readKvSecret, startOpenBao, writeKvSecret } from './openbao.ts';
+import { startPostgres } from './postgres.ts';
+import pg from 'pg';
 import { stopProcess } from './process.ts';
 import type { ProcessRecord } from './process.ts';
 import { currentWorld, worldEnvVar } from './world-state.ts';
-import type { LowkeyVaultEndpoint, MotoEndpoint, OpenBaoEndpoint, WorldState } from './world-state.ts';
+import type { LowkeyVaultEndpoint, MotoEndpoint, OpenBaoEndpoint, PostgresEndpoint, WorldState } from './world-state.ts';
+
+const { Client } = pg;
 
 /**
  * Proves that each backend server of the test world is the real thing, through the same client
@@ -229,3 +233,57 @@ function lowkeyVaultSuite(): void {
     });
   });
 }
+
+describe('PostgreSQL (Debian packages, run as nobody)', () => {
+  let pg: Acquired<PostgresEndpoint> | undefined;
+  beforeAll(async () => {
+    pg = await acquire('postgres', (w) => w.postgres, startPostgres);
+  });
+  afterAll(async () => {
+    await pg?.release();
+  });
+
+  it('listens on the loopback only, as an unprivileged user, and refuses a login without the password', async () => {
+    if (pg === undefined) throw new Error('postgres did not start');
+    expectLoopbackOnly(pg.record);
+    const endpoint = pg.endpoint;
+    const admin = new Client({ host: endpoint.host, port: endpoint.port, user: endpoint.superuser, database: endpoint.database });
+    await admin.connect();
+    try {
+      const running = await admin.query<{ usename: string }>(`SELECT usename FROM pg_stat_activity WHERE backend_type = 'checkpointer'`);
+      expect(running.rows).toHaveLength(1);
+      const user = `selftest_${randomUUID().slice(0, 8)}`;
+      await admin.query(`CREATE ROLE "${user}" WITH LOGIN PASSWORD 'right-password'`);
+      const login = async (password: string): Promise<string> => {
+        const client = new Client({ host: endpoint.host, port: endpoint.port, user, password, database: endpoint.database });
+        try {
+          await client.connect();
+          return (await client.query<{ current_user: string }>('SELECT current_user')).rows[0]?.current_user ?? '';
+        } catch (error) {
+          return `refused: ${error instanceof Error ? error.message : String(error)}`;
+        } finally {
+          await client.end().catch(() => undefined);
+        }
+      };
+      expect(await login('right-password')).toBe(user);
+      expect(await login('wrong-password')).toMatch(/^refused: password authentication failed/);
+      await admin.query(`DROP ROLE "${user}"`);
+    } finally {
+      await admin.end();
+    }
+    // The server's processes (all of the group but the `timeout` wrapper that leads it) run as nobody.
+    const uids = readdirSync('/proc')
+      .filter((entry) => /^\d+$/.test(entry) && Number(entry) !== pg?.record.pid)
+      .flatMap((entry) => {
+        try {
+          const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+          if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) !== pg?.record.pid) return [];
+          return [/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${entry}/status`, 'utf8'))?.[1]];
+        } catch {
+          return [];
+        }
+      });
+    expect(uids.length).toBeGreaterThan(0);
+    expect(new Set(uids)).toEqual(new Set(['65534']));
+  });
+});

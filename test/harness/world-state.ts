@@ -14,6 +14,8 @@ export interface WorldState {
   readonly kube: KubeEndpoint;
   readonly openbao?: OpenBaoEndpoint;
   readonly moto?: MotoEndpoint;
+  /** PostgreSQL for OpenBao's database secrets engine (mounted at `database/`, connection `world`). */
+  readonly postgres?: PostgresEndpoint;
   /**
    * The world's Azure Key Vault server: Lowkey Vault when its jar is installed, else the Key
    * Vault double (test/harness/keyvault-double/, ADR 0070). `kind` says which, `reason` why.
@@ -46,6 +48,15 @@ export interface OpenBaoEndpoint {
   readonly kubernetesAuthMount: string;
   /** JSON-lines log of the `file/` audit device (values HMACed by OpenBao); tests count reads in it. */
   readonly auditLogPath: string;
+}
+
+export interface PostgresEndpoint {
+  /** 127.0.0.1 */
+  readonly host: string;
+  readonly port: number;
+  /** Logs in from loopback without a password (trust); every other role needs its password. */
+  readonly superuser: string;
+  readonly database: string;
 }
 
 export interface MotoEndpoint {

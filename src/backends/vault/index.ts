@@ -7,7 +7,7 @@ export const vaultProvider: BackendProvider<VaultConfig> = {
   name: 'vault',
   parseConfig: parseVaultConfig,
   // The SDK loads with the first backend of this kind (ADR 0200).
-  create: (config, context) => lazyBackend('vault', async () => new (await import('./vault.backend.ts')).VaultBackend(config, context)),
+  create: (config, context) => lazyBackend('vault', async () => new (await import('./vault.backend.ts')).VaultBackend(config, context), { leasing: true }),
 };
 
 export type { VaultConfig } from './vault.config.ts';

@@ -16,6 +16,7 @@ import { mapWithConcurrency, throwIfAborted } from '../provider.support.ts';
 import { encodeMount, VaultSession } from './vault.auth.ts';
 import { encodeSecretPath, VaultClient, type VaultResponse } from './vault.client.ts';
 import type { VaultConfig } from './vault.config.ts';
+import { VaultLeases } from './vault.leases.ts';
 import { mapVaultError, type VaultOperation } from './vault.errors.ts';
 
 /**
@@ -39,12 +40,15 @@ export class VaultBackend implements SecretBackend {
   readonly #client: VaultClient;
   readonly #session: VaultSession;
   readonly #mount: string;
+  /** Dynamic secrets through the same client and login (issue 21). */
+  readonly leasing: VaultLeases;
 
   constructor(config: VaultConfig, context: BackendContext, now?: () => number) {
     this.#config = config;
     this.#client = new VaultClient({ address: config.address, namespace: config.namespace, caPem: config.caPem });
     this.#session = new VaultSession(config.auth, this.#client, context, now);
     this.#mount = encodeMount(config.mount);
+    this.leasing = new VaultLeases(this.#client, this.#session, this.#mount, config.kvVersion);
   }
 
   async fetch(refs: readonly SecretRef[], options: CallOptions): Promise<FetchOutcome[]> {

@@ -51,6 +51,16 @@ export class VaultClient {
     return this.#client.write(path, body, requestOptions(options)) as Promise<VaultResponse>;
   }
 
+  /** LIST `/v1/<path>` (a folder). */
+  list(path: string, options: VaultRequestOptions): Promise<VaultResponse> {
+    return this.#client.list(path, requestOptions(options)) as Promise<VaultResponse>;
+  }
+
+  /** DELETE `/v1/<path>`. */
+  delete(path: string, options: VaultRequestOptions): Promise<VaultResponse> {
+    return this.#client.delete(path, requestOptions(options)) as Promise<VaultResponse>;
+  }
+
   close(): void {
     this.#transport.close();
   }

@@ -14,7 +14,7 @@ import { abortError, scrubMessage, networkErrorCodes, tlsErrorCodes } from '../p
  * error object carries the request, and callers log errors whole.
  */
 
-export type VaultOperation = 'login' | 'token lookup' | 'token renewal' | 'read' | 'metadata read';
+export type VaultOperation = 'login' | 'token lookup' | 'token renewal' | 'read' | 'metadata read' | 'lease issue' | 'lease renewal' | 'lease revocation' | 'lease record' | 'certificate signing' | 'certificate revocation';
 
 export interface VaultErrorContext {
   readonly operation: VaultOperation;

@@ -19,6 +19,7 @@ import { pollSchedule, type BackendHealth, type BindingContent, type BindingCont
 import { countConsumers } from './consumers.ts';
 import { consumingPods as consumingPodsOf } from './pod-selection.ts';
 import type { KeyPoller } from './key-poller.ts';
+import type { LeaseKeeper } from '../../dynamic/lease-keeper.ts';
 
 export { backendRefKey } from './binding-content.ts';
 
@@ -29,6 +30,8 @@ export interface BindingReconcilerDeps {
   /** Whether the pod cache of a namespace has listed: consumer counts from a cold cache would be wrong writes. */
   readonly podsSynced: (namespace: string) => boolean;
   readonly content: BindingContentResolver;
+  /** Dynamic bindings' leases (issue 21); absent: dynamic bindings are refused. */
+  readonly leases?: Pick<LeaseKeeper, 'reconcile' | 'release'>;
   readonly publisher: StatusPublisher;
   /** Which hash each consuming pod holds (the broker's change hub); absent without a broker. */
   readonly deliveries?: { staleConsumers(namespace: string, name: string, podUids: readonly string[], current: string): number };
@@ -69,12 +72,15 @@ export class BindingReconciler implements Reconciler {
       this.#refreshHandled.delete(key);
       this.#concluded.delete(key);
       this.#deps.poller?.untrack(key);
+      // A deleted dynamic binding's leases are revoked; a backend failure throws and is retried.
+      if (binding === undefined) await this.#deps.leases?.release(key, context.signal);
       return {};
     }
     // The namespace's pod cache starts when its first binding appears; publishing before it has
     // listed would count zero consumers and write a status that is wrong a moment later.
     if (!this.#deps.podsSynced(binding.metadata.namespace ?? '')) return { requeueAfterMs: 250 };
     const refreshMs = this.#deps.content.refreshIntervalMs(binding);
+    if (binding.spec.dynamic !== undefined || binding.spec.pki !== undefined) return this.#reconcileDynamic(key, binding, refreshMs, context.signal);
     // A new refresh-requested value bypasses the cache's freshness once; the same value seen
     // again (any other reconcile) is a no-op. After a controller restart a present value counts
     // as new: one extra version check, nothing written.
@@ -127,6 +133,28 @@ export class BindingReconciler implements Reconciler {
   }
 
   /**
+   * A dynamic binding: its leases renewed, re-issued or revoked, and a status that names the source
+   * and the consumers, with a content hash of the binding's dynamic spec (each pod holds its own
+   * credential, so no single hash of content exists; ADR 0262).
+   */
+  async #reconcileDynamic(key: string, binding: SecretBinding, refreshMs: number, signal: AbortSignal): Promise<ReconcileResult> {
+    const pods = this.#deps.pods.listNamespace(binding.metadata.namespace ?? '');
+    const outcome =
+      this.#deps.leases === undefined
+        ? ({ kind: 'failed', reason: 'InvalidSpec', message: 'dynamic bindings are not supported by this controller', retry: false } as const)
+        : await this.#deps.leases.reconcile(binding, pods, signal);
+    const conclusion: Conclusion =
+      'ok' in outcome
+        ? { kind: 'resolved', files: [], hmac: outcome.result.hmac, versions: [{ key: binding.spec.dynamic?.path ?? `${binding.spec.pki?.mount ?? 'pki'}/sign/${binding.spec.pki?.role ?? ''}`, version: 'leased' }], stale: undefined }
+        : outcome;
+    await this.#publish(binding, conclusion);
+    const poll = pollSchedule(refreshMs).nextInMs;
+    if (conclusion.kind === 'failed' && conclusion.retry) throw new RetryError(conclusion.reason, `${key}: ${conclusion.reason}`, poll);
+    // Next look: the next renewal, re-issue or revocation due, else the refresh interval.
+    return { requeueAfterMs: 'ok' in outcome ? Math.min(poll, outcome.result.nextDueMs ?? poll) : poll };
+  }
+
+  /**
    * Consumers known to hold another hash than the published one. Counted when the reconcile runs
    * (at least once per interval), not on every delivery: a rotation costs at most one more write,
    * when the count settles (invariant 5).
@@ -134,7 +162,9 @@ export class BindingReconciler implements Reconciler {
   #stale(binding: SecretBinding, consumers: readonly V1Pod[], hmac: string | undefined): { stale?: number } {
     if (this.#deps.deliveries === undefined || hmac === undefined) return {};
     const uids = consumers.flatMap((p) => (p.metadata?.uid === undefined ? [] : [p.metadata.uid]));
-    return { stale: this.#deps.deliveries.staleConsumers(binding.metadata.namespace ?? '', binding.metadata.name ?? '', uids, hmac) };
+    const stale = this.#deps.deliveries.staleConsumers(binding.metadata.namespace ?? '', binding.metadata.name ?? '', uids, hmac);
+    // Each pod of a dynamic binding holds its own hash: a count against the binding's would be wrong.
+    return binding.spec.dynamic === undefined && binding.spec.pki === undefined ? { stale } : {};
   }
 
   /** Publishes the conclusion; says how many consumers hold another hash (when the broker tells). */
@@ -162,7 +192,7 @@ export class BindingReconciler implements Reconciler {
         sources: current?.sources,
       };
     } else {
-      const files = binding.spec.files.length;
+      const files = binding.spec.dynamic?.files.length ?? (binding.spec.pki === undefined ? binding.spec.files.length : 3);
       updates = [
         {
           type: 'Ready',

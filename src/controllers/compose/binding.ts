@@ -11,6 +11,7 @@ import { KeyPoller } from '../binding/key-poller.ts';
 import type { SecretResolver } from '../../backends/resolver/resolver.ts';
 import type { StatusPublisher } from '../status-sync.ts';
 import type { OperatorContext } from './context.ts';
+import type { LeaseKeeper } from '../../dynamic/lease-keeper.ts';
 import { backendIndex, labelsChanged, specChanged } from './informers.ts';
 
 export interface BindingComposition {
@@ -29,6 +30,8 @@ export interface BindingCompositionDeps {
   readonly hub: ChangeHub;
   /** The key poller's version checks. */
   readonly resolver: Pick<SecretResolver, 'checkVersions'>;
+  /** Dynamic bindings' leases: renewed, re-issued and revoked by the binding reconciler. */
+  readonly leases: LeaseKeeper;
 }
 
 /** The binding controller, fed by bindings, namespace labels and pods in namespaces with bindings. */
@@ -45,6 +48,7 @@ export function composeBinding({ config, clock, logger, runtimeMetrics, informer
     pods,
     podsSynced: (ns) => pods.hasSyncedNamespace(ns),
     content: deps.content,
+    leases: deps.leases,
     publisher: deps.publisher,
     ...(config.broker.enabled ? { deliveries: deps.hub } : {}),
     poller,
@@ -59,6 +63,8 @@ export function composeBinding({ config, clock, logger, runtimeMetrics, informer
     logger: logger.child({ controller: 'binding' }),
     observer: runtimeMetrics,
   });
+  // A credential issued by the broker is scheduled for renewal by the next reconcile of its binding.
+  deps.leases.onIssued((key) => { bindingController.enqueue(key); });
   const enqueueBindingsIn = (namespace: string | undefined): void => {
     if (namespace === undefined) return;
     for (const b of bindings.listNamespace(namespace)) bindingController.enqueue(objectKey(b));
@@ -75,6 +81,8 @@ export function composeBinding({ config, clock, logger, runtimeMetrics, informer
       if (specChanged(old, b) || refreshRequested || reconciler.statusDiverged(b)) bindingController.enqueue(objectKey(b));
     },
     delete: (b) => {
+      // Its leases are revoked by the reconcile of its key, which no longer finds the object.
+      deps.leases.bindingDeleted(b);
       const ns = b.metadata.namespace ?? '';
       if (bindings.listNamespace(ns).length === 0) pods.removeNamespace(ns);
       bindingController.enqueue(objectKey(b));

@@ -11,12 +11,14 @@ import { ManagedTlsSecret } from '../../tls/managed-tls.ts';
 import type { BindingContentDeps } from '../binding/binding-content.ts';
 import { LeaderFollowingContentResolver } from '../../broker/leader-following-content.ts';
 import type { OperatorContext } from './context.ts';
+import type { LeaseKeeper } from '../../dynamic/lease-keeper.ts';
 
 type EnabledBrokerConfig = Extract<BrokerConfig, { readonly enabled: true }>;
 
 export interface BrokerCompositionDeps {
   readonly contentDeps: BindingContentDeps;
   readonly hub: ChangeHub;
+  readonly dynamic: LeaseKeeper;
   /** Required: the broker audits every answer. */
   readonly audit: AuditLog | undefined;
 }
@@ -53,6 +55,7 @@ export function composeBroker({ clients, registry, logger, informers, config: { 
     content: new LeaderFollowingContentResolver(deps.contentDeps, deps.hub),
     freshContent: new FreshContentResolver(deps.contentDeps),
     hub: deps.hub,
+    dynamic: deps.dynamic,
     audit: deps.audit,
     metrics: createBrokerMetrics(registry),
     logger: logger.child({ component: 'broker' }),

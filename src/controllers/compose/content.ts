@@ -16,6 +16,7 @@ import type { Runnable } from '../../runtime/runnable.ts';
 import { BackendPool } from '../backend/backend-pool.ts';
 import type { BindingContentDeps } from '../binding/binding-content.ts';
 import type { OperatorContext } from './context.ts';
+import { LeaseKeeper } from '../../dynamic/lease-keeper.ts';
 
 /** How bindings become content: the resolver, its backend pool, and the change hub they feed. */
 export interface ContentComposition {
@@ -29,11 +30,13 @@ export interface ContentComposition {
   readonly content: RecordingContentResolver;
   /** The cluster access a backend object's provider gets (credentials namespace, token minting). */
   readonly contextFor: (backend: AnyBackend) => BackendContext;
+  /** Dynamic secrets: leases issued, renewed and revoked (issue 21); shared by the broker and the binding reconciler. */
+  readonly leases: LeaseKeeper;
   /** Releases backend clients; after the manager stopped. */
   readonly close: () => Promise<void>;
 }
 
-export function composeContent({ config, clients, registry, clock, informers }: OperatorContext, contentKey: SecretValue, audit: AuditLog): ContentComposition {
+export function composeContent({ config, clients, registry, clock, informers, logger }: OperatorContext, contentKey: SecretValue, audit: AuditLog): ContentComposition {
   const backendMetrics = createBackendMetrics(registry);
   const resolver = new SecretResolver({ clock, metrics: backendMetrics, contentKey });
   const onLogin = loginCounter(backendMetrics);
@@ -76,10 +79,20 @@ export function composeContent({ config, clients, registry, clock, informers }: 
     contentKey,
     resolveTimeoutMs: 20_000,
   };
+  const leases = new LeaseKeeper({
+    clusterBackends: informers.clusterBackends,
+    namespacedBackends: informers.namespacedBackends,
+    namespaces: informers.namespaces,
+    pool,
+    contentKey,
+    delivery: hub,
+    logger: logger.child({ component: 'dynamic' }),
+  });
   return {
     resolver,
     pool,
     hub,
+    leases,
     contentDeps,
     content: new RecordingContentResolver(contentDeps, hub),
     contextFor,

@@ -1,6 +1,7 @@
 import { readdir, rm, rmdir, stat } from 'node:fs/promises';
 import pLimit, { type LimitFunction } from 'p-limit';
-import { maxPublishBatch, type ChangesAnswer, type PublishAnswer, type PublishBatchAnswer, type PublishedFile } from '../../broker/broker.protocol.ts';
+import { maxPublishBatch, type ChangesAnswer, type PublishAnswer, type PublishBatchAnswer, type PublishedFile, type PublishRequest } from '../../broker/broker.protocol.ts';
+import { publishWithNodeKey } from './node-key.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { SecretValue } from '../../observability/secret-value.ts';
 import { sanitizeError } from '../../observability/sanitize.ts';
@@ -135,7 +136,7 @@ export class NodePlugin {
         readOnly: volume.readOnly,
         ...(volume.gid === undefined ? {} : { gid: volume.gid }),
       });
-      answer = await this.#options.broker.publish(this.#publishRequest(volume.volumeId, volume));
+      answer = await this.#publish(this.#publishRequest(volume.volumeId, volume), null);
       swapped = (await writeFileSet(mount.writePath, filesOf(answer.files), volume.gid === undefined ? {} : { gid: volume.gid })).changed;
     } catch (err) {
       // Nothing is served yet: leave no mount behind; the kubelet retries the call. A mount found
@@ -159,7 +160,7 @@ export class NodePlugin {
     const log = this.#logFor({ ...state.request, volumeId: state.volumeId });
     let answer: PublishAnswer;
     try {
-      answer = await this.#options.broker.publish(this.#publishRequest(state.volumeId, state.request));
+      answer = await this.#publish(this.#publishRequest(state.volumeId, state.request), state.contentHash);
     } catch (err) {
       if (err instanceof BrokerRefusal && err.revokes) {
         await this.#empty(state);
@@ -266,6 +267,13 @@ export class NodePlugin {
           return 'failed';
         }
         if (result.contentHash === state.contentHash) return 'noop';
+        if ('certificateRequest' in result) {
+          // A pki volume: a new key and CSR need a publish of its own (ADR 0263).
+          return this.#refresh(state, result.contentHash).then(
+            (outcome) => (outcome === 'unchanged' ? 'noop' : 'done'),
+            () => 'failed' as const,
+          );
+        }
         const files = fileSets[result.fileSet];
         if (files === undefined) return 'failed';
         try {
@@ -351,6 +359,11 @@ export class NodePlugin {
 
   #wakeLoop(): void {
     this.#wake.abort();
+  }
+
+  /** One publish; for a pki volume, the key pair is made here and only a CSR is sent (ADR 0263). */
+  #publish(request: PublishRequest, heldHash: string | null): Promise<PublishAnswer> {
+    return publishWithNodeKey((r) => this.#options.broker.publish(r), request, heldHash);
   }
 
   #publishRequest(volumeId: string, volume: PodVolume): { volumeId: string; pod: PodVolume['pod']; binding: string; podToken: string } {

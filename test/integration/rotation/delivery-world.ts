@@ -62,6 +62,12 @@ export interface DeliveryWorld {
   /** The same pod without publishing its volume (a test that expects the publish to be refused). */
   createPod(name: string, binding: string, nodeIndex: number): Promise<{ pod: V1Pod; side: NodeSide }>;
   createBinding(name: string, spec: Record<string, unknown>): Promise<void>;
+  /**
+   * Stops the controller abruptly (its manager aborted, nothing handed over), runs `whileDown`, and
+   * starts a new controller on the same namespaces (a new broker: the node plugins keep their
+   * volumes but cannot reach it). `operator` then names the new one.
+   */
+  restartController(whileDown: () => Promise<void>): Promise<void>;
   bindingStatus(name: string): Promise<BindingStatus | undefined>;
   /** Stops everything started here and deletes what was created. */
   close(): Promise<void>;
@@ -144,9 +150,9 @@ export async function startDeliveryWorld(options: DeliveryWorldOptions): Promise
   const auditOut = new CapturedOutput();
   const registry = new Registry();
   const audit: AuditLog = createAuditLog({ destination: { kind: 'stream', stream: auditOut } });
-  const { operator, caPath: caOut } = buildInProcessController({
+  const controllerOptions = (name: string): Parameters<typeof buildInProcessController>[0] => ({
     dir: tmp,
-    name: 'controller',
+    name,
     identity: `${options.prefix}-test-${suffix}`,
     namespace: systemNs,
     watchNamespaces: [ns],
@@ -160,9 +166,12 @@ export async function startDeliveryWorld(options: DeliveryWorldOptions): Promise
     audit,
     ...(options.controllerArgs === undefined ? {} : { extraArgs: options.controllerArgs(ns) }),
   });
-  const stop = new AbortController();
+  const first = buildInProcessController(controllerOptions('controller'));
+  let operator = first.operator;
+  const caOut = first.caPath;
+  let stop = new AbortController();
   let exited = false;
-  const running = operator.manager.run(stop.signal).finally(() => {
+  let running = operator.manager.run(stop.signal).finally(() => {
     exited = true;
   });
   if (operator.broker === undefined) throw new Error('the broker is not enabled');
@@ -230,8 +239,25 @@ export async function startDeliveryWorld(options: DeliveryWorldOptions): Promise
   };
 
   let closed = false;
+  let restarts = 0;
   return {
-    suffix, ns, kc, core, custom, bao, nodes, operator, controllerLog, pluginLog, auditOut, registry,
+    suffix, ns, kc, core, custom, bao, nodes, controllerLog, pluginLog, auditOut, registry,
+    get operator() {
+      return operator;
+    },
+    restartController: async (whileDown) => {
+      stop.abort();
+      await running;
+      await operator.close();
+      await whileDown();
+      restarts += 1;
+      operator = buildInProcessController({ ...controllerOptions(`controller-${String(restarts)}`), registry: new Registry() }).operator;
+      stop = new AbortController();
+      exited = false;
+      running = operator.manager.run(stop.signal).finally(() => {
+        exited = true;
+      });
+    },
     bindingStatus,
     managerExited: () => exited,
     createBinding: async (name, spec) => {
