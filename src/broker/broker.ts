@@ -1,14 +1,17 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { z } from 'zod';
-import type { Reason, SecretBinding } from '../api/v1alpha1/index.ts';
+import type { SecretBinding } from '../api/v1alpha1/index.ts';
 import type { BindingContent } from '../controllers/binding/binding-content.ts';
 import type { AuditLog, DeniedEvent } from '../observability/audit.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { CacheReader } from '../runtime/object-store.ts';
-import type { BrokerMetrics } from './broker.metrics.ts';
+import type { BrokerEndpoint, BrokerMetrics } from './broker.metrics.ts';
 import { brokerAudience, type BrokerError, type ChangesAnswer, type PublishAnswer } from './broker.protocol.ts';
+import type { AgentChangesRequest } from './agent.protocol.ts';
+import { agentEntitlement } from './agent-entitlement.ts';
+import { Denial, statusForReason } from './broker.denial.ts';
 import { ChangeHub } from './change-hub.ts';
-import { entitlement } from './entitlement.ts';
+import { entitlement, type Entitlement } from './entitlement.ts';
 import { extraKeys, serviceAccountOf, singleExtra, type TokenIdentity, type TokenReviewCache, type TokenReviewer } from './token-review.ts';
 
 export interface ContentSource {
@@ -73,17 +76,11 @@ const changesSchema = z.object({
     .max(10_000),
   waitSeconds: z.number().min(0),
 });
-
-/** A refusal: the HTTP status, the reason from the closed list, and what to tell the caller and the audit. */
-class Denial extends Error {
-  readonly status: number;
-  readonly reason: Reason;
-  constructor(status: number, reason: Reason, message: string) {
-    super(message);
-    this.status = status;
-    this.reason = reason;
-  }
-}
+const agentPublishSchema = z.object({ binding: name });
+const agentChangesSchema = z.object({
+  bindings: z.array(z.object({ binding: name, contentHash: z.string().max(256) })).min(1).max(64),
+  waitSeconds: z.number().min(0),
+});
 
 type ChangedVolume = ChangesAnswer['changed'][number];
 type CallerNode = { readonly caller: string; readonly node: string };
@@ -126,37 +123,125 @@ export class Broker {
       const entitled = entitlement(binding, pod);
       if (!entitled.entitled) throw new Denial(403, 'NotEntitled', entitled.detail);
 
-      const content = await this.#content(binding, signal);
-      if (content.kind === 'failed') throw new Denial(statusForReason(content.reason), content.reason, content.message);
-
-      const backendVersions: Record<string, string> = {};
-      for (const v of content.versions) backendVersions[v.key] = backendVersions[v.key] === undefined ? v.version : `${backendVersions[v.key] ?? ''},${v.version}`;
-      // Audited before answering: an answer that could not be audited is never sent.
-      this.#deps.audit.delivered({
-        binding: { namespace, name: request.binding },
-        pod: { namespace, name: request.pod.name, uid: request.pod.uid },
-        node: caller.node,
-        containers: entitled.containers,
-        paths: content.files.map((f) => f.path),
-        contentHmac: content.hmac,
-        backendVersions,
-        via: 'csi',
-      });
-      this.#deps.hub.held(namespace, request.binding, request.pod.uid, content.hmac);
-      this.#deps.metrics.decisions.inc({ endpoint: 'publish', result: 'delivered', reason: 'none' });
-      return {
-        status: 200,
-        body: {
-          volumeId: request.volumeId,
-          contentHash: content.hmac,
-          files: content.files.map((f) => ({ path: f.path, mode: f.mode, contentBase64: Buffer.from(f.content.reveal()).toString('base64') })),
-        },
-      };
+      return await this.#deliver({ binding, pod, entitled, volumeId: request.volumeId, node: caller.node, via: 'csi', endpoint: 'publish' }, signal);
     } catch (error) {
       return this.#refuse('publish', error, context);
     } finally {
       this.#deps.metrics.duration.observe({ endpoint: 'publish' }, (performance.now() - started) / 1000);
     }
+  }
+
+  /**
+   * `POST /v1/agent/publish` (ADR 0250): the caller is the agent inside the pod, and its bearer token
+   * is the pod's own projected token (audience `secretbinder.dev`): the pod is proven by it exactly
+   * as for CSI (TokenReview, its pod name and uid, a live pod) and entitled by the agent rules.
+   */
+  async agentPublish(authorization: string | undefined, input: unknown, signal: AbortSignal): Promise<BrokerReply> {
+    const started = performance.now();
+    const context: Omit<DeniedEvent, 'reason'> = { via: 'agent' };
+    try {
+      const parsed = agentPublishSchema.safeParse(input);
+      if (!parsed.success) throw new Denial(400, 'InvalidSpec', `malformed agent publish request: ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
+      const { pod, caller } = await this.#agentPod(authorization, context);
+      const namespace = pod.metadata?.namespace ?? '';
+      Object.assign(context, { binding: { namespace, name: parsed.data.binding } });
+      const binding = this.#deps.bindings.get(`${namespace}/${parsed.data.binding}`);
+      if (binding === undefined || binding.metadata.deletionTimestamp !== undefined) throw new Denial(404, 'NotEntitled', `binding ${parsed.data.binding} not found`);
+      const entitled = agentEntitlement(binding, pod);
+      if (!entitled.entitled) throw new Denial(403, 'NotEntitled', entitled.detail);
+      return await this.#deliver({ binding, pod, entitled, volumeId: parsed.data.binding, node: caller.node, via: 'agent', endpoint: 'agent-publish' }, signal);
+    } catch (error) {
+      return this.#refuse('agent-publish', error, context);
+    } finally {
+      this.#deps.metrics.duration.observe({ endpoint: 'agent-publish' }, (performance.now() - started) / 1000);
+    }
+  }
+
+  /** `POST /v1/agent/changes`: the long poll of one agent pod's bindings (volume ids are binding names). */
+  async agentChanges(authorization: string | undefined, input: unknown, signal: AbortSignal): Promise<BrokerReply> {
+    const started = performance.now();
+    const context: Omit<DeniedEvent, 'reason'> = { via: 'agent' };
+    try {
+      const parsed = agentChangesSchema.safeParse(input);
+      if (!parsed.success) throw new Denial(400, 'InvalidSpec', `malformed agent changes request: ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
+      const request: AgentChangesRequest = parsed.data;
+      const { pod, caller } = await this.#agentPod(authorization, context);
+      const namespace = pod.metadata?.namespace ?? '';
+      const podRef = { name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '' };
+      const volumes = request.bindings.map((b) => ({ volumeId: b.binding, namespace, binding: b.binding, contentHash: b.contentHash, pod: podRef }));
+      const waitMs = Math.min(request.waitSeconds, this.#maxWaitSeconds) * 1000;
+      const changed = await this.#waitForChanges(volumes, caller, waitMs, signal, agentEntitlement);
+      for (const c of changed) this.#deps.metrics.decisions.inc({ endpoint: 'agent-changes', result: c.revoked ? 'revoked' : 'changed', reason: 'none' });
+      if (changed.length === 0) this.#deps.metrics.decisions.inc({ endpoint: 'agent-changes', result: 'unchanged', reason: 'none' });
+      return { status: 200, body: { changed } };
+    } catch (error) {
+      return this.#refuse('agent-changes', error, context);
+    } finally {
+      this.#deps.metrics.duration.observe({ endpoint: 'agent-changes' }, (performance.now() - started) / 1000);
+    }
+  }
+
+  /**
+   * The pod an agent's bearer token is bound to, live (cache, else one GET), with the token's
+   * account. A remembered review is used only while it still names a live pod (ADR 0130).
+   */
+  async #agentPod(authorization: string | undefined, context: Omit<DeniedEvent, 'reason'>): Promise<{ pod: V1Pod; caller: CallerNode }> {
+    const match = /^Bearer ([^\s]+)$/.exec(authorization ?? '');
+    if (match?.[1] === undefined) throw new Denial(401, 'Unauthenticated', 'missing bearer token (the pod\'s projected secretbinder.dev token)');
+    const token = match[1];
+    const cache = this.#deps.podTokens;
+    const remembered = cache?.lookup(token, [brokerAudience]);
+    const identity = remembered ?? (await this.#deps.tokens.review(token, [brokerAudience]));
+    if (!identity.authenticated) throw new Denial(401, 'Unauthenticated', `pod token refused: ${identity.error}`);
+    const account = serviceAccountOf(identity.username);
+    const podName = singleExtra(identity, extraKeys.podName);
+    const podUid = singleExtra(identity, extraKeys.podUid);
+    if (account === undefined || podName === undefined || podUid === undefined) throw new Denial(401, 'Unauthenticated', 'the token is not bound to a pod');
+    Object.assign(context, { caller: identity.username, pod: { namespace: account.namespace, name: podName, uid: podUid } });
+    const pod = await this.#livePod(account.namespace, podName, podUid);
+    if (pod === undefined || (pod.spec?.serviceAccountName ?? 'default') !== account.name) {
+      if (remembered !== undefined) cache?.forget(token, [brokerAudience]);
+      throw new Denial(403, 'IdentityMismatch', `no live pod ${account.namespace}/${podName} with uid ${podUid}`);
+    }
+    if (remembered === undefined) cache?.remember(token, [brokerAudience], identity);
+    const node = pod.spec?.nodeName ?? '';
+    Object.assign(context, { node });
+    return { pod, caller: { caller: identity.username, node } };
+  }
+
+  /** Resolves the entitled binding's content, audits the delivery and answers the file set. */
+  async #deliver(
+    d: { binding: SecretBinding; pod: V1Pod; entitled: Extract<Entitlement, { entitled: true }>; volumeId: string; node: string; via: 'csi' | 'agent'; endpoint: BrokerEndpoint },
+    signal: AbortSignal,
+  ): Promise<BrokerReply> {
+    const content = await this.#content(d.binding, signal);
+    if (content.kind === 'failed') throw new Denial(statusForReason(content.reason), content.reason, content.message);
+    const namespace = d.binding.metadata.namespace ?? '';
+    const name = d.binding.metadata.name ?? '';
+    const podRef = { namespace, name: d.pod.metadata?.name ?? '', uid: d.pod.metadata?.uid ?? '' };
+    const backendVersions: Record<string, string> = {};
+    for (const v of content.versions) backendVersions[v.key] = backendVersions[v.key] === undefined ? v.version : `${backendVersions[v.key] ?? ''},${v.version}`;
+    // Audited before answering: an answer that could not be audited is never sent.
+    this.#deps.audit.delivered({
+      binding: { namespace, name },
+      pod: podRef,
+      node: d.node,
+      containers: d.entitled.containers,
+      paths: content.files.map((f) => f.path),
+      contentHmac: content.hmac,
+      backendVersions,
+      via: d.via,
+    });
+    this.#deps.hub.held(namespace, name, podRef.uid, content.hmac);
+    this.#deps.metrics.decisions.inc({ endpoint: d.endpoint, result: 'delivered', reason: 'none' });
+    return {
+      status: 200,
+      body: {
+        volumeId: d.volumeId,
+        contentHash: content.hmac,
+        files: content.files.map((f) => ({ path: f.path, mode: f.mode, contentBase64: Buffer.from(f.content.reveal()).toString('base64') })),
+      },
+    };
   }
 
   async changes(authorization: string | undefined, input: unknown, signal: AbortSignal): Promise<BrokerReply> {
@@ -198,7 +283,7 @@ export class Broker {
     return content;
   }
 
-  #refuse(endpoint: 'publish' | 'changes', error: unknown, context: Omit<DeniedEvent, 'reason'>): BrokerReply {
+  #refuse(endpoint: BrokerEndpoint, error: unknown, context: Omit<DeniedEvent, 'reason'>): BrokerReply {
     const denial =
       error instanceof Denial
         ? error
@@ -278,10 +363,11 @@ export class Broker {
     caller: CallerNode,
     waitMs: number,
     signal: AbortSignal,
+    entitle: (binding: SecretBinding, pod: V1Pod) => Entitlement = entitlement,
   ): Promise<ChangedVolume[]> {
     // What the node holds now: the binding status counts consumers still on an older hash.
     for (const v of volumes) this.#deps.hub.held(v.namespace, v.binding, v.pod.uid, v.contentHash);
-    const first = this.#evaluate(volumes, caller);
+    const first = this.#evaluate(volumes, caller, entitle);
     if (first.length > 0 || waitMs === 0 || volumes.length === 0) return first;
     const keys = volumes.flatMap((v) => [ChangeHub.bindingKey(v.namespace, v.binding), ChangeHub.podKey(v.namespace, v.pod.name)]);
     this.#deps.metrics.waiting.inc({});
@@ -300,7 +386,7 @@ export class Broker {
           finish([]);
         }, waitMs);
         const unsubscribe = this.#deps.hub.subscribe(keys, () => {
-          const now = this.#evaluate(volumes, caller);
+          const now = this.#evaluate(volumes, caller, entitle);
           if (now.length > 0) finish(now);
         });
         signal.addEventListener('abort', onAbort, { once: true });
@@ -317,7 +403,7 @@ export class Broker {
    * caches only; where a namespace's pod cache has not listed, pod checks wait for it rather
    * than revoke on a guess. Only hashes of volumes the caller's node may hold are answered.
    */
-  #evaluate(volumes: z.infer<typeof changesSchema>['volumes'], caller: CallerNode): ChangedVolume[] {
+  #evaluate(volumes: z.infer<typeof changesSchema>['volumes'], caller: CallerNode, entitle: (binding: SecretBinding, pod: V1Pod) => Entitlement): ChangedVolume[] {
     const changed: ChangedVolume[] = [];
     for (const v of volumes) {
       const revoke = (reason: string): void => {
@@ -340,7 +426,7 @@ export class Broker {
           revoke('IdentityMismatch');
           continue;
         }
-        if (!entitlement(binding, pod).entitled) {
+        if (!entitle(binding, pod).entitled) {
           revoke('NotEntitled');
           continue;
         }
@@ -354,22 +440,5 @@ export class Broker {
       if (hash !== undefined && hash !== v.contentHash) changed.push({ volumeId: v.volumeId, contentHash: hash, revoked: false });
     }
     return changed;
-  }
-}
-
-function statusForReason(reason: Reason): number {
-  switch (reason) {
-    case 'AccessDenied':
-    case 'NotEntitled':
-      return 403;
-    case 'BackendNotFound':
-    case 'KeyNotFound':
-    case 'PropertyNotFound':
-      return 404;
-    case 'InvalidSpec':
-      return 422;
-    default:
-      // Outages, throttling, a backend not ready: the node plugin retries.
-      return 503;
   }
 }
