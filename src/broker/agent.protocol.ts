@@ -19,10 +19,16 @@ export const agentTokenFile = 'token';
 export const agentTokenExpirationSeconds = 600;
 
 /** Where the agent mounts the memory volume of one binding (read-write; listed containers mount it read-only). */
-export const agentMountPath = (binding: string): string => `/var/run/secretbinder-agent/${binding}`;
+export const agentMountPath = (binding: string): string => `${agentMountRoot}/${binding}`;
+const agentMountRoot = '/var/run/secretbinder-agent';
 
-/** The file the kubelet's startup probe of the sidecar looks for: every binding has been written once. */
-export const agentReadyFile = '/var/run/secretbinder-agent/.ready';
+/** The binding whose volume the agent mounts at `mountPath`; undefined for any other path. */
+export function bindingOfAgentMount(mountPath: string): string | undefined {
+  const prefix = `${agentMountRoot}/`;
+  const rest = mountPath.startsWith(prefix) ? mountPath.slice(prefix.length) : '';
+  return rest !== '' && !rest.includes('/') ? rest : undefined;
+}
+
 
 /** `POST /v1/agent/publish`: the file set of one binding for the pod the bearer token is bound to. */
 export interface AgentPublishRequest {

@@ -90,7 +90,7 @@ export function buildOperator(deps: OperatorDeps): Operator {
   if (broker !== undefined) manager.add(broker);
   if (config.webhook.enabled) {
     manager.add(
-      webhookRunnable({ config: config.webhook, bindings: informers.bindings, operatorNamespace: config.operatorNamespace, admission: deps.clients.admission, core: deps.clients.core, registry, logger: logger.child({ component: 'webhook' }), clock: ctx.clock }),
+      webhookRunnable({ config: config.webhook, bindings: informers.bindings, operatorNamespace: config.operatorNamespace, admission: deps.clients.admission, core: deps.clients.core, registry, logger: logger.child({ component: 'webhook' }), clock: ctx.clock, agent: config.agent }),
     );
   }
 
