@@ -191,7 +191,22 @@ export class Broker {
     const token = match[1];
     const cache = this.#deps.podTokens;
     const remembered = cache?.lookup(token, [brokerAudience]);
-    const identity = remembered ?? (await this.#deps.tokens.review(token, [brokerAudience]));
+    if (remembered !== undefined) {
+      const proven = await this.#agentPodOf(remembered, context).catch((error: unknown) => {
+        if (error instanceof Denial) return undefined;
+        throw error;
+      });
+      if (proven !== undefined) return proven;
+      // A refusal never rests on a remembered review (ADR 0130): the API server decides again.
+      cache?.forget(token, [brokerAudience]);
+    }
+    const identity = await this.#deps.tokens.review(token, [brokerAudience]);
+    const proven = await this.#agentPodOf(identity, context);
+    cache?.remember(token, [brokerAudience], identity);
+    return proven;
+  }
+
+  async #agentPodOf(identity: TokenIdentity, context: Omit<DeniedEvent, 'reason'>): Promise<{ pod: V1Pod; caller: CallerNode }> {
     if (!identity.authenticated) throw new Denial(401, 'Unauthenticated', `pod token refused: ${identity.error}`);
     const account = serviceAccountOf(identity.username);
     const podName = singleExtra(identity, extraKeys.podName);
@@ -200,10 +215,8 @@ export class Broker {
     Object.assign(context, { caller: identity.username, pod: { namespace: account.namespace, name: podName, uid: podUid } });
     const pod = await this.#livePod(account.namespace, podName, podUid);
     if (pod === undefined || (pod.spec?.serviceAccountName ?? 'default') !== account.name) {
-      if (remembered !== undefined) cache?.forget(token, [brokerAudience]);
       throw new Denial(403, 'IdentityMismatch', `no live pod ${account.namespace}/${podName} with uid ${podUid}`);
     }
-    if (remembered === undefined) cache?.remember(token, [brokerAudience], identity);
     const node = pod.spec?.nodeName ?? '';
     Object.assign(context, { node });
     return { pod, caller: { caller: identity.username, node } };
