@@ -117,7 +117,7 @@ describe('agent injection', () => {
   it('the validating webhook refuses an ephemeral container mounting an agent volume its binding does not list', () => {
     const injected = admit(pod('db')).pod;
     const debugged = structuredClone(injected);
-    debugged.spec = { ...(debugged.spec ?? { containers: [] }), ephemeralContainers: [{ name: 'debug', volumeMounts: [{ name: 'secretbinder-db', mountPath: '/x' }] }] };
+    if (debugged.spec !== undefined) debugged.spec.ephemeralContainers = [{ name: 'debug', image: 'busybox', volumeMounts: [{ name: 'secretbinder-db', mountPath: '/x' }] }];
     const decision = validate(
       { uid: 'r', kind: { group: '', version: 'v1', kind: 'Pod' }, resource: { group: '', version: 'v1', resource: 'pods' }, subResource: 'ephemeralcontainers', namespace: 'apps', operation: 'UPDATE', object: debugged, oldObject: injected },
       ctx().lookupBinding,
