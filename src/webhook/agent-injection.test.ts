@@ -83,7 +83,7 @@ describe('agent injection', () => {
     expect(agent?.resources).toEqual({ requests: { cpu: '10m', memory: '48Mi' }, limits: { memory: '64Mi' } });
     expect(out.spec?.volumes).toEqual([
       { name: 'secretbinder-db', emptyDir: { medium: 'Memory', sizeLimit: '2Mi' } },
-      { name: 'secretbinder-agent-token', projected: { defaultMode: 0o400, sources: [{ serviceAccountToken: { audience: 'secretbinder.dev', expirationSeconds: 600, path: 'token' } }] } },
+      { name: 'secretbinder-agent-token', projected: { sources: [{ serviceAccountToken: { audience: 'secretbinder.dev', expirationSeconds: 600, path: 'token' } }] } },
     ]);
     const [app, proxy] = out.spec?.containers ?? [];
     expect(app?.volumeMounts).toEqual([{ name: 'secretbinder-db', mountPath: '/var/run/secrets/secretbinder/db', readOnly: true }]);

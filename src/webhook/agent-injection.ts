@@ -72,7 +72,7 @@ export function agentVolume(b: AgentBinding): V1Volume {
 export function agentTokenVolume(): V1Volume {
   return {
     name: agentTokenVolumeName,
-    projected: { defaultMode: 0o400, sources: [{ serviceAccountToken: { audience: brokerAudience, expirationSeconds: agentTokenExpirationSeconds, path: agentTokenFile } }] },
+    projected: { sources: [{ serviceAccountToken: { audience: brokerAudience, expirationSeconds: agentTokenExpirationSeconds, path: agentTokenFile } }] },
   };
 }
 
