@@ -3,6 +3,7 @@
  * the kubectl plugin's (cli.ts).
  * `npm run bench -- --tier scale [--bindings N ...]` runs the scale tier (scale.ts, ADR 0200);
  * `npm run bench -- --tier event-files [--volumes N] [--nodes N]` the event-driven delivery row (event-files.ts).
+ * `flock /tmp/sb-real-node.lock npm run bench -- --tier agent [--pods N]` the agent rows on the real node (agent.ts, ADR 0250).
  *
  * `npm run bench`: performance targets of DESIGN.md that can be measured in one process, printed as
  * a table (medians and ratios from one run). Not a test: nothing here asserts.
@@ -35,6 +36,10 @@ if (process.argv[2] === 'fuzz') {
 }
 if (process.argv.slice(2).join(' ').includes('--tier event-files') || process.argv.includes('--tier=event-files')) {
   process.stdout.write(await (await import('./event-files.ts')).runEventFilesBench(process.argv.slice(2)));
+  process.exit(0);
+}
+if (process.argv.slice(2).join(' ').includes('--tier agent') || process.argv.includes('--tier=agent')) {
+  process.stdout.write(await (await import('./agent.ts')).runAgentBench(process.argv.slice(2)));
   process.exit(0);
 }
 if (process.argv.slice(2).join(' ').includes('--tier scale') || process.argv.includes('--tier=scale')) {
