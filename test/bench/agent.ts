@@ -52,7 +52,7 @@ function agentProcesses(): { pid: number; rssKib: number; anonKib: number; cgrou
 async function startLatency(w: AgentWorld, name: string, app: string, binding: string, inject: boolean): Promise<number> {
   const template = agentPodTemplate(app, binding, 'exec sleep 3600', inject);
   const t0 = performance.now();
-  await w.core.createNamespacedPod({ namespace: w.appNs, body: { metadata: { ...template.metadata, name }, spec: template.spec } });
+  await w.core.createNamespacedPod({ namespace: w.appNs, body: { metadata: { name, labels: template.metadata.labels ?? {}, annotations: template.metadata.annotations ?? {} }, spec: template.spec } });
   for (;;) {
     const pod = await w.core.readNamespacedPod({ namespace: w.appNs, name });
     if (pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true) {
