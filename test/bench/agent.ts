@@ -7,11 +7,10 @@
  * test: it prints figures and asserts nothing.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { agentPodTemplate, startAgentWorld, type AgentWorld } from '../e2e/agent-world.ts';
+import { agentPodTemplate, agentProcesses, startAgentWorld, type AgentWorld } from '../e2e/agent-world.ts';
 import { writeKvSecret } from '../harness/openbao.ts';
 import { down, isWorldAlive, up } from '../harness/world.ts';
 import { readWorldState, worldEnvVar, worldStatePath, type WorldState } from '../harness/world-state.ts';
@@ -22,31 +21,6 @@ const median = (values: readonly number[]): number => {
 };
 const mib = (kib: number): string => `${(kib / 1024).toFixed(1)} MiB`;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Every running agent process on this host: its RSS figures and its cgroup's memory.current. */
-function agentProcesses(): { pid: number; rssKib: number; anonKib: number; cgroupBytes: number | undefined }[] {
-  const out = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (!cmdline.includes('delivery/agent/agent.main.js')) continue;
-      const status = readFileSync(`/proc/${entry}/status`, 'utf8');
-      const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? Number.NaN);
-      const cgroup = /^0::(.*)$/m.exec(readFileSync(`/proc/${entry}/cgroup`, 'utf8'))?.[1];
-      let cgroupBytes: number | undefined;
-      try {
-        cgroupBytes = cgroup === undefined ? undefined : Number(readFileSync(join('/sys/fs/cgroup', cgroup, 'memory.current'), 'utf8'));
-      } catch {
-        cgroupBytes = undefined;
-      }
-      out.push({ pid: Number(entry), rssKib: field('VmRSS'), anonKib: field('RssAnon'), cgroupBytes });
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return out;
-}
 
 /** Creates a pod and waits until it is Ready: ms from the create call. */
 async function startLatency(w: AgentWorld, name: string, app: string, binding: string, inject: boolean): Promise<number> {

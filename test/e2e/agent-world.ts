@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { AdmissionregistrationV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, DiscoveryV1Api, type KubeConfig, type V1Pod, type V1SecurityContext } from '@kubernetes/client-node';
@@ -71,6 +71,31 @@ export function agentPodTemplate(app: string, binding: string, appCommand: strin
       ],
     },
   };
+}
+
+/** Every running agent process on this host: its RSS figures and its cgroup's memory.current. */
+export function agentProcesses(): { pid: number; rssKib: number; anonKib: number; cgroupBytes: number | undefined }[] {
+  const out = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (!cmdline.includes('delivery/agent/agent.main.js')) continue;
+      const status = readFileSync(`/proc/${entry}/status`, 'utf8');
+      const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? Number.NaN);
+      const cgroup = /^0::(.*)$/m.exec(readFileSync(`/proc/${entry}/cgroup`, 'utf8'))?.[1];
+      let cgroupBytes: number | undefined;
+      try {
+        cgroupBytes = cgroup === undefined ? undefined : Number(readFileSync(join('/sys/fs/cgroup', cgroup, 'memory.current'), 'utf8'));
+      } catch {
+        cgroupBytes = undefined;
+      }
+      out.push({ pid: Number(entry), rssKib: field('VmRSS'), anonKib: field('RssAnon'), cgroupBytes });
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return out;
 }
 
 export async function startAgentWorld(world: WorldState, options: AgentWorldOptions): Promise<AgentWorld> {

@@ -7,7 +7,7 @@ import { busyboxImage, realNodeUnavailable } from '../harness/node/real-node.ts'
 import { writeKvSecret } from '../harness/openbao.ts';
 import { currentWorld } from '../harness/world-state.ts';
 import { eventually } from '../integration/support/cluster.ts';
-import { agentMountPath as mountPath, agentPodTemplate as template, brokerService, startAgentWorld, tolerations, type AgentWorld } from './agent-world.ts';
+import { agentMountPath as mountPath, agentPodTemplate as template, agentProcesses, brokerService, startAgentWorld, tolerations, type AgentWorld } from './agent-world.ts';
 
 /**
  * Agent mode on the real node (ADR 0250): a namespace that enforces Pod Security `restricted` (no
@@ -91,6 +91,9 @@ describeNode('agent mode on the real node: restricted namespace, sidecar and ini
       // The pod's own token is in the agent only; the app has no service-account token at all.
       await expect(w.exec(name, 'app', ['ls', '/var/run/secrets/secretbinder.dev/agent'])).rejects.toThrow(/No such file or directory/);
     }
+    // Reported, not asserted (ADR 0250: the bench tier measures it).
+    const agents = agentProcesses().map((a) => `RSS ${(a.rssKib / 1024).toFixed(1)} MiB (own ${(a.anonKib / 1024).toFixed(1)} MiB, cgroup ${a.cgroupBytes === undefined ? '?' : (a.cgroupBytes / 2 ** 20).toFixed(1)} MiB)`);
+    process.stdout.write(`agent e2e: sidecar agents on the node: ${agents.join('; ')}\n`);
   }, 240_000);
 
   it('init agent: the files exist before the app starts', async () => {
