@@ -10,6 +10,7 @@ import { brokerAudience, type BrokerError, type ChangesAnswer, type PublishAnswe
 import type { AgentChangesRequest } from './agent.protocol.ts';
 import { agentEntitlement } from './agent-entitlement.ts';
 import { Denial, statusForReason } from './broker.denial.ts';
+import { agentChangesSchema, agentPublishSchema, changesSchema, publishSchema } from './broker.requests.ts';
 import { ChangeHub } from './change-hub.ts';
 import { entitlement, type Entitlement } from './entitlement.ts';
 import { extraKeys, serviceAccountOf, singleExtra, type TokenIdentity, type TokenReviewCache, type TokenReviewer } from './token-review.ts';
@@ -55,32 +56,6 @@ export interface BrokerDeps {
   readonly maxWaitSeconds?: number;
 }
 
-const name = z.string().min(1).max(253);
-const publishSchema = z.object({
-  volumeId: z.string().min(1).max(512),
-  pod: z.object({ namespace: name, name, uid: z.string().min(1).max(64), serviceAccountName: name }),
-  binding: name,
-  podToken: z.string().min(1).max(16_384),
-});
-const changesSchema = z.object({
-  volumes: z
-    .array(
-      z.object({
-        volumeId: z.string().min(1).max(512),
-        namespace: name,
-        binding: name,
-        contentHash: z.string().max(256),
-        pod: z.object({ name, uid: z.string().min(1).max(64) }),
-      }),
-    )
-    .max(10_000),
-  waitSeconds: z.number().min(0),
-});
-const agentPublishSchema = z.object({ binding: name });
-const agentChangesSchema = z.object({
-  bindings: z.array(z.object({ binding: name, contentHash: z.string().max(256) })).min(1).max(64),
-  waitSeconds: z.number().min(0),
-});
 
 type ChangedVolume = ChangesAnswer['changed'][number];
 type CallerNode = { readonly caller: string; readonly node: string };
