@@ -2,6 +2,7 @@
 # One image for the controller, the CSI node plugin and (once it exists) the kubectl plugin:
 #   controller:   node /app/dist/main.js [flags]                      (default CMD, non-root)
 #   node plugin:  node /app/dist/delivery/node-plugin.main.js [flags] (DaemonSet runs it as root)
+#   agent:        node /app/dist/delivery/agent/agent.main.js [flags] (added to pods by the webhook, ADR 0250)
 #   CLI:          kubectl-secretbinder [args] (node /app/dist/cli/main.js; also the npm bin entry)
 # Checked statically by test/integration/packaging/dockerfile.test.ts (no Docker engine in CI).
 ARG NODE_IMAGE=node:24-bookworm-slim

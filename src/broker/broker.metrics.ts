@@ -4,7 +4,7 @@ import { defineCounter, defineGauge, defineHistogram, durationBucketsSeconds } f
 
 /** Broker metrics: closed label sets only (endpoint, result, a reason from the closed list). */
 
-export const brokerEndpoints = ['publish', 'publish-batch', 'changes'] as const;
+export const brokerEndpoints = ['publish', 'publish-batch', 'changes', 'agent-publish', 'agent-changes'] as const;
 export type BrokerEndpoint = (typeof brokerEndpoints)[number];
 export const brokerResults = ['delivered', 'denied', 'changed', 'unchanged', 'revoked'] as const;
 export type BrokerResult = (typeof brokerResults)[number];

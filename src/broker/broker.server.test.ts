@@ -40,7 +40,7 @@ async function start(tls: 'self' | { certFile: string; keyFile: string }, seen: 
     host: '127.0.0.1',
     port: 0,
     tls: tls === 'self' ? { kind: 'self-managed', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], caOut } : { kind: 'files', ...tls },
-    broker: { publish: reply('publish'), publishBatch: reply('publish-batch'), changes: reply('changes') },
+    broker: { publish: reply('publish'), publishBatch: reply('publish-batch'), changes: reply('changes'), agentPublish: reply('agent-publish'), agentChanges: reply('agent-changes') },
     logger: createLogger({ level: 'error', component: 'test', stream: new CapturedOutput() }),
     certReloadMs: 50,
   });
@@ -129,7 +129,7 @@ describe('BrokerServer', () => {
       host: '127.0.0.1',
       port: 0,
       tls: { kind: 'self-managed', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], caOut: undefined },
-      broker: { publish: held('publish'), publishBatch: held('publish'), changes: held('changes') },
+      broker: { publish: held('publish'), publishBatch: held('publish'), changes: held('changes'), agentPublish: held('agent-publish'), agentChanges: held('agent-changes') },
       logger: createLogger({ level: 'error', component: 'test', stream: new CapturedOutput() }),
     });
     // The node plugin's client: one kept-alive connection for its publishes and its long polls.

@@ -14,7 +14,7 @@ export interface BrokerServerOptions {
   readonly tls: BrokerTlsSource;
   /** Loads the serving pair; default: {@link loadBrokerTls} of `tls`. Required for a `secret` source. */
   readonly loadTls?: () => Promise<BrokerTlsMaterial>;
-  readonly broker: Pick<Broker, 'publish' | 'publishBatch' | 'changes'>;
+  readonly broker: Pick<Broker, 'publish' | 'publishBatch' | 'changes' | 'agentPublish' | 'agentChanges'>;
   readonly logger: Logger;
   /** How often the certificate is checked for rotation (files and secret modes); default 60 s. */
   readonly certReloadMs?: number;
@@ -35,7 +35,8 @@ export const brokerRequestLimits: RequestLimits = {
 
 /**
  * The broker's HTTPS endpoint on every replica (not leader-only: any replica answers from its own
- * caches). Routes `POST /v1/publish`, `POST /v1/publish-batch` and `POST /v1/changes`; everything else is 404. Never logs a
+ * caches). Routes `POST /v1/publish`, `POST /v1/publish-batch`, `POST /v1/changes` and the agent's
+ * `/v1/agent/publish` and `/v1/agent/changes`; everything else is 404. Never logs a
  * body or a header.
  */
 export class BrokerServer implements Runnable {
@@ -54,6 +55,18 @@ export class BrokerServer implements Runnable {
     });
     // Never an unhandled rejection when nobody asks for the address.
     this.#listening.catch(() => undefined);
+  }
+
+  /** The node plugin's endpoints and the agent's (ADR 0250). */
+  get #routes(): Readonly<Record<string, (authorization: string | undefined, input: unknown, signal: AbortSignal) => Promise<BrokerReply>>> {
+    const { broker } = this.#options;
+    return {
+      '/v1/publish': (a, i, s) => broker.publish(a, i, s),
+      '/v1/publish-batch': (a, i, s) => broker.publishBatch(a, i, s),
+      '/v1/changes': (a, i, s) => broker.changes(a, i, s),
+      '/v1/agent/publish': (a, i, s) => broker.agentPublish(a, i, s),
+      '/v1/agent/changes': (a, i, s) => broker.agentChanges(a, i, s),
+    };
   }
 
   get #limits(): RequestLimits {
@@ -172,8 +185,10 @@ export class BrokerServer implements Runnable {
     let reply: BrokerReply;
     try {
       const route = req.method === 'POST' ? req.url : undefined;
-      if (route !== '/v1/publish' && route !== '/v1/publish-batch' && route !== '/v1/changes') {
-        reply = { status: 404, body: { reason: 'InvalidSpec', message: 'no such endpoint (POST /v1/publish, POST /v1/publish-batch, POST /v1/changes)' } };
+      const routes = this.#routes;
+      const handler = route !== undefined && Object.hasOwn(routes, route) ? routes[route] : undefined;
+      if (handler === undefined) {
+        reply = { status: 404, body: { reason: 'InvalidSpec', message: `no such endpoint (POST ${Object.keys(routes).join(', POST ')})` } };
       } else {
         const body = await readJsonBody(req, this.#limits.maxBodyBytes);
         if (body.kind === 'tooLarge') {
@@ -185,13 +200,7 @@ export class BrokerServer implements Runnable {
         } else if (body.kind === 'malformed') {
           reply = { status: 400, body: { reason: 'InvalidSpec', message: 'the body must be JSON' } };
         } else {
-          const broker = this.#options.broker;
-          reply =
-            route === '/v1/publish'
-              ? await broker.publish(req.headers.authorization, body.value, signal)
-              : route === '/v1/publish-batch'
-                ? await broker.publishBatch(req.headers.authorization, body.value, signal)
-                : await broker.changes(req.headers.authorization, body.value, signal);
+          reply = await handler(req.headers.authorization, body.value, signal);
         }
       }
     } catch (error) {

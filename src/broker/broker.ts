@@ -1,16 +1,20 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import pLimit from 'p-limit';
 import { z } from 'zod';
-import type { Reason, SecretBinding } from '../api/v1alpha1/index.ts';
+import type { SecretBinding } from '../api/v1alpha1/index.ts';
 import type { BindingContent } from '../controllers/binding/binding-content.ts';
 import type { AuditLog, DeniedEvent } from '../observability/audit.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { CacheReader } from '../runtime/object-store.ts';
 import type { BrokerEndpoint, BrokerMetrics } from './broker.metrics.ts';
-import { brokerAudience, maxPublishBatch, type BrokerError, type ChangesAnswer, type PublishAnswer, type PublishBatchAnswer, type PublishBatchResult, type PublishedFile } from './broker.protocol.ts';
+import { brokerAudience, type BrokerError, type ChangesAnswer, type PublishAnswer, type PublishBatchAnswer, type PublishBatchResult, type PublishedFile } from './broker.protocol.ts';
+import type { AgentChangesRequest } from './agent.protocol.ts';
+import { agentEntitlement } from './agent-entitlement.ts';
+import { Denial, statusForReason } from './broker.denial.ts';
+import { agentChangesSchema, agentPublishSchema, changesSchema, publishBatchSchema, publishSchema } from './broker.requests.ts';
 import { ChangeHub } from './change-hub.ts';
 import type { CertificateRequestAnswer } from '../dynamic/lease-keeper.ts';
-import { entitlement } from './entitlement.ts';
+import { entitlement, type Entitlement } from './entitlement.ts';
 import { extraKeys, serviceAccountOf, singleExtra, type TokenIdentity, type TokenReviewCache, type TokenReviewer } from './token-review.ts';
 
 export interface ContentSource {
@@ -62,47 +66,8 @@ export interface BrokerDeps {
   readonly maxWaitSeconds?: number;
 }
 
-const name = z.string().min(1).max(253);
-const publishSchema = z.object({
-  volumeId: z.string().min(1).max(512),
-  pod: z.object({ namespace: name, name, uid: z.string().min(1).max(64), serviceAccountName: name }),
-  binding: name,
-  podToken: z.string().min(1).max(16_384),
-  // A signing request only: a private key never crosses this boundary (ADR 0263).
-  csr: z
-    .string()
-    .max(16_384)
-    .refine((pem) => pem.trimStart().startsWith('-----BEGIN CERTIFICATE REQUEST-----') && !pem.includes('PRIVATE KEY'), 'csr must be a PEM certificate request and nothing else')
-    .optional(),
-});
-const publishBatchSchema = z.object({ volumes: z.array(publishSchema).min(1).max(maxPublishBatch) });
 /** Pod proofs of one batch in flight at once (a cache miss is a TokenReview, sometimes a pod GET). */
 const batchProofConcurrency = 16;
-const changesSchema = z.object({
-  volumes: z
-    .array(
-      z.object({
-        volumeId: z.string().min(1).max(512),
-        namespace: name,
-        binding: name,
-        contentHash: z.string().max(256),
-        pod: z.object({ name, uid: z.string().min(1).max(64) }),
-      }),
-    )
-    .max(10_000),
-  waitSeconds: z.number().min(0),
-});
-
-/** A refusal: the HTTP status, the reason from the closed list, and what to tell the caller and the audit. */
-class Denial extends Error {
-  readonly status: number;
-  readonly reason: Reason;
-  constructor(status: number, reason: Reason, message: string) {
-    super(message);
-    this.status = status;
-    this.reason = reason;
-  }
-}
 
 type ChangedVolume = ChangesAnswer['changed'][number];
 type ResolvedContent = Extract<BindingContent, { kind: 'resolved' }>;
@@ -134,12 +99,14 @@ export class Broker {
       Object.assign(context, { caller: caller.caller, node: caller.node });
       const parsed = publishSchema.safeParse(input);
       if (!parsed.success) throw new Denial(400, 'InvalidSpec', `malformed publish request: ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
-      const delivered = await this.#deliver(caller, parsed.data, context, (binding) => this.#content(binding, signal), signal);
+      const request = parsed.data;
+      const proven = await this.#proveVolume(caller, request, context);
+      const delivered = await this.#deliver({ ...proven, csr: request.csr, node: caller.node, via: 'csi', endpoint: 'publish' }, (binding) => this.#content(binding, signal), signal);
       if (delivered.kind === 'certificateRequest') {
         // Not a decision yet: the answer with the certificate is the one counted and audited.
-        return { status: 200, body: { volumeId: parsed.data.volumeId, contentHash: delivered.currentHash, files: [], certificateRequest: delivered.request } };
+        return { status: 200, body: { volumeId: request.volumeId, contentHash: delivered.currentHash, files: [], certificateRequest: delivered.request } };
       }
-      return { status: 200, body: { volumeId: parsed.data.volumeId, contentHash: delivered.hmac, files: encodeFiles(delivered) } };
+      return { status: 200, body: { volumeId: request.volumeId, contentHash: delivered.hmac, files: encodeFiles(delivered) } };
     } catch (error) {
       return this.#refuse('publish', error, context);
     } finally {
@@ -176,7 +143,8 @@ export class Broker {
       const results = await pLimit(batchProofConcurrency).map(parsed.data.volumes, async (request): Promise<PublishBatchResult> => {
         const volumeContext: RefusalContext = { ...context };
         try {
-          const content = await this.#deliver(caller, request, volumeContext, contentOf, signal);
+          const proven = await this.#proveVolume(caller, request, volumeContext);
+          const content = await this.#deliver({ ...proven, csr: request.csr, node: caller.node, via: 'csi', endpoint: 'publish' }, contentOf, signal);
           // A pki volume's key exchange takes two calls of its own: the node publishes it alone.
           if (content.kind === 'certificateRequest') return { volumeId: request.volumeId, contentHash: content.currentHash, certificateRequest: true };
           let fileSet = fileSetOf.get(content.hmac);
@@ -198,14 +166,107 @@ export class Broker {
     }
   }
 
-  /** Proves the pod, checks its entitlement, resolves and audits the content of one volume. Throws a {@link Denial}. */
-  async #deliver(
+  /**
+   * `POST /v1/agent/publish` (ADR 0250): the caller is the agent inside the pod, and its bearer token
+   * is the pod's own projected token (audience `secretbinder.dev`): the pod is proven by it exactly
+   * as for CSI (TokenReview, its pod name and uid, a live pod) and entitled by the agent rules.
+   */
+  async agentPublish(authorization: string | undefined, input: unknown, signal: AbortSignal): Promise<BrokerReply> {
+    const started = performance.now();
+    const context: Omit<DeniedEvent, 'reason'> = { via: 'agent' };
+    try {
+      const parsed = agentPublishSchema.safeParse(input);
+      if (!parsed.success) throw new Denial(400, 'InvalidSpec', `malformed agent publish request: ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
+      const { pod, caller } = await this.#agentPod(authorization, context);
+      const namespace = pod.metadata?.namespace ?? '';
+      Object.assign(context, { binding: { namespace, name: parsed.data.binding } });
+      const binding = this.#deps.bindings.get(`${namespace}/${parsed.data.binding}`);
+      if (binding === undefined || binding.metadata.deletionTimestamp !== undefined) throw new Denial(404, 'NotEntitled', `binding ${parsed.data.binding} not found`);
+      const entitled = agentEntitlement(binding, pod);
+      if (!entitled.entitled) throw new Denial(403, 'NotEntitled', entitled.detail);
+      // A pki key is made where the files are written; the agent does not make keys (yet).
+      if (binding.spec.pki !== undefined) throw new Denial(422, 'InvalidSpec', `binding ${parsed.data.binding}: pki bindings are delivered by the CSI node plugin only`);
+      const delivered = await this.#deliver({ binding, pod, entitled, node: caller.node, via: 'agent', endpoint: 'agent-publish' }, (b) => this.#content(b, signal), signal);
+      if (delivered.kind === 'certificateRequest') throw new Denial(422, 'InvalidSpec', `binding ${parsed.data.binding}: a certificate request needs the CSI node plugin`);
+      return { status: 200, body: { volumeId: parsed.data.binding, contentHash: delivered.hmac, files: encodeFiles(delivered) } };
+    } catch (error) {
+      return this.#refuse('agent-publish', error, context);
+    } finally {
+      this.#deps.metrics.duration.observe({ endpoint: 'agent-publish' }, (performance.now() - started) / 1000);
+    }
+  }
+
+  /** `POST /v1/agent/changes`: the long poll of one agent pod's bindings (volume ids are binding names). */
+  async agentChanges(authorization: string | undefined, input: unknown, signal: AbortSignal): Promise<BrokerReply> {
+    const started = performance.now();
+    const context: Omit<DeniedEvent, 'reason'> = { via: 'agent' };
+    try {
+      const parsed = agentChangesSchema.safeParse(input);
+      if (!parsed.success) throw new Denial(400, 'InvalidSpec', `malformed agent changes request: ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
+      const request: AgentChangesRequest = parsed.data;
+      const { pod, caller } = await this.#agentPod(authorization, context);
+      const namespace = pod.metadata?.namespace ?? '';
+      const podRef = { name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '' };
+      const volumes = request.bindings.map((b) => ({ volumeId: b.binding, namespace, binding: b.binding, contentHash: b.contentHash, pod: podRef }));
+      const waitMs = Math.min(request.waitSeconds, this.#maxWaitSeconds) * 1000;
+      const changed = await this.#waitForChanges(volumes, caller, waitMs, signal, agentEntitlement);
+      for (const c of changed) this.#deps.metrics.decisions.inc({ endpoint: 'agent-changes', result: c.revoked ? 'revoked' : 'changed', reason: 'none' });
+      if (changed.length === 0) this.#deps.metrics.decisions.inc({ endpoint: 'agent-changes', result: 'unchanged', reason: 'none' });
+      return { status: 200, body: { changed } };
+    } catch (error) {
+      return this.#refuse('agent-changes', error, context);
+    } finally {
+      this.#deps.metrics.duration.observe({ endpoint: 'agent-changes' }, (performance.now() - started) / 1000);
+    }
+  }
+
+  /**
+   * The pod an agent's bearer token is bound to, live (cache, else one GET), with the token's
+   * account. A remembered review is used only while it still names a live pod (ADR 0130).
+   */
+  async #agentPod(authorization: string | undefined, context: Omit<DeniedEvent, 'reason'>): Promise<{ pod: V1Pod; caller: CallerNode }> {
+    const match = /^Bearer ([^\s]+)$/.exec(authorization ?? '');
+    if (match?.[1] === undefined) throw new Denial(401, 'Unauthenticated', 'missing bearer token (the pod\'s projected secretbinder.dev token)');
+    const token = match[1];
+    const cache = this.#deps.podTokens;
+    const remembered = cache?.lookup(token, [brokerAudience]);
+    if (remembered !== undefined) {
+      const proven = await this.#agentPodOf(remembered, context).catch((error: unknown) => {
+        if (error instanceof Denial) return undefined;
+        throw error;
+      });
+      if (proven !== undefined) return proven;
+      // A refusal never rests on a remembered review (ADR 0130): the API server decides again.
+      cache?.forget(token, [brokerAudience]);
+    }
+    const identity = await this.#deps.tokens.review(token, [brokerAudience]);
+    const proven = await this.#agentPodOf(identity, context);
+    cache?.remember(token, [brokerAudience], identity);
+    return proven;
+  }
+
+  async #agentPodOf(identity: TokenIdentity, context: Omit<DeniedEvent, 'reason'>): Promise<{ pod: V1Pod; caller: CallerNode }> {
+    if (!identity.authenticated) throw new Denial(401, 'Unauthenticated', `pod token refused: ${identity.error}`);
+    const account = serviceAccountOf(identity.username);
+    const podName = singleExtra(identity, extraKeys.podName);
+    const podUid = singleExtra(identity, extraKeys.podUid);
+    if (account === undefined || podName === undefined || podUid === undefined) throw new Denial(401, 'Unauthenticated', 'the token is not bound to a pod');
+    Object.assign(context, { caller: identity.username, pod: { namespace: account.namespace, name: podName, uid: podUid } });
+    const pod = await this.#livePod(account.namespace, podName, podUid);
+    if (pod === undefined || (pod.spec?.serviceAccountName ?? 'default') !== account.name) {
+      throw new Denial(403, 'IdentityMismatch', `no live pod ${account.namespace}/${podName} with uid ${podUid}`);
+    }
+    const node = pod.spec?.nodeName ?? '';
+    Object.assign(context, { node });
+    return { pod, caller: { caller: identity.username, node } };
+  }
+
+  /** Proves a CSI volume's pod (its token, name, uid and node) and its entitlement. Throws a {@link Denial}. */
+  async #proveVolume(
     caller: CallerNode,
-    request: z.infer<typeof publishSchema>,
+    request: { readonly pod: { readonly namespace: string; readonly name: string; readonly uid: string; readonly serviceAccountName: string }; readonly binding: string; readonly podToken: string },
     context: RefusalContext,
-    contentOf: (binding: SecretBinding) => Promise<BindingContent>,
-    signal: AbortSignal,
-  ): Promise<ResolvedContent | CertificateRequestAnswer> {
+  ): Promise<{ binding: SecretBinding; pod: V1Pod; entitled: Extract<Entitlement, { entitled: true }> }> {
     const { namespace } = request.pod;
     Object.assign(context, {
       binding: { namespace, name: request.binding },
@@ -216,38 +277,51 @@ export class Broker {
     if (binding === undefined || binding.metadata.deletionTimestamp !== undefined) throw new Denial(404, 'NotEntitled', 'binding not found');
     const entitled = entitlement(binding, pod);
     if (!entitled.entitled) throw new Denial(403, 'NotEntitled', entitled.detail);
+    return { binding, pod, entitled };
+  }
 
-    if (binding.spec.pki !== undefined && request.csr === undefined) {
-      // The first call of a pki volume: the node makes a key and asks again with a CSR, unless it
-      // holds the current certificate already (ADR 0263). Nothing is delivered, so nothing is audited.
+  /**
+   * Resolves the entitled binding's content for the proven pod and audits the delivery. Static
+   * content belongs to the binding (`contentOf`); a dynamic or pki pod holds its own (ADR 0262).
+   * A pki volume without a CSR gets the names to request instead (ADR 0263): nothing is delivered,
+   * so nothing is audited. Throws a {@link Denial}.
+   */
+  async #deliver(
+    d: { binding: SecretBinding; pod: V1Pod; entitled: Extract<Entitlement, { entitled: true }>; csr?: string | undefined; node: string; via: 'csi' | 'agent'; endpoint: BrokerEndpoint },
+    contentOf: (binding: SecretBinding) => Promise<BindingContent>,
+    signal: AbortSignal,
+  ): Promise<ResolvedContent | CertificateRequestAnswer> {
+    const { binding, pod } = d;
+    if (binding.spec.pki !== undefined && d.csr === undefined) {
       const asked = await this.#dynamicSource().certificateFor(binding, pod, undefined, signal);
       if (asked.kind === 'failed') throw new Denial(statusForReason(asked.reason), asked.reason, asked.message);
       if (asked.kind === 'certificateRequest') return asked;
     }
-    // Static content belongs to the binding; a dynamic or pki pod holds its own (ADR 0262).
     const content =
       binding.spec.pki !== undefined
-        ? await this.#certificate(binding, pod, request.csr, signal)
+        ? await this.#certificate(binding, pod, d.csr, signal)
         : binding.spec.dynamic === undefined
           ? await contentOf(binding)
           : await this.#dynamicSource().contentFor(binding, pod, signal);
     if (content.kind === 'failed') throw new Denial(statusForReason(content.reason), content.reason, content.message);
-
+    const namespace = binding.metadata.namespace ?? '';
+    const name = binding.metadata.name ?? '';
+    const podRef = { namespace, name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '' };
     const backendVersions: Record<string, string> = {};
     for (const v of content.versions) backendVersions[v.key] = backendVersions[v.key] === undefined ? v.version : `${backendVersions[v.key] ?? ''},${v.version}`;
     // Audited before answering: an answer that could not be audited is never sent.
     this.#deps.audit.delivered({
-      binding: { namespace, name: request.binding },
-      pod: { namespace, name: request.pod.name, uid: request.pod.uid },
-      node: caller.node,
-      containers: entitled.containers,
+      binding: { namespace, name },
+      pod: podRef,
+      node: d.node,
+      containers: d.entitled.containers,
       paths: content.files.map((f) => f.path),
       contentHmac: content.hmac,
       backendVersions,
-      via: 'csi',
+      via: d.via,
     });
-    this.#deps.hub.held(namespace, request.binding, request.pod.uid, content.hmac);
-    this.#deps.metrics.decisions.inc({ endpoint: 'publish', result: 'delivered', reason: 'none' });
+    this.#deps.hub.held(namespace, name, podRef.uid, content.hmac);
+    this.#deps.metrics.decisions.inc({ endpoint: d.endpoint, result: 'delivered', reason: 'none' });
     return content;
   }
 
@@ -383,10 +457,11 @@ export class Broker {
     caller: CallerNode,
     waitMs: number,
     signal: AbortSignal,
+    entitle: (binding: SecretBinding, pod: V1Pod) => Entitlement = entitlement,
   ): Promise<ChangedVolume[]> {
     // What the node holds now: the binding status counts consumers still on an older hash.
     for (const v of volumes) this.#deps.hub.held(v.namespace, v.binding, v.pod.uid, v.contentHash);
-    const first = this.#evaluate(volumes, caller);
+    const first = this.#evaluate(volumes, caller, entitle);
     if (first.length > 0 || waitMs === 0 || volumes.length === 0) return first;
     const keys = volumes.flatMap((v) => [ChangeHub.bindingKey(v.namespace, v.binding), ChangeHub.podKey(v.namespace, v.pod.name)]);
     this.#deps.metrics.waiting.inc({});
@@ -405,7 +480,7 @@ export class Broker {
           finish([]);
         }, waitMs);
         const unsubscribe = this.#deps.hub.subscribe(keys, () => {
-          const now = this.#evaluate(volumes, caller);
+          const now = this.#evaluate(volumes, caller, entitle);
           if (now.length > 0) finish(now);
         });
         signal.addEventListener('abort', onAbort, { once: true });
@@ -422,7 +497,7 @@ export class Broker {
    * caches only; where a namespace's pod cache has not listed, pod checks wait for it rather
    * than revoke on a guess. Only hashes of volumes the caller's node may hold are answered.
    */
-  #evaluate(volumes: z.infer<typeof changesSchema>['volumes'], caller: CallerNode): ChangedVolume[] {
+  #evaluate(volumes: z.infer<typeof changesSchema>['volumes'], caller: CallerNode, entitle: (binding: SecretBinding, pod: V1Pod) => Entitlement): ChangedVolume[] {
     const changed: ChangedVolume[] = [];
     for (const v of volumes) {
       const revoke = (reason: string): void => {
@@ -445,7 +520,7 @@ export class Broker {
           revoke('IdentityMismatch');
           continue;
         }
-        if (!entitlement(binding, pod).entitled) {
+        if (!entitle(binding, pod).entitled) {
           revoke('NotEntitled');
           continue;
         }
@@ -460,23 +535,6 @@ export class Broker {
       if (hash !== undefined && hash !== v.contentHash) changed.push({ volumeId: v.volumeId, contentHash: hash, revoked: false });
     }
     return changed;
-  }
-}
-
-function statusForReason(reason: Reason): number {
-  switch (reason) {
-    case 'AccessDenied':
-    case 'NotEntitled':
-      return 403;
-    case 'BackendNotFound':
-    case 'KeyNotFound':
-    case 'PropertyNotFound':
-      return 404;
-    case 'InvalidSpec':
-      return 422;
-    default:
-      // Outages, throttling, a backend not ready: the node plugin retries.
-      return 503;
   }
 }
 

@@ -50,6 +50,8 @@ export interface ControllerConfig {
   readonly broker: BrokerConfig;
   /** The admission webhook's HTTPS server (every replica), off unless `--webhook-address` is given. */
   readonly webhook: WebhookConfig;
+  /** Agent mode (ADR 0250): what the webhook injects into pods of agent-mode bindings. */
+  readonly agent: AgentConfig;
   /** Service-account tokens minted for backend logins (ADR 0150). */
   readonly tokenMinting: TokenMintingConfig;
   /** Event-driven change detection beside polling (ADR 0220). */
@@ -123,6 +125,24 @@ export type BrokerConfig =
       readonly nodePlugin: { readonly namespace: string; readonly name: string };
     };
 
+export interface AgentConfig {
+  /** The mode of bindings that name none. */
+  readonly defaultMode: 'csi' | 'agent';
+  /** Off unless `--agent-image` is given: agent-mode pods are then refused with the reason. */
+  readonly injection:
+    | undefined
+    | {
+        readonly image: string;
+        readonly imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
+        readonly brokerUrl: string;
+        /** The broker's CA bundle as a file (e.g. the broker Secret's ca.crt), read at admission. */
+        readonly brokerCaFile: string | undefined;
+        readonly metricsPort: number;
+        readonly resources: { readonly cpuRequest: string; readonly memoryRequest: string; readonly memoryLimit: string };
+        readonly startTimeoutSeconds: number;
+      };
+}
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
@@ -180,6 +200,16 @@ const schema = z
     'webhook-dns-names': z.string().optional(),
     'webhook-configuration-name': z.string().min(1).optional(),
     'webhook-tls-secret': secretName.optional(),
+    'agent-image': z.string().min(1).optional(),
+    'agent-image-pull-policy': z.enum(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent'),
+    'agent-broker-url': z.url({ protocol: /^https$/ }).optional(),
+    'agent-broker-ca-file': z.string().min(1).optional(),
+    'agent-default-delivery-mode': z.enum(['csi', 'agent']).default('csi'),
+    'agent-metrics-port': z.coerce.number().int().min(1024).max(65_535).default(9097),
+    'agent-cpu-request': z.string().regex(/^[0-9]+(\\.[0-9]+)?(m|Ki|Mi|Gi)?$/, 'must be a quantity such as 10m, 48Mi').default('10m'),
+    'agent-memory-request': z.string().regex(/^[0-9]+(\\.[0-9]+)?(m|Ki|Mi|Gi)?$/, 'must be a quantity such as 10m, 48Mi').default('48Mi'),
+    'agent-memory-limit': z.string().regex(/^[0-9]+(\\.[0-9]+)?(m|Ki|Mi|Gi)?$/, 'must be a quantity such as 10m, 48Mi').default('64Mi'),
+    'agent-start-timeout': durationSeconds.default(60),
     'allow-http-loopback-token-endpoints': z.enum(['true', 'false']).default('false'),
     'change-notice-window-ms': z.coerce.number().int().min(0).max(60_000).default(1000),
     'vault-audit-socket': z.string().regex(/^\/./, 'must be an absolute path').optional(),
@@ -280,6 +310,16 @@ const options = {
   'webhook-dns-names': { type: 'string' },
   'webhook-configuration-name': { type: 'string' },
   'webhook-tls-secret': { type: 'string' },
+  'agent-image': { type: 'string' },
+  'agent-image-pull-policy': { type: 'string' },
+  'agent-broker-url': { type: 'string' },
+  'agent-broker-ca-file': { type: 'string' },
+  'agent-default-delivery-mode': { type: 'string' },
+  'agent-metrics-port': { type: 'string' },
+  'agent-cpu-request': { type: 'string' },
+  'agent-memory-request': { type: 'string' },
+  'agent-memory-limit': { type: 'string' },
+  'agent-start-timeout': { type: 'string' },
   'allow-http-loopback-token-endpoints': { type: 'string' },
   'change-notice-window-ms': { type: 'string' },
   'vault-audit-socket': { type: 'string' },
@@ -377,6 +417,7 @@ export function parseControllerConfig(argv: readonly string[], env: Readonly<Rec
     rotation: { maxConcurrentRollouts: c['max-concurrent-rollouts'], rolloutSlotTimeoutSeconds: c['rollout-slot-timeout'] },
     broker: brokerConfig(c),
     webhook,
+    agent: agentConfig(c),
     tokenMinting: {
       allowLoopbackHttp: c['allow-http-loopback-token-endpoints'] === 'true',
       reservedAccounts: [nodePluginAccount(c)],
@@ -435,6 +476,25 @@ function vaultAuditConfig(c: z.infer<typeof schema>): ChangeNoticesConfig['vault
 function nodePluginAccount(c: z.infer<typeof schema>): { namespace: string; name: string } {
   const [namespace, name] = (c['node-plugin-service-account'] ?? `${c.namespace}:secret-binder-node`).split(':');
   return { namespace: namespace ?? '', name: name ?? '' };
+}
+
+function agentConfig(c: z.infer<typeof schema>): AgentConfig {
+  const image = c['agent-image'];
+  return {
+    defaultMode: c['agent-default-delivery-mode'],
+    injection:
+      image === undefined
+        ? undefined
+        : {
+            image,
+            imagePullPolicy: c['agent-image-pull-policy'],
+            brokerUrl: c['agent-broker-url'] ?? `https://secret-binder-broker.${c.namespace}.svc:443`,
+            brokerCaFile: c['agent-broker-ca-file'],
+            metricsPort: c['agent-metrics-port'],
+            resources: { cpuRequest: c['agent-cpu-request'], memoryRequest: c['agent-memory-request'], memoryLimit: c['agent-memory-limit'] },
+            startTimeoutSeconds: c['agent-start-timeout'],
+          },
+  };
 }
 
 function brokerConfig(c: z.infer<typeof schema>): BrokerConfig {

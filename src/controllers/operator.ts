@@ -1,3 +1,4 @@
+import { agentPodEvents } from './agent/agent-pod-events.ts';
 import type { KubeTransport } from '../runtime/kube-request.ts';
 import type { Registry } from 'prom-client';
 import { reasons, resources } from '../api/v1alpha1/index.ts';
@@ -89,9 +90,11 @@ export function buildOperator(deps: OperatorDeps): Operator {
   for (const runnable of notices.runnables) manager.add(runnable);
   const broker = config.broker.enabled ? composeBroker(ctx, config.broker, { contentDeps: content.contentDeps, hub: content.hub, dynamic: content.leases, audit: deps.audit }) : undefined;
   if (broker !== undefined) manager.add(broker);
+  // The agent cannot write Events; the leader turns a failed agent's termination message into one.
+  if (config.agent.injection !== undefined) manager.add(agentPodEvents({ pods: informers.pods, events: publisher.events }));
   if (config.webhook.enabled) {
     manager.add(
-      webhookRunnable({ config: config.webhook, bindings: informers.bindings, operatorNamespace: config.operatorNamespace, admission: deps.clients.admission, core: deps.clients.core, registry, logger: logger.child({ component: 'webhook' }), clock: ctx.clock }),
+      webhookRunnable({ config: config.webhook, bindings: informers.bindings, operatorNamespace: config.operatorNamespace, admission: deps.clients.admission, core: deps.clients.core, registry, logger: logger.child({ component: 'webhook' }), clock: ctx.clock, agent: config.agent }),
     );
   }
 

@@ -3,6 +3,8 @@ import fastJsonPatch from 'fast-json-patch';
 import type { SecretBinding } from '../api/v1alpha1/index.ts';
 import { driverName } from '../broker/broker.protocol.ts';
 import { matchesLabelSelector } from '../controllers/binding/label-selector.ts';
+import { agentBindingOf, agentContainer, agentTokenVolume, agentVolume, deliveryModeOf, type AgentBinding, type AgentSettings, type DeliveryMode } from './agent-injection.ts';
+import { agentContainerName, agentTokenVolumeName } from '../broker/agent.protocol.ts';
 import { allow, deny, isPodRequest, podOf, type AdmissionRequest, type Decision, type JsonPatchOperation } from './admission.ts';
 import {
   bindingsAnnotation,
@@ -27,6 +29,10 @@ export interface MutateContext {
   readonly lookupBinding: BindingLookup;
   /** The operator's namespace: treated like kube-system. */
   readonly operatorNamespace: string;
+  /** The mode of bindings that do not name one (chart `agent.defaultDeliveryMode`); csi when absent. */
+  readonly defaultMode?: DeliveryMode;
+  /** Agent mode's settings; absent when the controller runs without an agent image. */
+  readonly agent?: AgentSettings;
 }
 
 /** One binding to inject: its volume, its mount path and the containers that get the mount. */
@@ -35,6 +41,8 @@ export interface InjectionPlan {
   readonly volumeName: string;
   readonly mountPath: string;
   readonly containers: readonly string[];
+  /** Set for a binding delivered by the agent (ADR 0250); absent for CSI. */
+  readonly agent?: AgentBinding;
 }
 
 type Step<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly decision: Decision };
@@ -45,9 +53,9 @@ export function mutate(request: AdmissionRequest, ctx: MutateContext): Decision 
   const { pod, namespace } = gated.value;
   const parsed = parseInjectAnnotations(pod.metadata?.annotations ?? {});
   if (!parsed.ok) return deny(parsed.message, 400);
-  const planned = plan(pod, namespace, parsed.value, ctx.lookupBinding);
+  const planned = plan(pod, namespace, parsed.value, ctx.lookupBinding, ctx);
   if (!planned.ok) return planned.decision;
-  const desired = buildDesiredPod(pod, planned.value);
+  const desired = buildDesiredPod(pod, planned.value, ctx.agent);
   if (!desired.ok) return desired.decision;
   return { outcome: 'patched', patch: diff(pod, desired.value), warnings: [] };
 }
@@ -73,7 +81,13 @@ export function gate(request: AdmissionRequest, operatorNamespace: string): Step
  * binding does not select (podSelector, serviceAccountNames) is refused: the broker would never
  * serve it, and it would hang in ContainerCreating far from the cause.
  */
-export function plan(pod: V1Pod, namespace: string, request: InjectRequest, lookup: BindingLookup): Step<InjectionPlan[]> {
+export function plan(
+  pod: V1Pod,
+  namespace: string,
+  request: InjectRequest,
+  lookup: BindingLookup,
+  modes: Pick<MutateContext, 'defaultMode' | 'agent'> = {},
+): Step<InjectionPlan[]> {
   const podContainers = allContainers(pod).map((c) => c.name);
   const problems: string[] = [];
   const plans: InjectionPlan[] = [];
@@ -94,7 +108,17 @@ export function plan(pod: V1Pod, namespace: string, request: InjectRequest, look
       problems.push(`SecretBinding ${name} lists containers [${binding.spec.containers.join(', ')}], none of which is in this pod`);
       continue;
     }
-    plans.push({ binding: name, volumeName: volumeNameOf(name), mountPath, containers });
+    const mode = deliveryModeOf(binding, modes.defaultMode ?? 'csi');
+    if (mode === 'agent' && modes.agent === undefined) {
+      problems.push(`SecretBinding ${name} is delivered by the agent (delivery.mode), but this controller runs without an agent image (chart agent.enabled / --agent-image)`);
+      continue;
+    }
+    if (mode === 'agent' && containers.includes(agentContainerName)) {
+      problems.push(`SecretBinding ${name} lists container ${agentContainerName}, the name of the agent itself`);
+      continue;
+    }
+    const volumeName = volumeNameOf(name);
+    plans.push({ binding: name, volumeName, mountPath, containers, ...(mode === 'agent' ? { agent: agentBindingOf(binding, volumeName, containers) } : {}) });
   }
   return problems.length > 0 ? { ok: false, decision: deny(problems.join('; ')) } : { ok: true, value: plans };
 }
@@ -112,7 +136,7 @@ function notSelectedBecause(binding: SecretBinding, pod: V1Pod): string | undefi
  * binding is reused), a read-only mount in each listed container (unless it already mounts the
  * volume), and the injected marker. Refuses name and path collisions rather than guessing.
  */
-export function buildDesiredPod(pod: V1Pod, plans: readonly InjectionPlan[]): Step<V1Pod> {
+export function buildDesiredPod(pod: V1Pod, plans: readonly InjectionPlan[], agent?: AgentSettings): Step<V1Pod> {
   const desired = structuredClone(pod);
   const spec = desired.spec ?? { containers: [] };
   desired.spec = spec;
@@ -121,7 +145,13 @@ export function buildDesiredPod(pod: V1Pod, plans: readonly InjectionPlan[]): St
   for (const p of plans) {
     let volumeName = p.volumeName;
     const existing = volumes.find((v) => v.csi?.driver === driverName && v.csi.volumeAttributes?.['binding'] === p.binding);
-    if (existing !== undefined) volumeName = existing.name;
+    if (p.agent !== undefined) {
+      if (existing !== undefined || volumes.some((v) => v.name === p.volumeName)) {
+        problems.push(`volume ${existing?.name ?? p.volumeName} already exists; binding ${p.binding} is delivered by the agent, which adds its own memory volume`);
+        continue;
+      }
+      volumes.push(agentVolume(p.agent));
+    } else if (existing !== undefined) volumeName = existing.name;
     else if (volumes.some((v) => v.name === p.volumeName)) {
       problems.push(`volume ${p.volumeName} already exists and is not the volume of binding ${p.binding}`);
       continue;
@@ -138,6 +168,18 @@ export function buildDesiredPod(pod: V1Pod, plans: readonly InjectionPlan[]): St
         continue;
       }
       container.volumeMounts = [...mounts, { name: volumeName, mountPath: p.mountPath, readOnly: true }];
+    }
+  }
+  const agentPlans = plans.filter((p) => p.agent !== undefined);
+  if (agentPlans.length > 0 && agent !== undefined) {
+    if ([...spec.containers, ...(spec.initContainers ?? [])].some((c) => c.name === agentContainerName) || volumes.some((v) => v.name === agentTokenVolumeName)) {
+      problems.push(`the pod already has a container ${agentContainerName} or a volume ${agentTokenVolumeName}, names the agent needs`);
+    } else {
+      volumes.push(agentTokenVolume());
+      const listed = new Set(agentPlans.flatMap((p) => p.containers));
+      const bindings = agentPlans.flatMap((p) => (p.agent === undefined ? [] : [p.agent]));
+      // First of the init containers: the files exist before any listed container starts.
+      spec.initContainers = [agentContainer(pod, bindings, listed, agent), ...(spec.initContainers ?? [])];
     }
   }
   if (problems.length > 0) return { ok: false, decision: deny(problems.join('; ')) };

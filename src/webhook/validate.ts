@@ -1,12 +1,13 @@
 import type { V1Pod, V1Volume } from '@kubernetes/client-node';
 import type { Reason } from '../api/v1alpha1/conditions.ts';
+import { agentContainerName, bindingOfAgentMount } from '../broker/agent.protocol.ts';
 import { driverName } from '../broker/broker.protocol.ts';
 import { allow, deny, isPodRequest, podOf, type AdmissionRequest, type Decision } from './admission.ts';
 import type { BindingLookup } from './mutate.ts';
 
 /**
  * The validating webhook: a container (regular, init or ephemeral) may mount a bound volume — any
- * CSI volume of our driver — only if that volume's binding lists it; `subPath` mounts of bound
+ * CSI volume of our driver, or a memory volume the agent writes — only if that volume's binding lists it; `subPath` mounts of bound
  * volumes are allowed with a warning (the kubelet never updates them). On UPDATE only what the
  * update adds is judged (ADR 0092), so deleting a binding never blocks updates of running pods.
  */
@@ -38,10 +39,26 @@ export function validate(request: AdmissionRequest, lookupBinding: BindingLookup
   return judge(added, namespace, lookupBinding);
 }
 
-/** Every mount of a CSI volume of our driver, in every kind of container. */
+/**
+ * The agent's memory volumes (ADR 0250), by the binding each holds: the volumes the agent
+ * container mounts at its per-binding path. The agent's own mounts are not judged.
+ */
+function agentVolumes(pod: V1Pod | undefined): { readonly bindingOf: Map<string, string>; readonly agent: string | undefined } {
+  const agent = (pod?.spec?.initContainers ?? []).find((c) => c.name === agentContainerName);
+  const bindingOf = new Map<string, string>();
+  for (const m of agent?.volumeMounts ?? []) {
+    const binding = bindingOfAgentMount(m.mountPath);
+    if (binding !== undefined) bindingOf.set(m.name, binding);
+  }
+  return { bindingOf, agent: agent?.name };
+}
+
+/** Every mount of a CSI volume of our driver or of an agent volume, in every kind of container. */
 export function boundMounts(pod: V1Pod | undefined): BoundMount[] {
   const volumes = new Map<string, V1Volume>();
   for (const v of pod?.spec?.volumes ?? []) if (v.csi?.driver === driverName) volumes.set(v.name, v);
+  const agent = agentVolumes(pod);
+  for (const [volume, binding] of agent.bindingOf) volumes.set(volume, { name: volume, csi: { driver: driverName, volumeAttributes: { binding } } });
   if (volumes.size === 0) return [];
   const groups: [ContainerKind, readonly { name: string; volumeMounts?: { name: string; subPath?: string; subPathExpr?: string }[] }[]][] = [
     ['init container', pod?.spec?.initContainers ?? []],
@@ -51,6 +68,7 @@ export function boundMounts(pod: V1Pod | undefined): BoundMount[] {
   const out: BoundMount[] = [];
   for (const [containerKind, containers] of groups) {
     for (const c of containers) {
+      if (containerKind === 'init container' && c.name === agent.agent) continue;
       for (const m of c.volumeMounts ?? []) {
         const volume = volumes.get(m.name);
         if (volume === undefined) continue;

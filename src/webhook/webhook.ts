@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
 import type { AdmissionApi, CoreApi } from '../kube/kube-clients.ts';
+import type { AgentConfig } from '../config/controller.config.ts';
+import type { AgentSettings } from './agent-injection.ts';
 import type { Registry } from 'prom-client';
 import type { SecretBinding } from '../api/v1alpha1/index.ts';
 import { describeKubeError } from '../kube/kube-errors.ts';
@@ -24,11 +27,41 @@ export interface WebhookDeps {
   readonly tls: ServingTls;
   readonly registry: Registry;
   readonly logger: Logger;
+  /** Agent mode (ADR 0250); CSI only when absent. */
+  readonly agent?: AgentConfig;
+}
+
+/**
+ * The agent settings of one admission: the broker CA bundle is read from its file at most every
+ * 10 s (a renewed CA reaches pods admitted after it); unreadable means the pod is injected without
+ * one and the agent's error names the broker's certificate.
+ */
+function agentSettings(config: AgentConfig | undefined, logger: Logger): (() => AgentSettings) | undefined {
+  const injection = config?.injection;
+  if (injection === undefined) return undefined;
+  let ca: { readonly at: number; readonly pem: string | undefined } | undefined;
+  return () => {
+    const file = injection.brokerCaFile;
+    if (file !== undefined && (ca === undefined || Date.now() - ca.at > 10_000)) {
+      let pem: string | undefined;
+      try {
+        pem = readFileSync(file, 'utf8');
+      } catch (error) {
+        logger.warn('agent broker CA file unreadable; keeping the last one', { error: error instanceof Error ? error.message : String(error) });
+        pem = ca?.pem;
+      }
+      ca = { at: Date.now(), pem };
+    }
+    const { brokerCaFile: _file, ...rest } = injection;
+    return { ...rest, brokerCaPem: ca?.pem };
+  };
 }
 
 /** Wires the admission pipelines to the binding cache and the HTTPS server. */
 export function buildWebhookServer(deps: WebhookDeps): WebhookServer {
   const lookupBinding: BindingLookup = (namespace, name) => deps.bindings.get(`${namespace}/${name}`);
+  const agent = agentSettings(deps.agent, deps.logger);
+  const defaultMode = deps.agent?.defaultMode ?? 'csi';
   return new WebhookServer({
     host: deps.host,
     port: deps.port,
@@ -37,7 +70,7 @@ export function buildWebhookServer(deps: WebhookDeps): WebhookServer {
     metrics: createWebhookMetrics(deps.registry),
     logger: deps.logger,
     handlers: {
-      mutate: (request) => mutate(request, { lookupBinding, operatorNamespace: deps.operatorNamespace }),
+      mutate: (request) => mutate(request, { lookupBinding, operatorNamespace: deps.operatorNamespace, defaultMode, ...(agent === undefined ? {} : { agent: agent() }) }),
       validate: (request) => validate(request, lookupBinding),
     },
   });
@@ -54,6 +87,7 @@ export interface WebhookRunnableDeps {
   readonly registry: Registry;
   readonly logger: Logger;
   readonly clock: Clock;
+  readonly agent?: AgentConfig;
 }
 
 const tlsReloadMs = 60_000;

@@ -7,6 +7,7 @@
  * `npm run bench -- --tier event-files [--volumes N] [--nodes N]` the event-driven delivery row (event-files.ts).
  * `npm run bench -- --tier dynamic [--consumers N] [--ttl S] [--minutes M]` renewals and backend writes per minute of
  * perPod database credentials over a real OpenBao and PostgreSQL (dynamic.ts, issue 21).
+ * `flock /tmp/sb-real-node.lock npm run bench -- --tier agent [--pods N]` the agent rows on the real node (agent.ts, ADR 0250).
  *
  * `npm run bench`: performance targets of DESIGN.md that can be measured in one process, printed as
  * a table (medians and ratios from one run). Not a test: nothing here asserts.
@@ -47,6 +48,10 @@ if ((process.argv.slice(2).join(' ').includes('--tier scale') || process.argv.in
 }
 if (process.argv.slice(2).join(' ').includes('--tier dynamic') || process.argv.includes('--tier=dynamic')) {
   process.stdout.write(await (await import('./dynamic.ts')).runDynamicBench(process.argv.slice(2)));
+  process.exit(0);
+}
+if (process.argv.slice(2).join(' ').includes('--tier agent') || process.argv.includes('--tier=agent')) {
+  process.stdout.write(await (await import('./agent.ts')).runAgentBench(process.argv.slice(2)));
   process.exit(0);
 }
 if (process.argv.slice(2).join(' ').includes('--tier scale') || process.argv.includes('--tier=scale')) {

@@ -45,7 +45,7 @@ beforeAll(async () => {
     host: '127.0.0.1',
     port: 0,
     tls: { kind: 'self-managed', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], caOut: join(dir, 'ca.pem') },
-    broker: { publish: reply, publishBatch: reply, changes: reply },
+    broker: { publish: reply, publishBatch: reply, changes: reply, agentPublish: reply, agentChanges: reply },
     logger,
     limits,
   });

@@ -22,6 +22,13 @@ from controller.yaml.
 {{- fail (printf "controller.replicas is %d but controller.leaderElection.enabled is false: without leader election every replica would poll backends and restart workloads; set controller.replicas to 1 or enable leader election" (int $c.replicas)) -}}
 {{- end -}}
 
+{{- if and .Values.agent.enabled (not .Values.webhook.enabled) -}}
+{{- fail "agent.enabled needs webhook.enabled: the webhook is what adds the agent to pods" -}}
+{{- end -}}
+{{- if and (eq .Values.agent.defaultDeliveryMode "agent") (not .Values.agent.enabled) -}}
+{{- fail "agent.defaultDeliveryMode is agent but agent.enabled is false: every binding without a mode would be refused at admission; enable the agent or keep csi" -}}
+{{- end -}}
+
 {{- $ports := dict -}}
 {{- $named := list (list "controller.ports.http" $c.ports.http) (list "controller.ports.broker" $c.ports.broker) -}}
 {{- if .Values.webhook.enabled -}}

@@ -77,6 +77,8 @@ export const reasons = [
   'IdentityMismatch',
   /** The pod is not entitled to the binding (selector, service account or container mismatch). */
   'NotEntitled',
+  /** An agent container exited with an error (broker unreachable, refused): its termination message as a pod Event (ADR 0250). */
+  'AgentFailed',
 
   /** An unexpected error; retried with backoff. */
   'InternalError',

@@ -132,6 +132,19 @@ export interface SecretBindingSpec {
    * How often the versions of this binding's secrets are checked, as a duration (at least 10s, at most 24h). Empty uses the backend's refreshInterval. Checks are shared with every other binding reading the same secrets.
    */
   refreshInterval?: string;
+  /**
+   * How the files reach the pods. Empty uses the chart-wide default (agent.defaultDeliveryMode, normally csi).
+   */
+  delivery?: {
+    /**
+     * csi mounts a tmpfs through the node plugin (a privileged DaemonSet; no container is added to the pod). agent adds the secret-binder agent to each pod the webhook injects: an init container (rotation RollingRestart or None) or a native sidecar (Refresh) writing into a memory-backed emptyDir, with no node privileges, for nodes and namespaces that forbid privileged pods (Pod Security restricted, serverless nodes). Empty uses the chart-wide default.
+     */
+    mode?: 'csi' | 'agent';
+    /**
+     * agent mode: the sizeLimit of the memory-backed emptyDir holding the files (a quantity such as 512Ki or 4Mi, at most 64Mi). Defaults to 1Mi.
+     */
+    sizeLimit?: string;
+  };
   rotation?: SecretBindingRotation;
   onBackendUnavailable?: SecretBindingOnBackendUnavailable;
 }

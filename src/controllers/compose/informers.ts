@@ -1,4 +1,6 @@
-import type { KubernetesObject, V1Namespace, V1Pod } from '@kubernetes/client-node';
+import type { KubernetesObject, V1ContainerStatus, V1Namespace, V1Pod, V1Volume } from '@kubernetes/client-node';
+import { agentContainerName } from '../../broker/agent.protocol.ts';
+import { brokerAudience } from '../../broker/broker.protocol.ts';
 import type { KubeTransport } from '../../runtime/kube-request.ts';
 import { group, resources, version, type AnyBackend, type SecretBinding } from '../../api/v1alpha1/index.ts';
 import type { ControllerConfig } from '../../config/controller.config.ts';
@@ -127,8 +129,22 @@ function slimPod(pod: V1Pod): V1Pod {
       // The broker checks every container that mounts a bound volume, init and ephemeral ones too.
       initContainers: pod.spec?.initContainers?.map((c) => ({ name: c.name, volumeMounts: c.volumeMounts })),
       ephemeralContainers: pod.spec?.ephemeralContainers?.map((c) => ({ name: c.name, volumeMounts: c.volumeMounts })),
-      volumes: pod.spec?.volumes?.filter((v) => v.csi !== undefined),
+      // CSI volumes; for agent pods (ADR 0250) memory emptyDirs and secretbinder.dev token volumes.
+      volumes: pod.spec?.volumes?.filter((v) => v.csi !== undefined || v.emptyDir?.medium === 'Memory' || isBrokerTokenVolume(v)),
     },
-    status: { phase: pod.status?.phase },
+    status: {
+      phase: pod.status?.phase,
+      // The agent's state, for its AgentFailed Event (the termination message names no value).
+      ...(agentStatuses(pod) === undefined ? {} : { initContainerStatuses: agentStatuses(pod) }),
+    },
   };
+}
+
+function isBrokerTokenVolume(volume: V1Volume): boolean {
+  return (volume.projected?.sources ?? []).some((s) => s.serviceAccountToken?.audience === brokerAudience);
+}
+
+function agentStatuses(pod: V1Pod): V1ContainerStatus[] | undefined {
+  const agent = pod.status?.initContainerStatuses?.filter((s) => s.name === agentContainerName);
+  return agent === undefined || agent.length === 0 ? undefined : agent.map((s) => ({ name: s.name, image: s.image, imageID: s.imageID, ready: s.ready, restartCount: s.restartCount, state: s.state, lastState: s.lastState }));
 }

@@ -1,5 +1,4 @@
 import { readFile, stat } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { ChangesAnswer, ChangesRequest, PublishAnswer, PublishBatchAnswer, PublishBatchRequest, PublishRequest } from '../../broker/broker.protocol.ts';
 import { BrokerRefusal, BrokerUnreachable, type NodeBrokerPort } from './broker.port.ts';
@@ -32,19 +31,19 @@ export class BrokerHttpClient implements NodeBrokerPort {
   }
 
   async publish(request: PublishRequest): Promise<PublishAnswer> {
-    const answer = await this.#post('/v1/publish', request, this.#options.timeoutMs, undefined);
+    const answer = await this.post('/v1/publish', request, this.#options.timeoutMs, undefined);
     if (!isPublishAnswer(answer)) throw new BrokerUnreachable('broker answered /v1/publish with an unexpected body');
     return answer;
   }
 
   async publishBatch(request: PublishBatchRequest): Promise<PublishBatchAnswer> {
-    const answer = await this.#post('/v1/publish-batch', request, this.#options.timeoutMs, undefined);
+    const answer = await this.post('/v1/publish-batch', request, this.#options.timeoutMs, undefined);
     if (!isPublishBatchAnswer(answer)) throw new BrokerUnreachable('broker answered /v1/publish-batch with an unexpected body');
     return answer;
   }
 
   async changes(request: ChangesRequest, signal: AbortSignal): Promise<ChangesAnswer> {
-    const answer = await this.#post('/v1/changes', request, this.#options.timeoutMs + request.waitSeconds * 1000, signal);
+    const answer = await this.post('/v1/changes', request, this.#options.timeoutMs + request.waitSeconds * 1000, signal);
     if (!isChangesAnswer(answer)) throw new BrokerUnreachable('broker answered /v1/changes with an unexpected body');
     return answer;
   }
@@ -67,12 +66,17 @@ export class BrokerHttpClient implements NodeBrokerPort {
     return this.#ca.pem;
   }
 
-  async #post(path: string, body: unknown, timeoutMs: number, signal: AbortSignal | undefined): Promise<unknown> {
+  /**
+   * POSTs `body` as JSON with the token of `tokenFile` (read now: the kubelet rotates it) and
+   * resolves the parsed answer; rejects with {@link BrokerRefusal} or {@link BrokerUnreachable}.
+   */
+  async post(path: string, body: unknown, timeoutMs: number, signal: AbortSignal | undefined): Promise<unknown> {
     const token = (await readFile(this.#options.tokenFile, 'utf8')).trim();
     const ca = await this.caBundle();
     const url = new URL(path, this.#options.url);
     const payload = Buffer.from(JSON.stringify(body));
-    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    // node:http only for a plain-http broker (development): loading it costs the agent ~8 MiB RSS (ADR 0250).
+    const send = url.protocol === 'https:' ? httpsRequest : (await import('node:http')).request;
     return new Promise<unknown>((resolve, reject) => {
       const req = send(
         url,
@@ -130,7 +134,7 @@ function brokerAt(url: URL): string {
   return `secret-binder broker ${url.origin} (served by the secret-binder controller pods: is one Ready?)`;
 }
 
-function isPublishAnswer(value: unknown): value is PublishAnswer {
+export function isPublishAnswer(value: unknown): value is PublishAnswer {
   const answer = value as { volumeId?: unknown; contentHash?: unknown; files?: unknown } | null | undefined;
   return (
     typeof answer?.volumeId === 'string' &&
@@ -167,7 +171,7 @@ function isPublishBatchAnswer(value: unknown): value is PublishBatchAnswer {
   );
 }
 
-function isChangesAnswer(value: unknown): value is ChangesAnswer {
+export function isChangesAnswer(value: unknown): value is ChangesAnswer {
   const answer = value as { changed?: unknown } | null | undefined;
   return (
     Array.isArray(answer?.changed) &&

@@ -15,6 +15,8 @@ interface Guard {
 }
 
 const guards: Record<string, Guard> = {
+  'agent without the webhook': { values: { agent: { enabled: true }, webhook: { enabled: false } }, message: /agent\.enabled needs webhook\.enabled/ },
+  'agent as the default mode while off': { values: { agent: { defaultDeliveryMode: 'agent' } }, message: /agent\.defaultDeliveryMode is agent but agent\.enabled is false/ },
   'tmpfsSize above 1Gi': { values: { nodePlugin: { tmpfsSize: '8Gi' } }, message: /nodePlugin\.tmpfsSize "8Gi" must be between 4Ki and 1Gi/ },
   'tmpfsSize below 4Ki': { values: { nodePlugin: { tmpfsSize: '1Ki' } }, message: /nodePlugin\.tmpfsSize "1Ki" must be between 4Ki and 1Gi/ },
   'renewDeadline equal to leaseDuration': {

@@ -133,6 +133,7 @@ describe('chart', () => {
       [{ watchNamespaces: ['Not_A_Namespace'] }, 'watchNamespaces'],
       [{ webhook: { failurePolicy: 'Sometimes' } }, 'failurePolicy'],
       [{ nodePlugin: { tmpfsSize: 'lots' } }, 'tmpfsSize'],
+      [{ agent: { defaultDeliveryMode: 'sidecar' } }, 'defaultDeliveryMode'],
     ];
     for (const [values, field] of refused) {
       const { result } = await template({ values });
