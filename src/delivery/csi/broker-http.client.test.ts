@@ -87,6 +87,24 @@ describe('BrokerHttpClient', () => {
     expect((unreachable as Error).message).toBe('secret-binder broker http://127.0.0.1:1 (served by the secret-binder controller pods: is one Ready?) unreachable: connect ECONNREFUSED 127.0.0.1:1');
   });
 
+  it('accepts a publish-batch answer whose pki volume is asked to publish alone, and refuses a malformed one', async () => {
+    const client = new BrokerHttpClient({ url, tokenFile, timeoutMs: 2000 });
+    const answer = {
+      results: [
+        { volumeId: 'csi-1', contentHash: 'h1', fileSet: 0 },
+        { volumeId: 'csi-2', contentHash: '', certificateRequest: true },
+        { volumeId: 'csi-3', error: { status: 403, reason: 'NotEntitled', message: 'no' } },
+      ],
+      fileSets: [{ contentHash: 'h1', files: [{ path: 'a', mode: 0o440, contentBase64: 'eA==' }] }],
+    };
+    respond = () => ({ status: 200, body: JSON.stringify(answer) });
+    expect(await client.publishBatch({ volumes: [publishRequest] })).toEqual(answer);
+    expect(seen.at(-1)?.path).toBe('/v1/publish-batch');
+
+    respond = () => ({ status: 200, body: JSON.stringify({ results: [{ volumeId: 'csi-2', contentHash: '', certificateRequest: 'yes' }], fileSets: [] }) });
+    await expect(client.publishBatch({ volumes: [publishRequest] })).rejects.toBeInstanceOf(BrokerUnreachable);
+  });
+
   it('long-polls /v1/changes and stops when aborted', async () => {
     const client = new BrokerHttpClient({ url, tokenFile, timeoutMs: 2000 });
     respond = () => ({ status: 200, body: JSON.stringify({ changed: [{ volumeId: 'csi-1', contentHash: 'h2', revoked: false }] }) });

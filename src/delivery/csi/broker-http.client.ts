@@ -160,8 +160,10 @@ function isPublishBatchAnswer(value: unknown): value is PublishBatchAnswer {
   return (
     setsValid &&
     (answer.results as unknown[]).every((item) => {
-      const result = item as { volumeId?: unknown; contentHash?: unknown; fileSet?: unknown; error?: { status?: unknown; reason?: unknown; message?: unknown } | null } | null;
+      const result = item as { volumeId?: unknown; contentHash?: unknown; fileSet?: unknown; certificateRequest?: unknown; error?: { status?: unknown; reason?: unknown; message?: unknown } | null } | null;
       if (typeof result?.volumeId !== 'string') return false;
+      // A pki volume asked to publish alone for its key exchange (ADR 0263).
+      if (result.certificateRequest !== undefined) return result.certificateRequest === true && typeof result.contentHash === 'string';
       if (result.error !== undefined) {
         const error = result.error;
         return typeof error?.status === 'number' && typeof error.reason === 'string' && typeof error.message === 'string';
