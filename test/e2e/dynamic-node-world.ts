@@ -51,8 +51,10 @@ export async function startDynamicNodeWorld(world: WorldState, options: { readon
   const ns = `e2e-dyn-${suffix}`;
   const sysNs = `e2e-dyn-sys-${suffix}`;
   const image = buildProjectImage();
+  options.log('[dynamic] project image built (or cached)');
   const node = await startRealNode(world, { log: options.log });
   node.ctr(['images', 'import', image.archivePath]);
+  options.log('[dynamic] project image imported');
   const kc = adminKubeConfig();
   const core = kc.makeApiClient(CoreV1Api);
   const apps = kc.makeApiClient(AppsV1Api);
@@ -109,6 +111,7 @@ export async function startDynamicNodeWorld(world: WorldState, options: { readon
       },
     });
     controller = await launch();
+    options.log('[dynamic] controller listening');
     await eventually('broker CA written', () => Promise.resolve(existsSync(brokerCa) ? true : undefined), 30_000);
 
     // The node plugin's identity: a token bound to a pod of its service account on this node.
@@ -131,6 +134,7 @@ export async function startDynamicNodeWorld(world: WorldState, options: { readon
       name: 'node-plugin',
       body: { spec: { audiences: ['secretbinder.dev'], expirationSeconds: 3600, boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: 'node-plugin', uid: pluginPod.metadata?.uid ?? '' } } },
     });
+    options.log('[dynamic] node-plugin identity pod running');
     const tokenFile = join(node.dir, `dyn-node-plugin-${suffix}.token`);
     writeFileSync(tokenFile, token.status?.token ?? '', { mode: 0o600 });
     const csiSocket = join(node.kubeletRootDir, 'plugins', 'secretbinder.dev', 'csi.sock');
@@ -155,6 +159,7 @@ export async function startDynamicNodeWorld(world: WorldState, options: { readon
       const csiNode = await storage.readCSINode({ name: node.name }).catch(() => undefined);
       return (csiNode?.spec.drivers ?? []).some((d) => d.name === 'secretbinder.dev') ? true : undefined;
     }, 60_000);
+    options.log('[dynamic] node plugin registered');
 
     const execFileAsync = promisify(execFile);
     const kubectl = async (args: readonly string[]): Promise<string> =>

@@ -50,12 +50,14 @@ describeNode('dynamic secrets on the real node: perPod database roles, SIGKILLed
   beforeAll(async () => {
     ({ bao, pg: postgres } = worldPostgres());
     const t0 = Date.now();
-    w = await startDynamicNodeWorld(currentWorld(), { suffix, log: (line) => process.stdout.write(`${line}\n`) });
+    w = await startDynamicNodeWorld(currentWorld(), { suffix, log: (line) => process.stdout.write(`[+${String(Date.now() - t0)} ms] ${line}\n`) });
     process.stdout.write(`dynamic e2e: image, node, controller and plugin ready in ${String(Date.now() - t0)} ms\n`);
   }, 300_000);
 
   afterAll(async () => {
+    const t0 = Date.now();
     await w.stop();
+    process.stdout.write(`dynamic e2e: stopped in ${String(Date.now() - t0)} ms\n`);
   }, 180_000);
 
   it('a Deployment of 3 pods: 3 roles that log in, a deleted pod\'s role dropped within 10 s, leases equal to the live pods after a SIGKILL, all revoked with the binding', async () => {
