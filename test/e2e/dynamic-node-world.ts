@@ -7,7 +7,7 @@ import { parse } from 'yaml';
 import { group, resources, version } from '../../src/api/v1alpha1/index.ts';
 import { binaryPaths, freePort } from '../harness/control-plane.ts';
 import { startController, type ControllerProcess } from '../harness/controller-process.ts';
-import { buildProjectImage, projectImageReference } from '../harness/node/project-image.ts';
+import { buildProjectImage } from '../harness/node/project-image.ts';
 import { busyboxImage, realNodeTaint, startRealNode, type RealNode } from '../harness/node/real-node.ts';
 import { startProcess, stopProcess, type ProcessRecord } from '../harness/process.ts';
 import type { WorldState } from '../harness/world-state.ts';
@@ -227,5 +227,3 @@ export async function startDynamicNodeWorld(world: WorldState, options: { readon
     throw error;
   }
 }
-
-export { projectImageReference };

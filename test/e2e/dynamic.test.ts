@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { registerNeedle } from '../harness/leak-capture.ts';
+import { projectImageReference } from '../harness/node/project-image.ts';
 import { realNodeUnavailable } from '../harness/node/real-node.ts';
 import type { OpenBaoEndpoint, PostgresEndpoint } from '../harness/world-state.ts';
 import { currentWorld } from '../harness/world-state.ts';
 import { createDatabaseRole, createPkiRole, leasesOf, loginAs, openBaoRoles, worldPostgres } from '../integration/dynamic/dynamic-world.ts';
 import { eventually } from '../integration/support/cluster.ts';
-import { mountPath, projectImageReference, startDynamicNodeWorld, type DynamicNodeWorld } from './dynamic-node-world.ts';
+import { mountPath, startDynamicNodeWorld, type DynamicNodeWorld } from './dynamic-node-world.ts';
 
 /**
  * Dynamic secrets on the real node (issue 21): kubelet + containerd run the pods, the node plugin
