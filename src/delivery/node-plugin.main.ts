@@ -4,7 +4,7 @@
  * kubelet, follows the broker's change stream, and stops cleanly on SIGTERM (volumes stay mounted:
  * the pods keep their files while the plugin restarts).
  */
-import { Registry } from 'prom-client';
+import { Registry } from '../observability/prom-client-core.ts';
 import { BrokerHttpClient } from './csi/broker-http.client.ts';
 import { CsiServer } from './csi/csi.server.ts';
 import { NodePlugin } from './csi/node-plugin.ts';
