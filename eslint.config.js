@@ -22,7 +22,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/main.ts', 'src/delivery/node-plugin.main.ts', 'test/**/*.ts', '*.config.js', 'src/api/codegen/**'],
+    files: ['src/main.ts', 'src/delivery/node-plugin.run.ts', 'test/**/*.ts', '*.config.js', 'src/api/codegen/**'],
     rules: { 'no-restricted-properties': 'off' },
   },
   {
