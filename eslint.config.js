@@ -22,7 +22,12 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/main.ts', 'src/delivery/node-plugin.run.ts', 'test/**/*.ts', '*.config.js', 'src/api/codegen/**'],
+    files: ['src/main.ts', 'src/delivery/node-plugin.main.ts', 'test/**/*.ts', '*.config.js', 'src/api/codegen/**'],
+    rules: { 'no-restricted-properties': 'off' },
+  },
+  {
+    // The node plugin's composition root, loaded by node-plugin.main.ts once V8's flags are set (ADR 0205).
+    files: ['src/delivery/node-plugin.run.ts'],
     rules: { 'no-restricted-properties': 'off' },
   },
   {
