@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { Counter, Gauge, Histogram } from './prom-client-core.ts';
 
 /**
  * Metric helpers over a passed-in prom-client {@link Registry} (never the global one). Every

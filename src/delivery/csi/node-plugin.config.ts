@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { logLevels, type LogLevel } from '../../observability/logger.ts';
 
-/** The node plugin's configuration, parsed once by `node-plugin.main.ts` (STYLE 10). */
+/** The node plugin's configuration, parsed once by `node-plugin.run.ts` (STYLE 10). */
 export interface NodePluginConfig {
   /** The node's name (NodeGetInfo's node_id); `--node-name` or `NODE_NAME` (downward API). */
   readonly nodeName: string;
@@ -56,7 +56,7 @@ export function parseNodePluginConfig(argv: readonly string[], env: Readonly<Rec
         'changes-wait-seconds': { type: 'string', default: '30' },
         'log-level': { type: 'string', default: 'info' },
         'health-address': { type: 'string', default: '' },
-        // Handled by node-plugin.main.ts before any other flag is parsed (prints the version and exits).
+        // Handled by node-plugin.run.ts before any other flag is parsed (prints the version and exits).
         version: { type: 'boolean' },
       },
     }));
