@@ -26,6 +26,22 @@ const binding: SecretBinding = {
   kind: 'SecretBinding',
   metadata: { name: 'db', namespace: ns, uid: 'u' },
   spec: { backendRef: { kind: 'SecretBackend', name: 'vault' }, podSelector: {}, containers: ['app'], files: [{ path: 'password', key: 'db', property: 'password' }] },
+  // What the leader last concluded: current and healthy.
+  status: {
+    conditions: [
+      { type: 'Ready', status: 'True', reason: 'Reconciled', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' },
+      { type: 'Degraded', status: 'False', reason: 'Reconciled', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' },
+    ],
+  },
+};
+const degraded: SecretBinding = {
+  ...binding,
+  status: {
+    conditions: [
+      { type: 'Ready', status: 'True', reason: 'Reconciled', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' },
+      { type: 'Degraded', status: 'True', reason: 'BackendUnavailable', message: 'serving last-known-good', lastTransitionTime: '2026-01-01T00:00:00Z' },
+    ],
+  },
 };
 
 function replica(clock: FakeClock, store: FakeSecretStore): BindingContentDeps {
@@ -68,7 +84,7 @@ function setup() {
     hub.set(ns, 'db', { kind: 'hash', hash: content.hmac });
     return content.hmac;
   };
-  return { clock, store, hub, calls, leaderPolls, followerServes: () => settle(clock, follower.resolve(binding, signal)) };
+  return { clock, store, hub, calls, leaderPolls, followerServes: (b: SecretBinding = binding) => settle(clock, follower.resolve(b, signal)) };
 }
 
 describe('the broker follows the leader instead of polling (ADR 0202)', () => {
@@ -102,6 +118,21 @@ describe('the broker follows the leader instead of polling (ADR 0202)', () => {
     expect(served.hmac).toBe(second);
     expect(served.files.map((f) => Buffer.from(f.content.reveal()).toString('utf8'))).toEqual(['two']);
     expect(calls()).toBeGreaterThan(before);
+  });
+
+  it('checks the backend while the leader reports Degraded: staleness rules need its answer, not the cache alone', async () => {
+    const { clock, calls, leaderPolls, followerServes } = setup();
+    await leaderPolls();
+    await followerServes();
+    await clock.advance(61_000);
+    await leaderPolls();
+    const before = calls();
+    await followerServes(degraded);
+    expect(calls()).toBe(before + 1);
+    // Healthy again: the cache stands.
+    const healthy = calls();
+    await followerServes();
+    expect(calls()).toBe(healthy);
   });
 
   it('polls as the reconciler does while no hash is known (no leader has concluded yet)', async () => {

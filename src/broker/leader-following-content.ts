@@ -1,4 +1,5 @@
 import type { SecretBinding } from '../api/v1alpha1/index.ts';
+import { isConditionTrue } from '../api/v1alpha1/conditions.ts';
 import { BindingContentResolver, type BindingContent, type BindingContentDeps } from '../controllers/binding/binding-content.ts';
 import type { ChangeHub } from './change-hub.ts';
 
@@ -31,7 +32,11 @@ export class LeaderFollowingContentResolver {
 
   async resolve(binding: SecretBinding, signal: AbortSignal): Promise<BindingContent> {
     const known = this.#hub.current(binding.metadata.namespace ?? '', binding.metadata.name ?? '');
-    if (known?.kind === 'hash') {
+    // Only content the leader last found current and healthy stands without a check: while it is
+    // Degraded (last-known-good, throttled) or not Ready, the staleness rules need the backend's
+    // answer (a partition past maxStaleness refuses new mounts; the cache alone would serve them).
+    const conditions = binding.status?.conditions;
+    if (known?.kind === 'hash' && isConditionTrue(conditions, 'Ready') && !isConditionTrue(conditions, 'Degraded')) {
       const cached = await this.#cached.resolve(binding, signal);
       if (cached.kind === 'resolved' && cached.stale === undefined && cached.hmac === known.hash) return cached;
     }
