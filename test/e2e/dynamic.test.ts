@@ -49,7 +49,7 @@ async function liveCredentials(count: number): Promise<Map<string, { username: s
 
 describeNode('dynamic secrets on the real node: perPod database roles, SIGKILLed controller, per-pod TLS', () => {
   beforeAll(async () => {
-    ({ bao, pg: postgres } = worldPostgres());
+    ({ bao, pg: postgres } = await worldPostgres());
     const t0 = Date.now();
     w = await startDynamicNodeWorld(currentWorld(), { suffix, log: (line) => process.stdout.write(`[+${String(Date.now() - t0)} ms] ${line}\n`) });
     process.stdout.write(`dynamic e2e: image, node, controller and plugin ready in ${String(Date.now() - t0)} ms\n`);

@@ -31,7 +31,7 @@ const rolesUntil = (what: string, check: (roles: readonly string[]) => boolean, 
 
 describe('dynamic database credentials', () => {
   beforeAll(async () => {
-    ({ bao, pg: postgres } = worldPostgres());
+    ({ bao, pg: postgres } = await worldPostgres());
     world = await startDeliveryWorld({ prefix: 'dyn', nodes: 2 });
   }, 120_000);
 

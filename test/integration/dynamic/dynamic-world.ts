@@ -2,14 +2,22 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { registerNeedle } from '../../harness/leak-capture.ts';
 import { openBaoRequest } from '../../harness/openbao.ts';
+import { configureOpenBaoEngines, configureOpenBaoPki } from '../../harness/postgres.ts';
 import { currentWorld, type OpenBaoEndpoint, type PostgresEndpoint } from '../../harness/world-state.ts';
 import { readText } from '../rotation/delivery-world.ts';
 
 /** The dynamic-secrets suites' helpers: database roles in OpenBao, PostgreSQL logins and role lists. */
 
-export function worldPostgres(): { bao: OpenBaoEndpoint; pg: PostgresEndpoint } {
+/**
+ * The world's OpenBao and PostgreSQL, with OpenBao's database and PKI engines in place. They are
+ * mounted again when missing: the world's OpenBao is a dev server whose mounts live in memory, and a
+ * suite that restarts it (the chaos drills) leaves only the KV mounts the harness restores.
+ */
+export async function worldPostgres(): Promise<{ bao: OpenBaoEndpoint; pg: PostgresEndpoint }> {
   const world = currentWorld();
   if (world.openbao === undefined || world.postgres === undefined) throw new Error('the world has no OpenBao or no PostgreSQL (SECRET_BINDER_WORLD_BACKENDS must include openbao and postgres)');
+  await configureOpenBaoEngines(world.openbao, world.postgres);
+  await configureOpenBaoPki(world.openbao);
   return { bao: world.openbao, pg: world.postgres };
 }
 

@@ -60,7 +60,7 @@ async function handshake(server: PodTls, client: PodTls, serverName: string): Pr
 
 describe('per-pod certificates', () => {
   beforeAll(async () => {
-    ({ bao } = worldPostgres());
+    ({ bao } = await worldPostgres());
     world = await startDeliveryWorld({ prefix: 'pki', nodes: 2 });
   }, 120_000);
 
