@@ -17,7 +17,7 @@ import { processLog } from '../harness/controller-process.ts';
 import { KubeletDriver, type PodVolumeMount } from '../harness/kubelet-driver.ts';
 import { writeKvSecret } from '../harness/openbao.ts';
 import { startProcess, stopProcess, waitFor, type ProcessRecord } from '../harness/process.ts';
-import { benchBackend, imageEnv, nodeChild, rssMiB, type BenchWorld, type ControllerUnderBench } from './scale-world.ts';
+import { benchBackend, imageEnv, nodeChild, settledRss, type BenchWorld, type ControllerUnderBench } from './scale-world.ts';
 import { atMost, median, mib, quantile, row, scaleFigures, type Row } from './scale-report.ts';
 import { boundText, fetchMetrics, histogramBuckets, quantileBetween } from './scale-metrics.ts';
 
@@ -53,17 +53,6 @@ async function brokerPort(controller: ControllerUnderBench): Promise<number> {
     await sleep(100);
   }
   throw new Error(`controller ${controller.identity}: no "broker listening" line in its log`);
-}
-
-/** A process's RSS settled: the median of `samples` readings one second apart, after `settleSeconds`. */
-async function settledRss(pid: number, settleSeconds: number, samples: number): Promise<number> {
-  await sleep(settleSeconds * 1000);
-  const values: number[] = [];
-  for (let i = 0; i < samples; i++) {
-    values.push(rssMiB(pid));
-    await sleep(1000);
-  }
-  return median(values);
 }
 
 /** Runs `task` over `count` indexes with at most `limit` at a time. */

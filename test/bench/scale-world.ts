@@ -12,6 +12,7 @@ import { writeKvSecret } from '../harness/openbao.ts';
 import { startProcess, stopProcess, type ProcessRecord } from '../harness/process.ts';
 import { readWorldState, worldEnvVar, type WorldState } from '../harness/world-state.ts';
 import { adminKubeConfig, down, isWorldAlive, up } from '../harness/world.ts';
+import { median } from './scale-report.ts';
 
 /**
  * The scale bench's world (ADR 0200): the test world's API server, etcd and OpenBao (started here,
@@ -213,6 +214,17 @@ export function rssMiB(pid: number): number {
   } catch {
     return Number.NaN;
   }
+}
+
+/** A process's RSS settled: the median of `samples` readings one second apart, after `settleSeconds`. */
+export async function settledRss(pid: number, settleSeconds: number, samples: number): Promise<number> {
+  await sleep(settleSeconds * 1000);
+  const values: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    values.push(rssMiB(pid));
+    await sleep(1000);
+  }
+  return median(values);
 }
 
 /** Samples a process's RSS every `everyMs` until stopped: the peak and the series. */

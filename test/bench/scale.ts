@@ -19,8 +19,8 @@ import {
   createBenchBackends,
   fileSize,
   jsonLinesFrom,
-  rssMiB,
   rssSampler,
+  settledRss,
   startBenchController,
   startBenchWorld,
   writeBenchKeys,
@@ -197,17 +197,6 @@ async function createPod(core: CoreV1Api, namespace: string, binding: number, re
       },
     },
   });
-}
-
-/** RSS in MiB, settled: the median of `samples` readings one second apart. */
-async function settledRss(pid: number, settleSeconds: number, samples: number): Promise<number> {
-  await sleep(settleSeconds * 1000);
-  const values: number[] = [];
-  for (let i = 0; i < samples; i++) {
-    values.push(rssMiB(pid));
-    await sleep(1000);
-  }
-  return median(values);
 }
 
 export async function runScaleBench(argv: readonly string[]): Promise<{ rows: Row[]; markdown: string; peers: PeerResult[]; syncApiRequests: number | undefined }> {
