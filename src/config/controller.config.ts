@@ -176,7 +176,7 @@ const schema = z
     'hmac-key-secret': secretName.optional(),
     'managed-tls-validity': z.coerce.number().int().min(30).max(10 * 365 * 86_400).default(90 * 86_400),
     'audit-log': z.string().min(1).default('stdout'),
-    'binding-workers': z.coerce.number().int().min(1).max(64).default(4),
+    'binding-workers': z.coerce.number().int().min(1).max(64).default(16),
     'backend-workers': z.coerce.number().int().min(1).max(16).default(2),
     'max-concurrent-rollouts': z.coerce.number().int().min(1).max(1000).default(5),
     'rollout-slot-timeout': durationSeconds.default(600),

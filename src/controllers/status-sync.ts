@@ -19,7 +19,8 @@ export interface StatusUpdate {
 /**
  * Writes the status only when it differs from what the cache holds (invariant 5), as a JSON merge
  * patch that also removes fields the desired status no longer has; records an Event only when
- * the Ready condition changes status or reason. Returns whether anything was written.
+ * the Ready condition changes status or reason — not when it first appears as True. Returns
+ * whether anything was written.
  */
 export async function publishStatus(publisher: StatusPublisher, update: StatusUpdate): Promise<boolean> {
   const patch = mergePatch(update.current ?? {}, update.desired);
@@ -27,7 +28,11 @@ export async function publishStatus(publisher: StatusPublisher, update: StatusUp
   await patchStatus(publisher.custom, update.ref, patch as object);
   const before = findCondition((update.current as { conditions?: Condition[] } | undefined)?.conditions, 'Ready');
   const after = findCondition(update.desired.conditions, 'Ready');
-  if (after !== undefined && (before?.status !== after.status || before.reason !== after.reason)) {
+  // A first conclusion that is a success is not news (the status says it, and 5,000 new bindings
+  // would be 5,000 Events to write before they are all Ready, ADR 0207); a first failure, a
+  // recovery and every change of reason are.
+  const firstSuccess = before === undefined && after?.status === 'True';
+  if (after !== undefined && !firstSuccess && (before?.status !== after.status || before.reason !== after.reason)) {
     await publisher.events.record(update.subject, {
       type: after.status === 'False' ? 'Warning' : 'Normal',
       reason: after.reason,

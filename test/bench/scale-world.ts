@@ -168,6 +168,8 @@ export function startBenchController(bench: BenchWorld, identity: string, leaseN
       '--webhook-tls-secret', 'secret-binder-webhook-tls',
       '--webhook-dns-names', 'localhost',
       '--webhook-configuration-name', `bench-${ns}`,
+      // Extra controller flags to compare settings (e.g. `--binding-workers 16`); none by default.
+      ...(process.env.SCALE_BENCH_CONTROLLER_ARGS ?? '').split(' ').filter((a) => a !== ''),
     ],
     // The image's ENV; SCALE_BENCH_NODE_OPTIONS replaces its NODE_OPTIONS, to compare runtime flags.
     env: { ...imageEnv(), ...(process.env.SCALE_BENCH_NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS: process.env.SCALE_BENCH_NODE_OPTIONS }), AWS_EC2_METADATA_DISABLED: 'true' },

@@ -1,5 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
+import { once } from 'node:events';
+import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { ChangesAnswer, ChangesRequest, PublishAnswer, PublishBatchAnswer, PublishBatchRequest, PublishRequest } from '../../broker/broker.protocol.ts';
 import { BrokerRefusal, BrokerUnreachable, type NodeBrokerPort } from './broker.port.ts';
 
@@ -77,53 +79,74 @@ export class BrokerHttpClient implements NodeBrokerPort {
     const payload = Buffer.from(JSON.stringify(body));
     // node:http only for a plain-http broker (development): loading it costs the agent ~8 MiB RSS (ADR 0250).
     const send = url.protocol === 'https:' ? httpsRequest : (await import('node:http')).request;
-    return new Promise<unknown>((resolve, reject) => {
-      const req = send(
-        url,
-        {
-          method: 'POST',
-          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': payload.byteLength },
-          ...(ca === undefined ? {} : { ca }),
-          timeout: timeoutMs,
-          ...(signal === undefined ? {} : { signal }),
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (chunk: Buffer) => {
-            size += chunk.byteLength;
-            if (size > maxAnswerBytes) req.destroy(new BrokerUnreachable('broker answer too large'));
-            else chunks.push(chunk);
-          });
-          res.on('error', (err) => {
-            reject(new BrokerUnreachable(`broker answer broken: ${err.message}`));
-          });
-          res.on('end', () => {
-            const status = res.statusCode ?? 0;
-            let parsed: unknown;
-            try {
-              parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-            } catch {
-              parsed = undefined;
-            }
-            if (status >= 200 && status < 300) resolve(parsed);
-            else {
-              const error = parsed as { reason?: unknown; message?: unknown } | undefined;
-              const reason = typeof error?.reason === 'string' ? error.reason : 'Unknown';
-              const message = typeof error?.message === 'string' ? error.message : `HTTP ${String(status)}`;
-              reject(new BrokerRefusal(status, reason, message));
-            }
-          });
-        },
-      );
-      req.on('timeout', () => req.destroy(new BrokerUnreachable(`${brokerAt(url)} did not answer within ${String(timeoutMs)} ms`)));
-      req.on('error', (err: Error) => {
-        if (signal?.aborted === true) reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
-        else reject(err instanceof BrokerUnreachable ? err : new BrokerUnreachable(`${brokerAt(url)} unreachable: ${err.message}`));
-      });
-      req.end(payload);
+    const req = send(url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': payload.byteLength },
+      ...(ca === undefined ? {} : { ca }),
+      timeout: timeoutMs,
+      ...(signal === undefined ? {} : { signal }),
     });
+    // No closure of this call stays on the request once answered: a pooled connection keeps the
+    // request that opened it, and with it the answer — files' content — for as long as it lives
+    // (ADR 0206). once() removes its listeners; these two are module-level.
+    req.on('timeout', destroyOnTimeout);
+    req.on('error', ignoreError);
+    req.end(payload);
+    let status: number;
+    let text: string;
+    try {
+      const [res] = (await once(req, 'response')) as [IncomingMessage];
+      status = res.statusCode ?? 0;
+      text = await readAnswer(res, req);
+    } catch (err) {
+      if (signal?.aborted === true) throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
+      if (err instanceof BrokerUnreachable) throw err;
+      if (err instanceof TimeoutError) throw new BrokerUnreachable(`${brokerAt(url)} did not answer within ${String(timeoutMs)} ms`);
+      throw new BrokerUnreachable(`${brokerAt(url)} unreachable: ${messageOf(err)}`);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    if (status >= 200 && status < 300) return parsed;
+    const error = parsed as { reason?: unknown; message?: unknown } | undefined;
+    const reason = typeof error?.reason === 'string' ? error.reason : 'Unknown';
+    const message = typeof error?.message === 'string' ? error.message : `HTTP ${String(status)}`;
+    throw new BrokerRefusal(status, reason, message);
   }
+}
+
+class TimeoutError extends Error {}
+
+/** An error's message (errors of node's own modules are of another realm under a test runner). */
+function messageOf(error: unknown): string {
+  const message = (error as { message?: unknown } | null)?.message;
+  return typeof message === 'string' ? message : String(error);
+}
+
+function destroyOnTimeout(this: ClientRequest): void {
+  this.destroy(new TimeoutError('timeout'));
+}
+
+function ignoreError(): void {
+  // Read through once() and the answer's iterator; this keeps a late error from being uncaught.
+}
+
+/** The answer's body, at most {@link maxAnswerBytes}. */
+async function readAnswer(res: IncomingMessage, req: ClientRequest): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res) {
+    size += (chunk as Buffer).byteLength;
+    if (size > maxAnswerBytes) {
+      req.destroy();
+      throw new BrokerUnreachable('broker answer too large');
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /**
