@@ -1,21 +1,22 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import pLimit from 'p-limit';
-import { z } from 'zod';
 import type { SecretBinding } from '../api/v1alpha1/index.ts';
 import type { BindingContent } from '../controllers/binding/binding-content.ts';
 import type { AuditLog, DeniedEvent } from '../observability/audit.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { CacheReader } from '../runtime/object-store.ts';
 import type { BrokerEndpoint, BrokerMetrics } from './broker.metrics.ts';
-import { brokerAudience, type BrokerError, type ChangesAnswer, type PublishAnswer, type PublishBatchAnswer, type PublishBatchResult, type PublishedFile } from './broker.protocol.ts';
+import type { BrokerError, ChangesAnswer, PublishAnswer, PublishBatchAnswer, PublishBatchResult, PublishedFile } from './broker.protocol.ts';
 import type { AgentChangesRequest } from './agent.protocol.ts';
 import { agentEntitlement } from './agent-entitlement.ts';
 import { Denial, statusForReason } from './broker.denial.ts';
 import { agentChangesSchema, agentPublishSchema, changesSchema, publishBatchSchema, publishSchema } from './broker.requests.ts';
-import { ChangeHub } from './change-hub.ts';
+import type { ChangeHub } from './change-hub.ts';
+import { BrokerChanges } from './broker.changes.ts';
+import { BrokerIdentity, type CallerNode } from './broker.identity.ts';
 import type { CertificateRequestAnswer } from '../dynamic/lease-keeper.ts';
 import { entitlement, type Entitlement } from './entitlement.ts';
-import { extraKeys, serviceAccountOf, singleExtra, type TokenIdentity, type TokenReviewCache, type TokenReviewer } from './token-review.ts';
+import type { TokenReviewCache, TokenReviewer } from './token-review.ts';
 
 export interface ContentSource {
   resolve(binding: SecretBinding, signal: AbortSignal): Promise<BindingContent>;
@@ -69,10 +70,8 @@ export interface BrokerDeps {
 /** Pod proofs of one batch in flight at once (a cache miss is a TokenReview, sometimes a pod GET). */
 const batchProofConcurrency = 16;
 
-type ChangedVolume = ChangesAnswer['changed'][number];
 type ResolvedContent = Extract<BindingContent, { kind: 'resolved' }>;
 type RefusalContext = Omit<DeniedEvent, 'reason'> & { binding?: DeniedEvent['binding'] };
-type CallerNode = { readonly caller: string; readonly node: string };
 
 /**
  * The broker: the only door to secret values (DESIGN "Broker", invariants 1-3). `publish`
@@ -85,17 +84,21 @@ type CallerNode = { readonly caller: string; readonly node: string };
 export class Broker {
   readonly #deps: BrokerDeps;
   readonly #maxWaitSeconds: number;
+  readonly #identity: BrokerIdentity;
+  readonly #changes: BrokerChanges;
 
   constructor(deps: BrokerDeps) {
     this.#deps = deps;
     this.#maxWaitSeconds = deps.maxWaitSeconds ?? 60;
+    this.#identity = new BrokerIdentity(deps);
+    this.#changes = new BrokerChanges({ ...deps, waiting: deps.metrics.waiting });
   }
 
   async publish(authorization: string | undefined, input: unknown, signal: AbortSignal): Promise<BrokerReply> {
     const started = performance.now();
     const context: RefusalContext = { via: 'csi' };
     try {
-      const caller = await this.#callerNode(authorization);
+      const caller = await this.#identity.callerNode(authorization);
       Object.assign(context, { caller: caller.caller, node: caller.node });
       const parsed = publishSchema.safeParse(input);
       if (!parsed.success) throw new Denial(400, 'InvalidSpec', `malformed publish request: ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
@@ -124,7 +127,7 @@ export class Broker {
     const started = performance.now();
     const context: RefusalContext = { via: 'csi' };
     try {
-      const caller = await this.#callerNode(authorization);
+      const caller = await this.#identity.callerNode(authorization);
       Object.assign(context, { caller: caller.caller, node: caller.node });
       const parsed = publishBatchSchema.safeParse(input);
       if (!parsed.success) throw new Denial(400, 'InvalidSpec', `malformed publish-batch request: ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
@@ -177,7 +180,7 @@ export class Broker {
     try {
       const parsed = agentPublishSchema.safeParse(input);
       if (!parsed.success) throw new Denial(400, 'InvalidSpec', `malformed agent publish request: ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
-      const { pod, caller } = await this.#agentPod(authorization, context);
+      const { pod, caller } = await this.#identity.agentPod(authorization, context);
       const namespace = pod.metadata?.namespace ?? '';
       Object.assign(context, { binding: { namespace, name: parsed.data.binding } });
       const binding = this.#deps.bindings.get(`${namespace}/${parsed.data.binding}`);
@@ -204,12 +207,12 @@ export class Broker {
       const parsed = agentChangesSchema.safeParse(input);
       if (!parsed.success) throw new Denial(400, 'InvalidSpec', `malformed agent changes request: ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
       const request: AgentChangesRequest = parsed.data;
-      const { pod, caller } = await this.#agentPod(authorization, context);
+      const { pod, caller } = await this.#identity.agentPod(authorization, context);
       const namespace = pod.metadata?.namespace ?? '';
       const podRef = { name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '' };
       const volumes = request.bindings.map((b) => ({ volumeId: b.binding, namespace, binding: b.binding, contentHash: b.contentHash, pod: podRef }));
       const waitMs = Math.min(request.waitSeconds, this.#maxWaitSeconds) * 1000;
-      const changed = await this.#waitForChanges(volumes, caller, waitMs, signal, agentEntitlement);
+      const changed = await this.#changes.waitForChanges(volumes, caller, waitMs, signal, agentEntitlement);
       for (const c of changed) this.#deps.metrics.decisions.inc({ endpoint: 'agent-changes', result: c.revoked ? 'revoked' : 'changed', reason: 'none' });
       if (changed.length === 0) this.#deps.metrics.decisions.inc({ endpoint: 'agent-changes', result: 'unchanged', reason: 'none' });
       return { status: 200, body: { changed } };
@@ -218,47 +221,6 @@ export class Broker {
     } finally {
       this.#deps.metrics.duration.observe({ endpoint: 'agent-changes' }, (performance.now() - started) / 1000);
     }
-  }
-
-  /**
-   * The pod an agent's bearer token is bound to, live (cache, else one GET), with the token's
-   * account. A remembered review is used only while it still names a live pod (ADR 0130).
-   */
-  async #agentPod(authorization: string | undefined, context: Omit<DeniedEvent, 'reason'>): Promise<{ pod: V1Pod; caller: CallerNode }> {
-    const match = /^Bearer ([^\s]+)$/.exec(authorization ?? '');
-    if (match?.[1] === undefined) throw new Denial(401, 'Unauthenticated', 'missing bearer token (the pod\'s projected secretbinder.dev token)');
-    const token = match[1];
-    const cache = this.#deps.podTokens;
-    const remembered = cache?.lookup(token, [brokerAudience]);
-    if (remembered !== undefined) {
-      const proven = await this.#agentPodOf(remembered, context).catch((error: unknown) => {
-        if (error instanceof Denial) return undefined;
-        throw error;
-      });
-      if (proven !== undefined) return proven;
-      // A refusal never rests on a remembered review (ADR 0130): the API server decides again.
-      cache?.forget(token, [brokerAudience]);
-    }
-    const identity = await this.#deps.tokens.review(token, [brokerAudience]);
-    const proven = await this.#agentPodOf(identity, context);
-    cache?.remember(token, [brokerAudience], identity);
-    return proven;
-  }
-
-  async #agentPodOf(identity: TokenIdentity, context: Omit<DeniedEvent, 'reason'>): Promise<{ pod: V1Pod; caller: CallerNode }> {
-    if (!identity.authenticated) throw new Denial(401, 'Unauthenticated', `pod token refused: ${identity.error}`);
-    const account = serviceAccountOf(identity.username);
-    const podName = singleExtra(identity, extraKeys.podName);
-    const podUid = singleExtra(identity, extraKeys.podUid);
-    if (account === undefined || podName === undefined || podUid === undefined) throw new Denial(401, 'Unauthenticated', 'the token is not bound to a pod');
-    Object.assign(context, { caller: identity.username, pod: { namespace: account.namespace, name: podName, uid: podUid } });
-    const pod = await this.#livePod(account.namespace, podName, podUid);
-    if (pod === undefined || (pod.spec?.serviceAccountName ?? 'default') !== account.name) {
-      throw new Denial(403, 'IdentityMismatch', `no live pod ${account.namespace}/${podName} with uid ${podUid}`);
-    }
-    const node = pod.spec?.nodeName ?? '';
-    Object.assign(context, { node });
-    return { pod, caller: { caller: identity.username, node } };
   }
 
   /** Proves a CSI volume's pod (its token, name, uid and node) and its entitlement. Throws a {@link Denial}. */
@@ -272,7 +234,7 @@ export class Broker {
       binding: { namespace, name: request.binding },
       pod: { namespace, name: request.pod.name, uid: request.pod.uid },
     });
-    const pod = await this.#provePod(request.podToken, request.pod, caller.node);
+    const pod = await this.#identity.provePod(request.podToken, request.pod, caller.node);
     const binding = this.#deps.bindings.get(`${namespace}/${request.binding}`);
     if (binding === undefined || binding.metadata.deletionTimestamp !== undefined) throw new Denial(404, 'NotEntitled', 'binding not found');
     const entitled = entitlement(binding, pod);
@@ -329,13 +291,13 @@ export class Broker {
     const started = performance.now();
     const context: Omit<DeniedEvent, 'reason'> = { via: 'csi' };
     try {
-      const caller = await this.#callerNode(authorization);
+      const caller = await this.#identity.callerNode(authorization);
       Object.assign(context, { caller: caller.caller, node: caller.node });
       const parsed = changesSchema.safeParse(input);
       if (!parsed.success) throw new Denial(400, 'InvalidSpec', `malformed changes request: ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
       const request = parsed.data;
       const waitMs = Math.min(request.waitSeconds, this.#maxWaitSeconds) * 1000;
-      const changed = await this.#waitForChanges(request.volumes, caller, waitMs, signal);
+      const changed = await this.#changes.waitForChanges(request.volumes, caller, waitMs, signal);
       for (const c of changed) {
         this.#deps.metrics.decisions.inc({ endpoint: 'changes', result: c.revoked ? 'revoked' : 'changed', reason: 'none' });
       }
@@ -389,153 +351,6 @@ export class Broker {
     return { status: denial.status, body: { reason: denial.reason, message: denial.message } };
   }
 
-  /** The caller must be the node plugin, with a token bound to its own pod on a node. */
-  async #callerNode(authorization: string | undefined): Promise<CallerNode> {
-    const match = /^Bearer ([^\s]+)$/.exec(authorization ?? '');
-    if (match?.[1] === undefined) throw new Denial(401, 'Unauthenticated', 'missing bearer token');
-    const identity = await (this.#deps.callerTokens ?? this.#deps.tokens).review(match[1], [brokerAudience]);
-    if (!identity.authenticated) throw new Denial(401, 'Unauthenticated', `caller token refused: ${identity.error}`);
-    const account = serviceAccountOf(identity.username);
-    const { nodePlugin } = this.#deps;
-    if (account?.namespace !== nodePlugin.namespace || account.name !== nodePlugin.name) {
-      throw new Denial(403, 'Unauthenticated', `caller ${identity.username} is not the node plugin`);
-    }
-    const node = singleExtra(identity, extraKeys.nodeName);
-    if (node === undefined) throw new Denial(403, 'Unauthenticated', 'caller token is not bound to a pod on a node');
-    return { caller: identity.username, node };
-  }
-
-  /**
-   * Proves the pod: its token, its name + uid, its existence and its node. Returns the live pod. A
-   * remembered review that no longer proves the pod is forgotten and the token reviewed again, so
-   * a refusal never rests on a remembered review (ADR 0130).
-   */
-  async #provePod(podToken: string, asked: z.infer<typeof publishSchema>['pod'], node: string): Promise<V1Pod> {
-    const cache = this.#deps.podTokens;
-    const remembered = cache?.lookup(podToken, [brokerAudience]);
-    if (remembered !== undefined) {
-      const pod = await this.#matchPod(remembered, asked, node).catch((error: unknown) => {
-        if (error instanceof Denial) return undefined;
-        throw error;
-      });
-      if (pod !== undefined) return pod;
-      cache?.forget(podToken, [brokerAudience]);
-    }
-    const identity = await this.#deps.tokens.review(podToken, [brokerAudience]);
-    const pod = await this.#matchPod(identity, asked, node);
-    cache?.remember(podToken, [brokerAudience], identity);
-    return pod;
-  }
-
-  /** The live pod the reviewed token is bound to, if it is the asked one and on the caller's node. */
-  async #matchPod(identity: TokenIdentity, asked: z.infer<typeof publishSchema>['pod'], node: string): Promise<V1Pod> {
-    if (!identity.authenticated) throw new Denial(401, 'Unauthenticated', `pod token refused: ${identity.error}`);
-    const account = serviceAccountOf(identity.username);
-    const podName = singleExtra(identity, extraKeys.podName);
-    const podUid = singleExtra(identity, extraKeys.podUid);
-    if (podName === undefined || podUid === undefined) throw new Denial(401, 'Unauthenticated', 'pod token is not bound to a pod');
-    if (account?.namespace !== asked.namespace || account.name !== asked.serviceAccountName || podName !== asked.name || podUid !== asked.uid) {
-      throw new Denial(403, 'IdentityMismatch', 'the pod token belongs to another pod');
-    }
-    const pod = await this.#livePod(asked.namespace, asked.name, asked.uid);
-    if (pod === undefined) throw new Denial(403, 'IdentityMismatch', `no live pod ${asked.namespace}/${asked.name} with uid ${asked.uid}`);
-    if (pod.spec?.nodeName !== node) throw new Denial(403, 'IdentityMismatch', `pod is not on the caller's node ${node}`);
-    return pod;
-  }
-
-  /** The pod from the cache when it holds this uid, else one direct GET (never a list). */
-  async #livePod(namespace: string, podName: string, uid: string): Promise<V1Pod | undefined> {
-    const cached = this.#deps.pods.get(`${namespace}/${podName}`);
-    if (cached?.metadata?.uid === uid) return cached;
-    const read = await this.#deps.readPod(namespace, podName);
-    return read?.metadata?.uid === uid ? read : undefined;
-  }
-
-  /** Evaluates the volumes now; if nothing changed, waits for a touch of their keys or the deadline. */
-  async #waitForChanges(
-    volumes: z.infer<typeof changesSchema>['volumes'],
-    caller: CallerNode,
-    waitMs: number,
-    signal: AbortSignal,
-    entitle: (binding: SecretBinding, pod: V1Pod) => Entitlement = entitlement,
-  ): Promise<ChangedVolume[]> {
-    // What the node holds now: the binding status counts consumers still on an older hash.
-    for (const v of volumes) this.#deps.hub.held(v.namespace, v.binding, v.pod.uid, v.contentHash);
-    const first = this.#evaluate(volumes, caller, entitle);
-    if (first.length > 0 || waitMs === 0 || volumes.length === 0) return first;
-    const keys = volumes.flatMap((v) => [ChangeHub.bindingKey(v.namespace, v.binding), ChangeHub.podKey(v.namespace, v.pod.name)]);
-    this.#deps.metrics.waiting.inc({});
-    try {
-      return await new Promise<ChangedVolume[]>((resolve) => {
-        const finish = (answer: ChangedVolume[]): void => {
-          clearTimeout(timer);
-          unsubscribe();
-          signal.removeEventListener('abort', onAbort);
-          resolve(answer);
-        };
-        const onAbort = (): void => {
-          finish([]);
-        };
-        const timer = setTimeout(() => {
-          finish([]);
-        }, waitMs);
-        const unsubscribe = this.#deps.hub.subscribe(keys, () => {
-          const now = this.#evaluate(volumes, caller, entitle);
-          if (now.length > 0) finish(now);
-        });
-        signal.addEventListener('abort', onAbort, { once: true });
-        if (signal.aborted) onAbort();
-      });
-    } finally {
-      this.#deps.metrics.waiting.dec({});
-    }
-  }
-
-  /**
-   * Which volumes changed: content hash moved, or access ended (binding gone or refusing the
-   * namespace, pod gone, replaced, moved off the node or no longer entitled → revoked). Reads
-   * caches only; where a namespace's pod cache has not listed, pod checks wait for it rather
-   * than revoke on a guess. Only hashes of volumes the caller's node may hold are answered.
-   */
-  #evaluate(volumes: z.infer<typeof changesSchema>['volumes'], caller: CallerNode, entitle: (binding: SecretBinding, pod: V1Pod) => Entitlement): ChangedVolume[] {
-    const changed: ChangedVolume[] = [];
-    for (const v of volumes) {
-      const revoke = (reason: string): void => {
-        changed.push({ volumeId: v.volumeId, contentHash: null, revoked: true });
-        this.#deps.audit.revoked({
-          reason,
-          binding: { namespace: v.namespace, name: v.binding },
-          pod: { namespace: v.namespace, name: v.pod.name, uid: v.pod.uid },
-          node: caller.node,
-        });
-      };
-      const binding = this.#deps.bindings.get(`${v.namespace}/${v.binding}`);
-      if (binding === undefined || binding.metadata.deletionTimestamp !== undefined) {
-        revoke('NotEntitled');
-        continue;
-      }
-      if (this.#deps.podsSynced(v.namespace)) {
-        const pod = this.#deps.pods.get(`${v.namespace}/${v.pod.name}`);
-        if (pod?.metadata?.uid !== v.pod.uid || pod.spec?.nodeName !== caller.node) {
-          revoke('IdentityMismatch');
-          continue;
-        }
-        if (!entitle(binding, pod).entitled) {
-          revoke('NotEntitled');
-          continue;
-        }
-      }
-      const current = this.#deps.hub.current(v.namespace, v.binding);
-      if (current?.kind === 'revoked') {
-        revoke(current.reason);
-        continue;
-      }
-      // A dynamic binding's volumes each hold their own credential (unknown here after a restart: no change).
-      const hash = binding.spec.dynamic !== undefined || binding.spec.pki !== undefined ? this.#deps.hub.expected(v.namespace, v.binding, v.pod.uid) : (current?.hash ?? binding.status?.contentHmac);
-      if (hash !== undefined && hash !== v.contentHash) changed.push({ volumeId: v.volumeId, contentHash: hash, revoked: false });
-    }
-    return changed;
-  }
 }
 
 function encodeFiles(content: ResolvedContent): PublishedFile[] {
