@@ -1,5 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { KubeConfig } from '@kubernetes/client-node';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pLimit from 'p-limit';
 import { KubeListWatch, resourcePath } from './kube-list-watch.ts';
 
 function kubeConfig(): KubeConfig {
@@ -36,5 +39,34 @@ describe('KubeListWatch', () => {
       code: 0,
     });
     expect(established).toBe(false);
+  });
+
+  it('lists in the shared slots it is given, all pages of a list in one slot (ADR 0208)', async () => {
+    let inFlight = 0;
+    let most = 0;
+    // Two pages per namespace, each answered after 20 ms.
+    const server = createServer((req, res) => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      const url = new URL(req.url ?? '/', 'http://x');
+      const last = url.searchParams.get('continue') !== null;
+      setTimeout(() => {
+        inFlight--;
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ items: [{ metadata: { name: last ? 'b' : 'a' } }], metadata: { resourceVersion: '7', continue: last ? '' : 'next' } }));
+      }, 20);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const address = `http://127.0.0.1:${String((server.address() as AddressInfo).port)}`;
+      const kc = { getCurrentCluster: () => ({ server: address }), applyToHTTPSOptions: () => Promise.resolve() };
+      const slots = pLimit(1);
+      const lists = ['a', 'b', 'c'].map((namespace) => new KubeListWatch(kc, { group: '', version: 'v1', plural: 'pods' }, { namespace }, { listSlots: slots }).list(AbortSignal.timeout(5000), (o) => o));
+      const answers = await Promise.all(lists);
+      expect(answers.map((a) => a.items.map((i) => i.metadata?.name).join(''))).toEqual(['ab', 'ab', 'ab']);
+      expect(most).toBe(1);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

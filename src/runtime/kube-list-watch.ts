@@ -31,6 +31,12 @@ export interface KubeListWatchOptions {
   /** Server-side watch timeout, drawn per watch from [min, 2·min) s like client-go. Default min 300. */
   readonly minWatchTimeoutSeconds?: number;
   readonly random?: Random;
+  /**
+   * Runs each whole list (all its pages) in a slot shared with other sources, e.g. `pLimit(2)`:
+   * informers that start together (a pod cache per namespace) then list a few at a time instead of
+   * holding every first page at once (ADR 0208). Default: no limit.
+   */
+  readonly listSlots?: <R>(task: () => Promise<R>) => Promise<R>;
 }
 
 /** The collection path of `resource` (in `namespace`, if given). */
@@ -58,6 +64,7 @@ export class KubeListWatch<T extends KubernetesObject> implements ListWatchSourc
   readonly #pageSize: number;
   readonly #minWatchTimeoutSeconds: number;
   readonly #random: Random;
+  readonly #listSlots: (<R>(task: () => Promise<R>) => Promise<R>) | undefined;
 
   constructor(transport: KubeTransport, resource: ResourceType, scope: ListWatchScope = {}, options: KubeListWatchOptions = {}) {
     const unscoped = scope.namespace === undefined && scope.labelSelector === undefined && scope.fieldSelector === undefined;
@@ -70,6 +77,7 @@ export class KubeListWatch<T extends KubernetesObject> implements ListWatchSourc
     this.#pageSize = options.pageSize ?? 500;
     this.#minWatchTimeoutSeconds = options.minWatchTimeoutSeconds ?? 300;
     this.#random = options.random ?? Math.random;
+    this.#listSlots = options.listSlots;
     const parts = [
       `${resource.plural}${resource.group === '' ? '' : `.${resource.group}`}`,
       scope.namespace === undefined ? 'all namespaces' : `namespace ${scope.namespace}`,
@@ -80,6 +88,11 @@ export class KubeListWatch<T extends KubernetesObject> implements ListWatchSourc
   }
 
   async list(signal: AbortSignal, transform: (obj: T) => T): Promise<{ readonly items: T[]; readonly resourceVersion: string }> {
+    const slots = this.#listSlots;
+    return slots === undefined ? this.#listPages(signal, transform) : slots(() => this.#listPages(signal, transform));
+  }
+
+  async #listPages(signal: AbortSignal, transform: (obj: T) => T): Promise<{ readonly items: T[]; readonly resourceVersion: string }> {
     const items: T[] = [];
     let resourceVersion = '';
     let continueToken: string | undefined;

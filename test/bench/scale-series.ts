@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- --tier scale --series 500,1000,2000,5000 [--docs] [tier options]`: the scale
+ * `npm run bench -- --tier scale --series 500,1000,2000,5000 [--docs] [--peers-up-to N] [tier options]`: the scale
  * tier once per size (ADR 0271), each in a world of its own, then SVG charts of how cost grows
  * with work — controller RSS, time to all Ready, API requests — with the peers' points (`--peers
  * eso`) on the same axes. Writes bench-results/series.json and bench-results/scale-*.svg; with
@@ -41,7 +41,11 @@ export async function runScaleSeries(argv: readonly string[]): Promise<string> {
   if (sizes.length === 0 || sizes.some((n) => !Number.isInteger(n) || n < 1)) throw new Error('--series must be a comma-separated list of binding counts, e.g. 500,1000,2000,5000');
   const docs = argv.includes('--docs');
   const outDir = 'bench-results';
-  let base = without(without(without(without(argv, 'series', true), 'docs', false), 'bindings', true), 'out', true);
+  // Peers can take far longer than we do (ESO: ~100 s per 1,000 objects here): `--peers-up-to N`
+  // runs them only at sizes ≤ N, so a long series still has their points where they ran.
+  const peersUpTo = Number(valueOf(argv, 'peers-up-to') ?? Number.POSITIVE_INFINITY);
+  if (Number.isNaN(peersUpTo)) throw new Error('--peers-up-to must be a number of bindings');
+  let base = without(without(without(without(without(argv, 'series', true), 'docs', false), 'bindings', true), 'out', true), 'peers-up-to', true);
   if (!base.includes('--nodes') && !base.some((a) => a.startsWith('--nodes='))) base = [...base, ...tokenNodeSizes];
   const points: { bindings: number; rows: unknown; peers: unknown; syncApiRequests: number | undefined }[] = [];
   const rss: SeriesPoint[] = [];
@@ -50,7 +54,8 @@ export async function runScaleSeries(argv: readonly string[]): Promise<string> {
   const tables: string[] = [];
   for (const [i, n] of sizes.entries()) {
     process.stderr.write(`[series] ${String(n)} bindings (${String(i + 1)} of ${String(sizes.length)})\n`);
-    const result = await runScaleBench([...base, '--bindings', String(n), '--out', join(outDir, `scale-${String(n)}.json`), ...(i > 0 ? ['--skip-build'] : [])]);
+    const args = n > peersUpTo ? without(base, 'peers', true) : base;
+    const result = await runScaleBench([...args, '--bindings', String(n), '--out', join(outDir, `scale-${String(n)}.json`), ...(i > 0 ? ['--skip-build'] : [])]);
     points.push({ bindings: n, rows: result.rows, peers: result.peers, syncApiRequests: result.syncApiRequests });
     tables.push(`### ${String(n)} bindings\n\n${result.markdown}\n`);
     const numbers = (figure: (typeof scaleFigures)[number]): Readonly<Record<string, number>> => result.rows.find((r) => r.figure === figure)?.numbers ?? {};

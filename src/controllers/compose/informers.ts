@@ -1,3 +1,4 @@
+import pLimit from 'p-limit';
 import type { KubernetesObject, V1ContainerStatus, V1Namespace, V1Pod, V1Volume } from '@kubernetes/client-node';
 import { agentContainerName } from '../../broker/agent.protocol.ts';
 import { brokerAudience } from '../../broker/broker.protocol.ts';
@@ -67,12 +68,15 @@ export function createInformers({ config, kubeConfig, logger, observer }: Inform
     transform: (ns) => ({ apiVersion: ns.apiVersion, kind: ns.kind, metadata: ns.metadata }),
     ...informerOptions,
   });
+  // The namespaces' pod caches start together when bindings first appear: two lists at a time
+  // keep the transient memory of their pages bounded (ADR 0208).
+  const podLists = pLimit(2);
   const pods = new NamespacedInformers<V1Pod>({
     resource: 'pods',
     newInformer: (namespace) =>
       new Informer<V1Pod>({
         resource: 'pods',
-        source: new KubeListWatch<V1Pod>(kubeConfig, { group: '', version: 'v1', plural: 'pods' }, { namespace }),
+        source: new KubeListWatch<V1Pod>(kubeConfig, { group: '', version: 'v1', plural: 'pods' }, { namespace }, { listSlots: podLists }),
         transform: slimPod,
         ...informerOptions,
       }),
