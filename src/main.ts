@@ -19,6 +19,7 @@ import { sanitizeError } from './observability/sanitize.ts';
 import { SecretValue } from './observability/secret-value.ts';
 import { realClock, sleep } from './runtime/clock.ts';
 import { shutdownSignal } from './runtime/manager.ts';
+import { heapTrimmer } from './runtime/heap-trim.ts';
 
 async function main(): Promise<number> {
   const buildInfo = readBuildInfo();
@@ -53,6 +54,8 @@ async function main(): Promise<number> {
     destination: config.auditLog === 'stdout' ? { kind: 'stream', stream: process.stdout } : { kind: 'file', path: config.auditLog },
   });
   const operator = buildOperator({ config, kubeConfig, clients, logger, registry, contentKey, audit });
+  // Memory back to the system after bursts (ADR 0209): this process's own, not the operator's (tests build that in-process).
+  operator.manager.add(heapTrimmer({ clock: realClock, logger: logger.child({ component: 'heap-trim' }) }));
   logger.info('starting', {
     version: buildInfo.version,
     identity: config.identity,

@@ -35,9 +35,16 @@ describe('NamespacedInformers', () => {
     expect(set.hasSynced()).toBe(true);
     expect(events).toEqual(['add a-pod']);
 
+    expect(await set.whenNamespaceSynced('a')).toBe(true);
+    expect(await set.whenNamespaceSynced('c')).toBe(false); // not in the set
     set.setNamespaces(['a', 'b']);
     expect(set.hasSynced()).toBe(false);
+    let bSynced: boolean | undefined;
+    void set.whenNamespaceSynced('b').then((synced) => { bSynced = synced; });
+    await Promise.resolve();
+    expect(bSynced).toBeUndefined();
     await clock.flush();
+    expect(bSynced).toBe(true);
     expect(set.hasSynced()).toBe(true);
     expect(set.namespaces()).toEqual(['a', 'b']);
     expect(events).toEqual(['add a-pod', 'add b-pod']);

@@ -116,6 +116,16 @@ export class NamespacedInformers<T extends KubernetesObject> implements CacheRea
     return this.#running !== undefined && [...this.#members.values()].every((m) => m.informer.hasSynced());
   }
 
+  /**
+   * Resolves true once `namespace`'s cache has listed, false when it is not cached or stops first
+   * (a waiter on a namespace removed before it started waits no longer than the informer's run).
+   */
+  whenNamespaceSynced(namespace: string): Promise<boolean> {
+    const member = this.#members.get(namespace);
+    if (member === undefined) return Promise.resolve(false);
+    return member.informer.whenSynced(member.abort?.signal);
+  }
+
   /** Whether `namespace` is cached and has listed once: a reader must not trust an unsynced namespace. */
   hasSyncedNamespace(namespace: string): boolean {
     return this.#members.get(namespace)?.informer.hasSynced() ?? false;

@@ -77,8 +77,9 @@ export class BindingReconciler implements Reconciler {
       return {};
     }
     // The namespace's pod cache starts when its first binding appears; publishing before it has
-    // listed would count zero consumers and write a status that is wrong a moment later.
-    if (!this.#deps.podsSynced(binding.metadata.namespace ?? '')) return { requeueAfterMs: 250 };
+    // listed would count zero consumers and write a status that is wrong a moment later. Its first
+    // sync queues the namespace's bindings (compose/binding.ts); the requeue is only a safety net.
+    if (!this.#deps.podsSynced(binding.metadata.namespace ?? '')) return { requeueAfterMs: 5000 };
     const refreshMs = this.#deps.content.refreshIntervalMs(binding);
     if (binding.spec.dynamic !== undefined || binding.spec.pki !== undefined) return this.#reconcileDynamic(key, binding, refreshMs, context.signal);
     // A new refresh-requested value bypasses the cache's freshness once; the same value seen

@@ -69,9 +69,22 @@ export function composeBinding({ config, clock, logger, runtimeMetrics, informer
     if (namespace === undefined) return;
     for (const b of bindings.listNamespace(namespace)) bindingController.enqueue(objectKey(b));
   };
+  // Bindings of a namespace whose pod cache has not listed yet wait for it (the reconciler cannot
+  // count consumers yet); its first sync queues them all at once instead of each polling (ADR 0208).
+  const awaitingPods = new Set<string>();
+  const queueWhenPodsSynced = (namespace: string): void => {
+    if (awaitingPods.has(namespace) || pods.hasSyncedNamespace(namespace)) return;
+    awaitingPods.add(namespace);
+    void pods.whenNamespaceSynced(namespace).then((synced) => {
+      awaitingPods.delete(namespace);
+      if (synced) enqueueBindingsIn(namespace);
+    });
+  };
   bindings.addHandler({
     add: (b) => {
-      pods.addNamespace(b.metadata.namespace ?? '');
+      const namespace = b.metadata.namespace ?? '';
+      pods.addNamespace(namespace);
+      queueWhenPodsSynced(namespace);
       bindingController.enqueue(objectKey(b));
     },
     update: (old, b) => {
