@@ -17,11 +17,21 @@ export interface AskedPod {
 }
 
 export interface BrokerIdentityDeps {
+  /** Reviews tokens with the API server. */
   readonly tokens: TokenReviewer;
+  /**
+   * Pod-token reviews remembered for a short while (ADR 0130): a hit still has to match a live pod
+   * with the token's uid on the caller's node, and anything short of a delivery is decided again
+   * by a fresh TokenReview. Without it every publish reviews the pod token.
+   */
   readonly podTokens?: TokenReviewCache;
+  /** Reviews the node plugin's own token; may cache successes briefly. Defaults to `tokens`. */
   readonly callerTokens?: TokenReviewer;
+  /** The node plugin's service account: the only caller of the node-scoped endpoints. */
   readonly nodePlugin: { readonly namespace: string; readonly name: string };
+  /** The pod cache (only namespaces that have bindings). */
   readonly pods: CacheReader<V1Pod>;
+  /** A direct GET of one pod; undefined when it does not exist. */
   readonly readPod: (namespace: string, name: string) => Promise<V1Pod | undefined>;
 }
 

@@ -13,10 +13,9 @@ import { Denial, statusForReason } from './broker.denial.ts';
 import { agentChangesSchema, agentPublishSchema, changesSchema, publishBatchSchema, publishSchema } from './broker.requests.ts';
 import type { ChangeHub } from './change-hub.ts';
 import { BrokerChanges } from './broker.changes.ts';
-import { BrokerIdentity, type CallerNode } from './broker.identity.ts';
+import { BrokerIdentity, type BrokerIdentityDeps, type CallerNode } from './broker.identity.ts';
 import type { CertificateRequestAnswer } from '../dynamic/lease-keeper.ts';
 import { entitlement, type Entitlement } from './entitlement.ts';
-import type { TokenReviewCache, TokenReviewer } from './token-review.ts';
 
 export interface ContentSource {
   resolve(binding: SecretBinding, signal: AbortSignal): Promise<BindingContent>;
@@ -34,25 +33,11 @@ export interface BrokerReply {
   readonly body: PublishAnswer | PublishBatchAnswer | ChangesAnswer | BrokerError;
 }
 
-export interface BrokerDeps {
-  /** Reviews tokens with the API server. */
-  readonly tokens: TokenReviewer;
-  /**
-   * Pod-token reviews remembered for a short while (ADR 0130): a hit still has to match a live pod
-   * with the token's uid on the caller's node, and anything short of a delivery is decided again
-   * by a fresh TokenReview. Without it every publish reviews the pod token.
-   */
-  readonly podTokens?: TokenReviewCache;
-  /** Reviews the node plugin's own token; may cache successes briefly. Defaults to `tokens`. */
-  readonly callerTokens?: TokenReviewer;
-  /** The node plugin's service account: the only caller of the node-scoped endpoints. */
-  readonly nodePlugin: { readonly namespace: string; readonly name: string };
+/** Who may ask (BrokerIdentityDeps: token reviews, the node plugin's account, pods) and what it serves. */
+export interface BrokerDeps extends BrokerIdentityDeps {
   readonly bindings: CacheReader<SecretBinding>;
-  /** The pod cache (only namespaces that have bindings) and whether a namespace of it has listed. */
-  readonly pods: CacheReader<V1Pod>;
+  /** Whether a namespace of the pod cache has listed. */
   readonly podsSynced: (namespace: string) => boolean;
-  /** A direct GET of one pod; undefined when it does not exist. */
-  readonly readPod: (namespace: string, name: string) => Promise<V1Pod | undefined>;
   /** The binding's content, as the reconciler computes it (not recording: the broker records itself). */
   readonly content: ContentSource;
   /** The same, with a cache no older than a second: for when this replica's cache looks behind. */
