@@ -6,6 +6,7 @@ import { eventGridAppId, type EntraTokenCheckOptions } from '../backends/azure/a
 import type { AuditListen } from '../backends/vault/vault.audit-source.ts';
 import type { BrokerTlsSource } from '../broker/broker-tls.ts';
 import type { KubeConfigSource } from '../kube/kube-clients.ts';
+import type { AgentSettings } from '../webhook/agent-injection.ts';
 import { webhookConfigFrom, type WebhookConfig } from '../webhook/webhook.config.ts';
 
 /** The controller's configuration: parsed once in `main.ts`, then passed down as plain data. */
@@ -131,16 +132,10 @@ export interface AgentConfig {
   /** Off unless `--agent-image` is given: agent-mode pods are then refused with the reason. */
   readonly injection:
     | undefined
-    | {
-        readonly image: string;
-        readonly imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
-        readonly brokerUrl: string;
+    | (Omit<AgentSettings, 'brokerCaPem'> & {
         /** The broker's CA bundle as a file (e.g. the broker Secret's ca.crt), read at admission. */
         readonly brokerCaFile: string | undefined;
-        readonly metricsPort: number;
-        readonly resources: { readonly cpuRequest: string; readonly memoryRequest: string; readonly memoryLimit: string };
-        readonly startTimeoutSeconds: number;
-      };
+      });
 }
 
 export class ConfigError extends Error {
